@@ -1,0 +1,1 @@
+"""Compiled kernel backends (numba and Cython). Imported lazily by fastnn.backends."""

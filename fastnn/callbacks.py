@@ -1,0 +1,203 @@
+"""Training callbacks, in Keras's shape.
+
+The trainer calls, in order: ``on_train_begin(logs)``, then per epoch
+``on_epoch_begin(epoch, logs)``, ``on_batch_end(step, logs)`` after every chunk
+of SGD steps the backend ran (``logs["steps"]`` says how many; the compiled
+backends run many steps per call), ``on_epoch_end(epoch, logs)``, and finally
+``on_train_end(logs)``. Setting ``model.stop_training = True`` ends training after
+the current epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import warnings
+from typing import Any
+
+import numpy as np
+
+
+class Callback:
+    model: Any = None
+
+    def set_model(self, model) -> None:
+        self.model = model
+
+    def on_train_begin(self, logs=None): ...
+    def on_train_end(self, logs=None): ...
+    def on_epoch_begin(self, epoch, logs=None): ...
+    def on_epoch_end(self, epoch, logs=None): ...
+    def on_batch_end(self, step, logs=None): ...
+
+
+class History(Callback):
+    """Records every epoch's logs: ``history.history["val_accuracy"]`` etc."""
+
+    def __init__(self) -> None:
+        self.epoch: list[int] = []
+        self.history: dict[str, list[float]] = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)
+
+
+def _monitor_mode(monitor: str, mode: str) -> str:
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode: expected 'auto', 'min' or 'max'; received {mode!r}")
+    if mode == "auto":
+        return "max" if "acc" in monitor else "min"
+    return mode
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    With ``restore_best_weights=True`` the model ends with the weights of the best
+    epoch seen.
+    """
+
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0,
+                 patience: int = 0, mode: str = "auto",
+                 restore_best_weights: bool = False) -> None:
+        if patience < 0:
+            raise ValueError(f"patience: expected an int >= 0; received {patience!r}")
+        self.monitor = monitor
+        self.min_delta = abs(float(min_delta))
+        self.patience = int(patience)
+        self.mode = _monitor_mode(monitor, mode)
+        self.restore_best_weights = restore_best_weights
+
+    def on_train_begin(self, logs=None):
+        self.wait = 0
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_weights = None
+        self.best_epoch = None
+        self.stopped_epoch = None
+
+    def _improved(self, value):
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            warnings.warn(f"EarlyStopping: monitor {self.monitor!r} is not in the logs "
+                          f"({sorted(logs or {})}); nothing to do", stacklevel=2)
+            return
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (atomically) at the end of each epoch.
+
+    ``filepath`` may contain ``{epoch}`` (1-based) and any log key, e.g.
+    ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``. With ``save_best_only`` a file is
+    written only when ``monitor`` improves. A model whose weights are not finite
+    is never written.
+    """
+
+    def __init__(self, filepath: str | os.PathLike, monitor: str = "val_loss",
+                 save_best_only: bool = False, mode: str = "auto") -> None:
+        self.filepath = os.fspath(filepath)
+        self.monitor = monitor
+        self.save_best_only = save_best_only
+        self.mode = _monitor_mode(monitor, mode)
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.save_best_only:
+            value = logs.get(self.monitor)
+            if value is None:
+                warnings.warn(f"ModelCheckpoint: monitor {self.monitor!r} is not in "
+                              "the logs; saving every epoch", stacklevel=2)
+            elif (value < self.best) if self.mode == "min" else (value > self.best):
+                self.best = value
+            else:
+                return
+        if not self.model.weights_are_finite():
+            warnings.warn("ModelCheckpoint: weights are not finite; not saved",
+                          stacklevel=2)
+            return
+        self.model.save(self.filepath.format(epoch=epoch + 1, **logs))
+
+
+class TerminateOnNaN(Callback):
+    """Stop training at the first step whose loss is NaN or inf.
+
+    The trainer stops *before* applying that step, so the model keeps the last
+    finite weights. Without this callback a non-finite loss raises
+    ``FloatingPointError``.
+    """
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch on stderr; silent when stderr is not a terminal."""
+
+    def __init__(self, force: bool | None = None) -> None:
+        self.force = force
+        self.bar = None
+
+    def on_train_begin(self, logs=None):
+        self.enabled = self.force if self.force is not None else _is_terminal(sys.stderr)
+        self.total_epochs = (logs or {}).get("epochs")
+        self.steps = (logs or {}).get("steps")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self.enabled:
+            return
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.steps, unit="batch", leave=False,
+                        desc=f"Epoch {epoch + 1}/{self.total_epochs}", file=sys.stderr)
+
+    def on_batch_end(self, step, logs=None):
+        if self.bar is not None:
+            self.bar.update(logs["steps"])
+            self.bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def format_logs(epoch: int, epochs: int, logs: dict[str, float]) -> str:
+    """``Epoch 1/5 - loss: 0.2412 - accuracy: 0.9301 - ... - 2.31s - 25974 samples/s``."""
+    parts = [f"Epoch {epoch + 1}/{epochs}"]
+    for key, value in logs.items():
+        if key == "seconds":
+            parts.append(f"{value:.2f}s")
+        elif key == "samples_per_second":
+            parts.append(f"{value:.0f} samples/s")
+        elif key != "learning_rate":
+            parts.append(f"{key}: {value:.4f}")
+    return " - ".join(parts)
+
+
+def weights_finite(arrays) -> bool:
+    return all(np.isfinite(a).all() for a in arrays)

@@ -1,0 +1,359 @@
+"""``Sequential``: the model users build, train, evaluate, save and load."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from fastnn import _compose, _validation, backends, losses
+from fastnn.activations import Activation
+from fastnn.layers import INITIALIZERS, Dense
+from fastnn.losses import Loss
+from fastnn.optimizers import SGD
+
+_PREDICT_CHUNK = 8192
+
+
+def _check_dtype(dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as err:
+        raise TypeError(f"dtype: expected 'float32' or 'float64'; received {dtype!r}") \
+            from err
+    if dt not in (np.dtype("float32"), np.dtype("float64")):
+        raise ValueError(f"dtype: expected 'float32' or 'float64'; received {dtype!r}")
+    return dt
+
+
+class Sequential:
+    """A stack of :class:`~fastnn.Dense` layers trained by mini-batch SGD.
+
+    Parameters
+    ----------
+    layers : sequence of Dense
+    input_dim : int
+        Number of input features (784 for flattened MNIST).
+    loss : {"cross_entropy", "mse"}
+        ``cross_entropy`` needs a softmax output layer. Exact formulas, L2
+        included: :mod:`fastnn.losses`.
+    optimizer : SGD, optional
+        Default ``SGD(learning_rate=0.01)``.
+    backend : {"numpy", "numba", "cython", "auto"}, optional
+        Kernel backend; can be changed later with ``model.backend = ...``.
+        Default: the enclosing ``fastnn.use_backend`` block, ``FASTNN_BACKEND``,
+        else ``"auto"``.
+    dtype : {"float32", "float64"}
+        Parameter and computation dtype, kept end to end.
+    seed : int, optional
+        Seeds initialisation and shuffling (``np.random.Generator``): the same
+        seed gives bit-identical training on the same backend. ``None`` draws
+        one, available as ``model.seed``.
+    metrics : sequence of str
+        ``("accuracy",)`` adds the training-set accuracy (at the end-of-epoch
+        weights, one extra forward pass) to the epoch logs. Validation accuracy
+        is always reported when ``validation_data`` is given.
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[Dense],
+        input_dim: int,
+        loss: str = "cross_entropy",
+        optimizer: SGD | None = None,
+        backend: str | None = None,
+        dtype: str = "float32",
+        seed: int | None = None,
+        metrics: Sequence[str] = (),
+    ) -> None:
+        if not isinstance(layers, (list, tuple)) or not layers:
+            raise ValueError(f"layers: expected a non-empty list of Dense layers; "
+                             f"received {layers!r}")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Dense):
+                raise TypeError(f"layers[{i}]: expected a fastnn.Dense; received "
+                                f"{type(layer).__name__}")
+        self.layers = list(layers)
+        self.input_dim = _validation.check_positive_int(input_dim, "input_dim")
+        self.loss = losses.get(loss)
+        for i, layer in enumerate(self.layers[:-1]):
+            if layer.activation == Activation.SOFTMAX:
+                raise ValueError(f"layers[{i}]: softmax is only supported on the output "
+                                 "layer")
+        if self.loss == Loss.CROSS_ENTROPY:
+            if self.layers[-1].activation != Activation.SOFTMAX:
+                raise ValueError(
+                    "loss: 'cross_entropy' expects a softmax output layer; received "
+                    f"activation={self.layers[-1].activation.name.lower()!r} on the "
+                    "last layer (use Dense(k, activation='softmax'))")
+            if self.layers[-1].units < 2:
+                raise ValueError("layers[-1]: cross_entropy needs at least 2 classes")
+        if optimizer is None:
+            optimizer = SGD()
+        if not isinstance(optimizer, SGD):
+            raise TypeError(f"optimizer: expected a fastnn.SGD; received "
+                            f"{type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.dtype = _check_dtype(dtype)
+        for m in metrics:
+            if m != "accuracy":
+                raise ValueError(f"metrics: expected 'accuracy'; received {m!r}")
+        self.metrics = tuple(metrics)
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % (2**63))
+        self.seed = _validation.check_positive_int(seed, "seed", minimum=0)
+        self.backend = backend  # resolves and loads; raises if unknown/unavailable
+        self._build()
+        self.stop_training = False
+
+    # ----------------------------------------------------------- structure
+    def _build(self) -> None:
+        rows, spans, off, n_in = [], [], 0, self.input_dim
+        for layer in self.layers:
+            n_out = layer.units
+            w_off, off = off, off + n_in * n_out
+            spans.append((w_off, off))
+            b_off = -1
+            if layer.use_bias:
+                b_off, off = off, off + n_out
+            rows.append((n_in, n_out, w_off, b_off, int(layer.activation)))
+            n_in = n_out
+        self.layout = np.array(rows, dtype=np.int64)
+        self.decay_spans = np.array(spans, dtype=np.int64)
+        self.params = np.zeros(off, self.dtype)
+        self.velocity = np.zeros(off, self.dtype)
+        self.grads = np.zeros(off, self.dtype)
+        init_seq, shuffle_seq = np.random.SeedSequence(self.seed).spawn(2)
+        init_rng = np.random.Generator(np.random.PCG64(init_seq))
+        self.shuffle_rng = np.random.Generator(np.random.PCG64(shuffle_seq))
+        for l, layer in enumerate(self.layers):
+            W, _ = _compose.layer_views(self.params, self.layout, l)
+            init = INITIALIZERS[layer.kernel_initializer]
+            W[...] = init(init_rng, W.shape, self.dtype)
+        self.epoch = 0  # completed epochs
+        self.step = 0  # completed SGD steps (drives learning-rate schedules)
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layers[-1].units
+
+    @property
+    def n_params(self) -> int:
+        return int(self.params.size)
+
+    @property
+    def backend(self) -> str:
+        """The backend's name; assign a name to switch a live model's backend."""
+        return self._backend_name
+
+    @backend.setter
+    def backend(self, name: str | None) -> None:
+        resolved = backends.resolve_backend_name(name)
+        self._kernels = backends.get_backend(resolved)
+        self._backend_name = resolved
+
+    @property
+    def kernels(self):
+        """The backend module (see ``fastnn.reference`` for the contract)."""
+        return self._kernels
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "layers": [layer.get_config() for layer in self.layers],
+            "input_dim": self.input_dim,
+            "loss": losses.name(self.loss),
+            "optimizer": self.optimizer.get_config(),
+            "dtype": self.dtype.name,
+            "seed": self.seed,
+            "metrics": list(self.metrics),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], backend: str | None = None):
+        return cls(
+            [Dense.from_config(c) for c in config["layers"]],
+            input_dim=config["input_dim"], loss=config["loss"],
+            optimizer=SGD.from_config(config["optimizer"]), backend=backend,
+            dtype=config["dtype"], seed=config["seed"],
+            metrics=config.get("metrics", ()),
+        )
+
+    def summary(self) -> str:
+        lines = [f"Sequential (backend={self.backend}, dtype={self.dtype.name})"]
+        n_in = self.input_dim
+        for i, layer in enumerate(self.layers):
+            n = n_in * layer.units + (layer.units if layer.use_bias else 0)
+            lines.append(f"  dense_{i}: {n_in} -> {layer.units} "
+                         f"{layer.activation.name.lower():8s} {n:>10,d} params")
+            n_in = layer.units
+        lines.append(f"  total: {self.n_params:,d} parameters")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        sizes = "-".join(str(s) for s in [self.input_dim] + [ly.units for ly in self.layers])
+        return f"<fastnn.Sequential {sizes} backend={self.backend} dtype={self.dtype.name}>"
+
+    # ----------------------------------------------------------- weights
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies ``[W1 (n_in, n_out), b1, W2, b2, ...]`` in Keras's order.
+
+        A layer with ``use_bias=False`` contributes only its W.
+        """
+        out = []
+        for l, layer in enumerate(self.layers):
+            W, b = _compose.layer_views(self.params, self.layout, l)
+            out.append(W.copy())
+            if layer.use_bias:
+                out.append(b.copy())
+        return out
+
+    def _weight_shapes(self) -> list[tuple[int, ...]]:
+        shapes, n_in = [], self.input_dim
+        for layer in self.layers:
+            shapes.append((n_in, layer.units))
+            if layer.use_bias:
+                shapes.append((layer.units,))
+            n_in = layer.units
+        return shapes
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Set the parameters from a list shaped as :meth:`get_weights` returns.
+
+        Everything is checked before anything is written.
+        """
+        shapes = self._weight_shapes()
+        if not isinstance(weights, (list, tuple)) or len(weights) != len(shapes):
+            got = len(weights) if isinstance(weights, (list, tuple)) else type(weights)
+            raise ValueError(f"weights: expected a list of {len(shapes)} arrays with "
+                             f"shapes {shapes}; received {got!r}")
+        arrays = []
+        for i, (w, shape) in enumerate(zip(weights, shapes)):
+            a = _validation.as_array(w, f"weights[{i}]")
+            if a.dtype.kind not in "fiu" or a.dtype == np.float16:
+                raise TypeError(f"weights[{i}]: expected float32 or float64 values; "
+                                f"received dtype {a.dtype}")
+            if a.shape != shape:
+                raise ValueError(f"weights[{i}]: expected shape {shape}; received "
+                                 f"{a.shape}")
+            a = a.astype(self.dtype)
+            if not np.isfinite(a).all():
+                raise ValueError(f"weights[{i}]: expected finite values; received NaN "
+                                 "or inf")
+            arrays.append(a)
+        it = iter(arrays)
+        for l, layer in enumerate(self.layers):
+            W, b = _compose.layer_views(self.params, self.layout, l)
+            W[...] = next(it)
+            if layer.use_bias:
+                b[...] = next(it)
+
+    def weights_are_finite(self) -> bool:
+        return bool(np.isfinite(self.params).all())
+
+    # ----------------------------------------------------------- inputs
+    def _x(self, x, name="x") -> np.ndarray:
+        return _validation.check_features(x, name, self.input_dim, self.dtype)
+
+    def _y(self, y, n, name="y"):
+        """``(labels int64 (n,), Y (n, k))`` with the one the loss does not use empty."""
+        if self.loss == Loss.CROSS_ENTROPY:
+            labels = _validation.check_labels(y, name, n, self.n_outputs)
+            return labels, np.zeros((0, 0), self.dtype)
+        Y = _validation.check_targets(y, name, n, self.n_outputs, self.dtype)
+        return np.zeros(0, np.int64), Y
+
+    # ----------------------------------------------------------- inference
+    def _predict_checked(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        out = np.empty((x.shape[0], self.n_outputs), self.dtype)
+        buffers, _ = _compose.allocate(self.layout, min(batch_size, x.shape[0]),
+                                       self.dtype)
+        for start in range(0, x.shape[0], batch_size):
+            stop = min(start + batch_size, x.shape[0])
+            _compose.forward(self._kernels, x[start:stop], self.params, self.layout,
+                             out=out[start:stop], buffers=buffers)
+        return out
+
+    def predict(self, x, batch_size: int = _PREDICT_CHUNK) -> np.ndarray:
+        """Output-layer activations (class probabilities for softmax), (n, k)."""
+        batch_size = _validation.check_positive_int(batch_size, "batch_size")
+        return self._predict_checked(self._x(x), batch_size)
+
+    def predict_classes(self, x, batch_size: int = _PREDICT_CHUNK) -> np.ndarray:
+        return self.predict(x, batch_size).argmax(axis=1)
+
+    def l2_penalty(self) -> float:
+        """``weight_decay / 2 * sum_l ||W_l||^2`` at the current weights."""
+        wd = self.optimizer.weight_decay
+        if wd == 0:
+            return 0.0
+        sq = sum(float(np.dot(self.params[s:e], self.params[s:e]))
+                 for s, e in self.decay_spans)
+        return 0.5 * wd * sq
+
+    def _evaluate_checked(self, x, labels, Y, batch_size) -> dict[str, float]:
+        P = self._predict_checked(x, batch_size)
+        n = x.shape[0]
+        if self.loss == Loss.CROSS_ENTROPY:
+            p = P[np.arange(n), labels].astype(np.float64)
+            tiny = np.finfo(self.dtype).tiny
+            data_loss = float(-np.mean(np.log(np.maximum(p, tiny))))
+            correct = P.argmax(axis=1) == labels
+        else:
+            data_loss = float(np.mean(np.square(P - Y, dtype=np.float64)))
+            correct = P.argmax(axis=1) == Y.argmax(axis=1)
+        return {"loss": data_loss + self.l2_penalty(),
+                "accuracy": float(np.mean(correct))}
+
+    def evaluate(self, x, y, batch_size: int = _PREDICT_CHUNK) -> dict[str, float]:
+        """``{"loss": total loss (L2 included), "accuracy": fraction correct}``.
+
+        The loss is the documented total loss (:mod:`fastnn.losses`) over all of
+        ``x`` at once; with cross-entropy it is computed from the predicted
+        probabilities, floored at the dtype's smallest normal number.
+        """
+        batch_size = _validation.check_positive_int(batch_size, "batch_size")
+        x = self._x(x)
+        labels, Y = self._y(y, x.shape[0])
+        return self._evaluate_checked(x, labels, Y, batch_size)
+
+    def loss_and_gradients(self, x, y) -> tuple[float, list[np.ndarray]]:
+        """The total loss of ``(x, y)`` as one batch and its exact gradient.
+
+        Returns ``(loss, [dW1, db1, dW2, db2, ...])`` ordered as
+        :meth:`get_weights`; the gradient includes ``weight_decay * W``.
+        """
+        x = self._x(x)
+        labels, Y = self._y(y, x.shape[0])
+        grads = np.zeros_like(self.params)
+        value = _compose.loss_and_gradients(
+            self._kernels, x, labels, Y, self.params, grads, self.layout, self.loss,
+            self.dtype.type(self.optimizer.weight_decay), self.decay_spans)
+        out = []
+        for l, layer in enumerate(self.layers):
+            dW, db = _compose.layer_views(grads, self.layout, l)
+            out.append(dW.copy())
+            if layer.use_bias:
+                out.append(db.copy())
+        return value, out
+
+    # ----------------------------------------------------------- training
+    def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data=None,
+            callbacks=None, verbose: int = 1, shuffle: bool = True, resume=None):
+        """Train for ``epochs`` more epochs; returns a :class:`~fastnn.History`.
+
+        See :func:`fastnn.trainer.fit` for the details.
+        """
+        from fastnn import trainer
+
+        return trainer.fit(self, x, y, epochs=epochs, batch_size=batch_size,
+                           validation_data=validation_data, callbacks=callbacks,
+                           verbose=verbose, shuffle=shuffle, resume=resume)
+
+    # ----------------------------------------------------------- persistence
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model to one ``.npz`` file, atomically (see :mod:`fastnn.io`)."""
+        from fastnn import io
+
+        io.save(self, path)

@@ -1,0 +1,169 @@
+"""The fit loop: epochs, seeded shuffling, batching, callbacks and history.
+
+Shuffling happens here, in Python, with the model's ``np.random.Generator``, so
+every backend sees the same batches. The SGD steps themselves run in the
+backend's ``train_steps``, called in chunks of ``CHUNK_STEPS`` steps: one call
+keeps the compiled backends' hot loop in compiled code, and the chunking still
+lets progress bars, callbacks and divergence checks see progress.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from fastnn import _validation
+from fastnn.callbacks import (
+    Callback,
+    History,
+    ProgressBar,
+    TerminateOnNaN,
+    format_logs,
+)
+
+#: SGD steps per backend call. Large enough that per-call overhead vanishes on
+#: the compiled backends, small enough for a lively progress bar.
+CHUNK_STEPS = 64
+
+
+def _check_callbacks(callbacks) -> list[Callback]:
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks: expected a list of fastnn.Callback; received "
+                        f"{type(callbacks).__name__}")
+    for i, cb in enumerate(callbacks):
+        if not isinstance(cb, Callback):
+            raise TypeError(f"callbacks[{i}]: expected a fastnn.Callback; received "
+                            f"{type(cb).__name__}")
+    return list(callbacks)
+
+
+def _check_validation(model, validation_data):
+    if validation_data is None:
+        return None
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        raise ValueError("validation_data: expected a tuple (x_val, y_val); received "
+                         f"{type(validation_data).__name__}")
+    xv = model._x(validation_data[0], "validation_data[0]")
+    labels, Y = model._y(validation_data[1], xv.shape[0], "validation_data[1]")
+    return xv, labels, Y
+
+
+def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, callbacks=None,
+        verbose=1, shuffle=True, resume=None):
+    """Train ``model`` with mini-batch SGD.
+
+    ``epochs`` more epochs are run; with ``resume=path`` the model first takes
+    the parameters, optimizer state, RNG state and epoch count saved in that
+    checkpoint and then trains until it has completed ``epochs`` epochs in all,
+    so an interrupted run resumed this way ends bit-identical to an
+    uninterrupted one. The last batch of an epoch may be short. ``verbose``: 0
+    silent, 1 progress bar (on a terminal) and one line per epoch, 2 one line
+    per epoch. A step whose loss is not finite is never applied: training
+    stops with :class:`FloatingPointError`, or quietly with a
+    :class:`~fastnn.TerminateOnNaN` callback; the model keeps its last finite
+    weights either way.
+    """
+    epochs = _validation.check_positive_int(epochs, "epochs", minimum=0)
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose: expected 0, 1 or 2; received {verbose!r}")
+    xs = model._x(x)
+    n = xs.shape[0]
+    labels, Y = model._y(y, n)
+    batch_size = _validation.check_positive_int(batch_size, "batch_size")
+    if batch_size > n:
+        raise ValueError(f"batch_size: expected at most the number of samples ({n}); "
+                         f"received {batch_size}")
+    val = _check_validation(model, validation_data)
+    user_callbacks = _check_callbacks(callbacks)
+    if resume is not None:
+        from fastnn import io
+
+        io.restore_state(model, resume)
+        epochs = max(0, epochs - model.epoch)
+
+    history = History()
+    cbs: list[Callback] = [history]
+    if verbose == 1:
+        cbs.append(ProgressBar())
+    cbs += user_callbacks
+    terminate_on_nan = any(isinstance(cb, TerminateOnNaN) for cb in cbs)
+    for cb in cbs:
+        cb.set_model(model)
+    model.history = history
+
+    kernels = model.kernels
+    opt = model.optimizer
+    steps = math.ceil(n / batch_size)
+    sizes = np.full(steps, batch_size, np.float64)
+    sizes[-1] = n - (steps - 1) * batch_size
+    losses = np.zeros(steps, np.float64)
+    first_epoch = model.epoch
+    model.stop_training = False
+    for cb in cbs:
+        cb.on_train_begin({"epochs": first_epoch + epochs, "steps": steps})
+    for epoch in range(first_epoch, first_epoch + epochs):
+        order = (model.shuffle_rng.permutation(n) if shuffle
+                 else np.arange(n)).astype(np.int64)
+        for cb in cbs:
+            cb.on_epoch_begin(epoch)
+        start_time = time.perf_counter()
+        s = 0
+        while s < steps:
+            e = min(steps, s + CHUNK_STEPS)
+            lrs = opt.learning_rates(model.step, e - s)
+            done = kernels.train_steps(
+                xs, labels, Y, order, batch_size, s, e, model.params, model.grads,
+                model.velocity, model.layout, int(model.loss), lrs, opt.momentum,
+                opt.nesterov, opt.weight_decay, model.decay_spans, losses[s:e])
+            model.step += done
+            running = float(np.dot(losses[: s + done], sizes[: s + done])
+                            / max(sizes[: s + done].sum(), 1))
+            if done < e - s:
+                return _diverged(model, cbs, history, epoch, s + done, verbose,
+                                 terminate_on_nan)
+            for cb in cbs:
+                cb.on_batch_end(e - 1, {"loss": running, "steps": done})
+            s = e
+        seconds = time.perf_counter() - start_time
+        model.epoch += 1
+        logs = {"loss": float(np.dot(losses, sizes) / n)}
+        if "accuracy" in model.metrics:
+            logs["accuracy"] = model._evaluate_checked(xs, labels, Y, 8192)["accuracy"]
+        if val is not None:
+            scores = model._evaluate_checked(*val, 8192)
+            logs["val_loss"], logs["val_accuracy"] = scores["loss"], scores["accuracy"]
+        logs["seconds"] = seconds
+        logs["samples_per_second"] = n / seconds if seconds > 0 else math.inf
+        logs["learning_rate"] = float(opt.learning_rates(model.step, 1)[0])
+        for cb in cbs:
+            cb.on_epoch_end(epoch, logs)
+        if verbose:
+            print(format_logs(epoch, first_epoch + epochs, logs), flush=True)
+        if model.stop_training:
+            break
+    for cb in cbs:
+        cb.on_train_end()
+    return history
+
+
+def _diverged(model, cbs, history, epoch, step, verbose, terminate_on_nan):
+    message = (f"training diverged at epoch {epoch + 1}, step {step + 1}: the loss is "
+               "not finite. That step was not applied, so the model keeps its last "
+               "finite weights. Lower the learning rate, check the inputs for "
+               "extreme values, or add weight decay.")
+    for cb in cbs:
+        if isinstance(cb, ProgressBar):
+            cb.on_epoch_end(epoch)
+    if not terminate_on_nan:
+        raise FloatingPointError(message)
+    model.stop_training = True
+    if verbose:
+        print(f"TerminateOnNaN: {message}", file=sys.stderr, flush=True)
+    for cb in cbs:
+        cb.on_train_end()
+    return history

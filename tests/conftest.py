@@ -1,0 +1,59 @@
+"""Shared fixtures: backends (fail, never skip, when CI requires them) and MNIST."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn.backends import BACKEND_NAMES, BackendUnavailableError, get_backend
+
+#: Backends that must load; set by CI (``.ci/run``) so that an unbuilt backend
+#: fails the run instead of skipping. Outside CI an unavailable backend skips.
+REQUIRED = {
+    b.strip() for b in os.environ.get("FASTNN_REQUIRE_BACKENDS", "").split(",") if b
+}
+COMPILED = tuple(b for b in BACKEND_NAMES if b != "numpy")
+
+
+def load_backend_or_skip(name: str):
+    try:
+        return get_backend(name)
+    except BackendUnavailableError as err:
+        if name in REQUIRED:
+            pytest.fail(f"backend {name!r} is required (FASTNN_REQUIRE_BACKENDS) "
+                        f"but unavailable: {err}")
+        pytest.skip(f"backend {name!r} unavailable: {err}")
+
+
+@pytest.fixture(params=BACKEND_NAMES)
+def backend_name(request) -> str:
+    """Every backend name; the module is loaded (or the test skipped/failed)."""
+    load_backend_or_skip(request.param)
+    return request.param
+
+
+@pytest.fixture(params=COMPILED)
+def compiled_backend(request):
+    """Every compiled backend module (numba, cython)."""
+    return load_backend_or_skip(request.param)
+
+
+@pytest.fixture(params=["float32", "float64"])
+def dtype(request) -> np.dtype:
+    return np.dtype(request.param)
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The real MNIST: ((x_train, y_train), (x_test, y_test)), float32 in [0, 1]."""
+    return fastnn.datasets.load_mnist()
+
+
+@pytest.fixture(scope="session")
+def mnist_small(mnist):
+    """A fixed 2,000/1,000 slice of real MNIST for quick training-level tests."""
+    (x, y), (xt, yt) = mnist
+    return (x[:2000], y[:2000]), (xt[:1000], yt[:1000])
