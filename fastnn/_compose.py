@@ -116,6 +116,19 @@ def train_steps(kernels, X, labels, Y, order, batch_size, step_begin, step_end,
     buffers = allocate(layout, batch_size, X.dtype)
     Xb_buf = np.empty((batch_size, X.shape[1]), X.dtype)
     ce = loss == Loss.CROSS_ENTROPY
+    # Divergence is detected explicitly (a non-finite loss stops the loop), so
+    # NumPy's overflow warnings on the way there are noise.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _train_steps(kernels, X, labels, Y, order, batch_size, step_begin,
+                            step_end, params, grads, velocity, layout, loss,
+                            learning_rates, momentum, nesterov, weight_decay,
+                            decay_spans, losses_out, buffers, Xb_buf, ce, n)
+
+
+def _train_steps(kernels, X, labels, Y, order, batch_size, step_begin, step_end,
+                 params, grads, velocity, layout, loss, learning_rates, momentum,
+                 nesterov, weight_decay, decay_spans, losses_out, buffers, Xb_buf,
+                 ce, n):
     for i, s in enumerate(range(step_begin, step_end)):
         idx = order[s * batch_size : min(n, (s + 1) * batch_size)]
         m = idx.shape[0]

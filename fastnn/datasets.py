@@ -599,8 +599,12 @@ def _read_csv_member(
         lines = block.count(b"\n")
         # Newlines become separators; '\r' and spaces are skipped as whitespace.
         try:
-            values = np.fromstring(block.replace(b"\n", b","), dtype=np.int16, sep=",")
-        except ValueError as err:
+            with warnings.catch_warnings():  # numpy < 2.3 only warns on bad data
+                warnings.simplefilter("error", DeprecationWarning)
+                values = np.fromstring(
+                    block.replace(b"\n", b","), dtype=np.int16, sep=","
+                )
+        except (ValueError, DeprecationWarning) as err:
             raise DatasetFormatError(
                 f"{origin}: expected comma-separated integers near row {row + 1}: "
                 f"{_describe(err)}"
@@ -668,11 +672,12 @@ def _find_idx_file(folder: Path, key: str) -> Path:
 
 def _read_npz(file: Path) -> Arrays:
     try:
-        with np.load(file, allow_pickle=False) as z:
-            if not hasattr(z, "files"):
-                raise DatasetFormatError(
-                    f"{file}: expected an .npz archive, got a single .npy array"
-                )
+        loaded = np.load(file, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DatasetFormatError(
+                f"{file}: expected an .npz archive, got a single .npy array"
+            )
+        with loaded as z:
             missing = [k for k in _KEYS if k not in z.files]
             if missing:
                 raise DatasetFormatError(

@@ -339,7 +339,7 @@ class Sequential:
         return value, out
 
     # ----------------------------------------------------------- training
-    def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data=None,
+    def fit(self, x, y, epochs: int = 1, batch_size: int | None = None, validation_data=None,
             callbacks=None, verbose: int = 1, shuffle: bool = True, resume=None):
         """Train for ``epochs`` more epochs; returns a :class:`~fastnn.History`.
 

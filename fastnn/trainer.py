@@ -53,7 +53,7 @@ def _check_validation(model, validation_data):
     return xv, labels, Y
 
 
-def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, callbacks=None,
+def fit(model, x, y, epochs=1, batch_size=None, validation_data=None, callbacks=None,
         verbose=1, shuffle=True, resume=None):
     """Train ``model`` with mini-batch SGD.
 
@@ -61,7 +61,8 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, callbacks=No
     the parameters, optimizer state, RNG state and epoch count saved in that
     checkpoint and then trains until it has completed ``epochs`` epochs in all,
     so an interrupted run resumed this way ends bit-identical to an
-    uninterrupted one. The last batch of an epoch may be short. ``verbose``: 0
+    uninterrupted one. ``batch_size`` defaults to 32 (or n if smaller); an
+    explicit one larger than the data is an error. The last batch of an epoch may be short. ``verbose``: 0
     silent, 1 progress bar (on a terminal) and one line per epoch, 2 one line
     per epoch. A step whose loss is not finite is never applied: training
     stops with :class:`FloatingPointError`, or quietly with a
@@ -74,6 +75,8 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, callbacks=No
     xs = model._x(x)
     n = xs.shape[0]
     labels, Y = model._y(y, n)
+    if batch_size is None:
+        batch_size = min(32, n)
     batch_size = _validation.check_positive_int(batch_size, "batch_size")
     if batch_size > n:
         raise ValueError(f"batch_size: expected at most the number of samples ({n}); "
@@ -102,6 +105,10 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, callbacks=No
     sizes = np.full(steps, batch_size, np.float64)
     sizes[-1] = n - (steps - 1) * batch_size
     losses = np.zeros(steps, np.float64)
+    # The weights at the start of the current chunk: if a step makes them
+    # overflow, the next step's loss is not finite and training goes back here.
+    saved_params = np.empty_like(model.params)
+    saved_velocity = np.empty_like(model.velocity)
     first_epoch = model.epoch
     model.stop_training = False
     for cb in cbs:
@@ -116,6 +123,8 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, callbacks=No
         while s < steps:
             e = min(steps, s + CHUNK_STEPS)
             lrs = opt.learning_rates(model.step, e - s)
+            np.copyto(saved_params, model.params)
+            np.copyto(saved_velocity, model.velocity)
             done = kernels.train_steps(
                 xs, labels, Y, order, batch_size, s, e, model.params, model.grads,
                 model.velocity, model.layout, int(model.loss), lrs, opt.momentum,
@@ -124,6 +133,11 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, callbacks=No
             running = float(np.dot(losses[: s + done], sizes[: s + done])
                             / max(sizes[: s + done].sum(), 1))
             if done < e - s:
+                if not (np.isfinite(model.params).all()
+                        and np.isfinite(model.velocity).all()):
+                    np.copyto(model.params, saved_params)
+                    np.copyto(model.velocity, saved_velocity)
+                    model.step -= done
                 return _diverged(model, cbs, history, epoch, s + done, verbose,
                                  terminate_on_nan)
             for cb in cbs:
@@ -153,9 +167,10 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, callbacks=No
 
 def _diverged(model, cbs, history, epoch, step, verbose, terminate_on_nan):
     message = (f"training diverged at epoch {epoch + 1}, step {step + 1}: the loss is "
-               "not finite. That step was not applied, so the model keeps its last "
-               "finite weights. Lower the learning rate, check the inputs for "
-               "extreme values, or add weight decay.")
+               "not finite. That step was not applied and the model keeps its last "
+               f"finite weights (at most {CHUNK_STEPS} steps earlier). Lower the "
+               "learning rate, check the inputs for extreme values, or add weight "
+               "decay.")
     for cb in cbs:
         if isinstance(cb, ProgressBar):
             cb.on_epoch_end(epoch)

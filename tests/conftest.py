@@ -10,11 +10,13 @@ import pytest
 import fastnn
 from fastnn.backends import BACKEND_NAMES, BackendUnavailableError, get_backend
 
-#: Backends that must load; set by CI (``.ci/run``) so that an unbuilt backend
-#: fails the run instead of skipping. Outside CI an unavailable backend skips.
-REQUIRED = {
-    b.strip() for b in os.environ.get("FASTNN_REQUIRE_BACKENDS", "").split(",") if b
-}
+#: Backends that must load: ``FASTNN_REQUIRE_BACKENDS`` (comma-separated), else
+#: every backend when ``CI`` is set, so that in CI an unbuilt backend fails the
+#: run instead of skipping. Elsewhere an unavailable backend skips, with the reason.
+_required = os.environ.get("FASTNN_REQUIRE_BACKENDS")
+if _required is None:
+    _required = ",".join(BACKEND_NAMES) if os.environ.get("CI") else ""
+REQUIRED = {b.strip() for b in _required.split(",") if b.strip()}
 COMPILED = tuple(b for b in BACKEND_NAMES if b != "numpy")
 
 

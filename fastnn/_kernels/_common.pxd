@@ -1,0 +1,173 @@
+# Shared inline helpers of the Cython kernels (cimported, never imported).
+#
+# Design:
+# * Everything is written once over the ``floating`` fused type (float32 and
+#   float64) and is ``noexcept nogil``: the kernels run without the GIL and
+#   never raise from inner loops.
+# * Arrays are flat C-contiguous memoryviews ``floating[::1]`` with explicit
+#   dimensions, so that the same code serves separate arrays (the per-layer
+#   API) and slices of the model's one flat parameter buffer (the fused
+#   training loop). In a debug build (FASTNN_CYTHON_DEBUG=1, see setup.py)
+#   every element access below is bounds checked.
+# * ``gemm`` is the only O(n^3) operation; the O(n^2) passes around it (bias,
+#   activation, its derivative, the bias gradient) are fused into one sweep
+#   per row while the row is hot in cache.
+# * Elementwise formulas follow ``fastnn.reference`` operation by operation
+#   (same order of roundings; setup.py builds with -ffp-contract=off), so the
+#   float32 results agree with NumPy's to the last bit or two.
+
+from cython cimport floating
+from libc.math cimport exp, expf, tanh, tanhf
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+# Activation codes; must equal fastnn.activations.Activation.
+cdef enum:
+    ACT_LINEAR = 0
+    ACT_RELU = 1
+    ACT_SIGMOID = 2
+    ACT_TANH = 3
+    ACT_SOFTMAX = 4
+
+
+cdef inline floating exp_(floating x) noexcept nogil:
+    # expf for float32 keeps float32 math float32 (no double round trip).
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline floating tanh_(floating x) noexcept nogil:
+    if floating is float:
+        return tanhf(x)
+    else:
+        return tanh(x)
+
+
+cdef inline void gemm(
+    bint trans_a,
+    bint trans_b,
+    int m,
+    int n,
+    int k,
+    floating alpha,
+    const floating* A,  # IN  op(A) is (m, k), row-major
+    int lda,            #     row length of A as stored
+    const floating* B,  # IN  op(B) is (k, n), row-major
+    int ldb,
+    floating beta,
+    floating* C,        # OUT (m, n), row-major
+    int ldc,
+) noexcept nogil:
+    """Row-major ``C = alpha * op(A) @ op(B) + beta * C``.
+
+    BLAS is column-major, and a row-major matrix is its own transpose seen
+    column-major, so we ask BLAS for ``C^T = op(B)^T @ op(A)^T``: swap the
+    operands and ``m`` with ``n``; the transpose flags keep their meaning.
+    """
+    cdef char ta = b'T' if trans_a else b'N'
+    cdef char tb = b'T' if trans_b else b'N'
+    cdef Py_ssize_t i
+    if m <= 0 or n <= 0:
+        return
+    if k <= 0:  # empty sum: C = beta * C (BLAS would reject ld = 0 here)
+        for i in range(<Py_ssize_t>m * n):
+            C[i] = 0 if beta == 0 else beta * C[i]
+        return
+    if floating is float:
+        sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>B, &ldb, <float*>A, &lda,
+              &beta, C, &ldc)
+    else:
+        dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>B, &ldb, <double*>A, &lda,
+              &beta, C, &ldc)
+
+
+cdef inline void bias_activation(
+    floating[::1] A,          # IN/OUT (n, k): X @ W on entry, f(X @ W + b) on exit
+    const floating[::1] b,    # IN (k,) or empty: no bias
+    Py_ssize_t n,
+    Py_ssize_t k,
+    int act,
+) noexcept nogil:
+    """Forward epilogue: add the bias and apply ``f``, one row at a time."""
+    cdef Py_ssize_t i, j, r
+    cdef bint has_bias = b.shape[0] != 0
+    cdef floating z, mx, s
+    for i in range(n):
+        r = i * k
+        if has_bias:
+            for j in range(k):
+                A[r + j] = A[r + j] + b[j]
+        if act == ACT_RELU:
+            for j in range(k):
+                z = A[r + j]
+                A[r + j] = 0 if z < 0 else z  # NaN passes through, as np.maximum
+        elif act == ACT_SIGMOID:
+            for j in range(k):
+                # 1 / (1 + inf) = 0: no overflow branch needed (as scipy's expit)
+                A[r + j] = 1 / (1 + exp_(-A[r + j]))
+        elif act == ACT_TANH:
+            for j in range(k):
+                A[r + j] = tanh_(A[r + j])
+        elif act == ACT_SOFTMAX:
+            mx = A[r]
+            for j in range(1, k):
+                if A[r + j] > mx:
+                    mx = A[r + j]
+            s = 0
+            for j in range(k):
+                z = exp_(A[r + j] - mx)  # subtract the row max for stability
+                A[r + j] = z
+                s = s + z
+            for j in range(k):
+                A[r + j] = A[r + j] / s
+
+
+cdef inline void activation_grad(
+    const floating[::1] dA,   # IN  (n, k)
+    const floating[::1] A,    # IN  (n, k) the layer output
+    floating[::1] dZ,         # OUT (n, k); may be dA itself; unused for LINEAR
+    floating[::1] db,         # OUT (k,) column sums of dZ, or empty: not wanted
+    Py_ssize_t n,
+    Py_ssize_t k,
+    int act,
+) noexcept nogil:
+    """``dZ = dA * f'(A)`` (derivative from the output A) fused with ``db``.
+
+    For LINEAR ``dZ`` is ``dA`` and is not written; ``db`` is summed from dA.
+    ``db`` accumulates row after row, in the array dtype, like ``np.sum(axis=0)``.
+    """
+    cdef Py_ssize_t i, j, r
+    cdef bint want_db = db.shape[0] != 0
+    cdef floating a, s
+    if want_db:
+        for j in range(k):
+            db[j] = 0
+    for i in range(n):
+        r = i * k
+        if act == ACT_LINEAR:
+            if want_db:
+                for j in range(k):
+                    db[j] = db[j] + dA[r + j]
+            continue
+        if act == ACT_RELU:
+            for j in range(k):
+                dZ[r + j] = dA[r + j] * (1 if A[r + j] > 0 else 0)  # relu'(0) = 0
+        elif act == ACT_SIGMOID:
+            for j in range(k):
+                a = A[r + j]
+                dZ[r + j] = dA[r + j] * (a * (1 - a))
+        elif act == ACT_TANH:
+            for j in range(k):
+                a = A[r + j]
+                dZ[r + j] = dA[r + j] * (1 - a * a)
+        elif act == ACT_SOFTMAX:
+            # Jacobian-vector product per row: dZ = A * (dA - sum(dA * A)).
+            s = 0
+            for j in range(k):
+                s = s + dA[r + j] * A[r + j]
+            for j in range(k):
+                dZ[r + j] = A[r + j] * (dA[r + j] - s)
+        if want_db:
+            for j in range(k):
+                db[j] = db[j] + dZ[r + j]

@@ -1,0 +1,449 @@
+"""Numba kernels of the ``"numba"`` backend; the contract is ``fastnn.reference``.
+
+Design
+------
+* **GEMMs go to BLAS.** Every matrix product is ``np.dot(a, b, out)``, which
+  numba lowers to one ``?gemm`` call (scipy's BLAS) when ``a``, ``b`` and
+  ``out`` have one dtype and a static ``C`` or ``F`` layout. Transposes are
+  free: ``X.T`` of a C array is typed ``F`` and becomes a BLAS transpose flag,
+  never a copy (an ``A``-layout operand would be copied; none is used here).
+* **Everything elementwise is fused around the GEMM**, one pass per tile:
+  forward = ``gemm`` then bias + activation in one pass over ``A``;
+  backward = activation derivative (from the output ``A``) + bias-gradient
+  column sums in one pass, then the two ``gemm`` calls;
+  softmax cross-entropy = loss and gradient in one pass per row (the row max
+  subtracted for stability); SGD = weight decay + momentum/nesterov + update
+  + the L2 sum of squares in one pass over the flat buffers.
+* **train_steps** runs many SGD steps in compiled code: per step it gathers the
+  batch rows into a preallocated buffer, runs forward, loss, backward and the
+  update. All scratch is allocated once per call as flat 1-D buffers; a
+  layer's tile is ``flat[:m * k].reshape(m, k)`` (C-contiguous for any batch
+  length ``m``, so the short last batch needs no special case).
+* **Overwritten buffers**: ``A_out``, ``dW_out``, ``db_out``, ``dX_out``,
+  ``dZ_out``, ``dA_out`` (written, never read); ``sgd_update`` updates
+  ``params`` and ``velocity`` and overwrites ``grads`` with the step's ``g``.
+  Inside ``train_steps`` the backward pass turns ``dA`` into ``dZ`` in place in
+  its own scratch; the caller's ``X``, ``labels``, ``Y``, ``order`` are only
+  read and ``grads`` is scratch.
+* **No parallel=True.** The GEMMs, which are nearly all the work, already run on
+  BLAS's threads; the fused passes are small, memory-bound tiles where starting
+  a parallel region per pass costs more than it saves. Serial kernels are also
+  re-entrant under ``nogil`` (thread-safe without a numba threading layer) and
+  give results independent of the thread count.
+* **fastmath** = ``FASTMATH`` below: no ``nnan``/``ninf``, so NaN and Inf
+  propagate and are detected (the early stop on a non-finite loss).
+* **float32 stays float32**: constants are cast with ``X.dtype.type``; only the
+  scalar losses and the L2 sum of squares are accumulated in float64 (as the
+  reference does for the losses).
+* Everything also runs undecorated (``NUMBA_DISABLE_JIT=1``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from fastnn.activations import Activation
+from fastnn.losses import Loss
+
+#: One fastmath flag set for every kernel. It keeps NaN/Inf semantics (no
+#: ``nnan``/``ninf``), so non-finite values propagate and can be detected.
+FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+_JIT = {"cache": True, "nogil": True, "fastmath": set(FASTMATH)}
+
+# Plain ints: numba freezes module globals as compile-time constants.
+LINEAR = int(Activation.LINEAR)
+RELU = int(Activation.RELU)
+SIGMOID = int(Activation.SIGMOID)
+TANH = int(Activation.TANH)
+SOFTMAX = int(Activation.SOFTMAX)
+CROSS_ENTROPY = int(Loss.CROSS_ENTROPY)
+# Columns of the layout array (as in fastnn._compose).
+N_IN, N_OUT, W_OFF, B_OFF, ACT = range(5)
+
+
+# --------------------------------------------------------------------------- #
+# Per-layer building blocks
+# --------------------------------------------------------------------------- #
+@njit(**_JIT)
+def bias_activation(A, b, activation):
+    """``A = f(A + b)`` in place (``b`` empty: no bias); one pass over ``A``."""
+    n, k = A.shape
+    has_bias = b.shape[0] > 0
+    zero = A.dtype.type(0)
+    one = A.dtype.type(1)
+    if has_bias:
+        for i in range(n):
+            for j in range(k):
+                A[i, j] += b[j]
+    if activation == RELU:
+        for i in range(n):
+            for j in range(k):
+                if A[i, j] < zero:  # NaN stays NaN, as np.maximum
+                    A[i, j] = zero
+    elif activation == SIGMOID:
+        for i in range(n):
+            for j in range(k):
+                z = A[i, j]
+                if z >= zero:  # the stable branch for each sign, as expit
+                    A[i, j] = one / (one + math.exp(-z))
+                else:
+                    e = math.exp(z)
+                    A[i, j] = e / (one + e)
+    elif activation == TANH:
+        for i in range(n):
+            for j in range(k):
+                A[i, j] = math.tanh(A[i, j])
+    elif activation == SOFTMAX:
+        for i in range(n):
+            m = A[i, 0]  # subtract the row max for stability
+            for j in range(1, k):
+                if A[i, j] > m:
+                    m = A[i, j]
+            s = zero
+            for j in range(k):
+                e = math.exp(A[i, j] - m)
+                A[i, j] = e
+                s += e
+            for j in range(k):
+                A[i, j] /= s
+
+
+@njit(**_JIT)
+def activation_grad(dA, A, activation, dZ, db):
+    """``dZ = dA * f'(A)`` (derivative from the output A) and ``db = dZ.sum(0)``.
+
+    One pass; ``dZ`` may be ``dA`` itself (in place). ``db`` empty: no bias.
+    For LINEAR, ``dZ`` is not written (it equals ``dA``).
+    """
+    n, k = dA.shape
+    has_bias = db.shape[0] > 0
+    zero = dA.dtype.type(0)
+    one = dA.dtype.type(1)
+    if has_bias:
+        for j in range(k):
+            db[j] = zero
+    if activation == LINEAR:
+        if has_bias:
+            for i in range(n):
+                for j in range(k):
+                    db[j] += dA[i, j]
+        return
+    for i in range(n):
+        if activation == SOFTMAX:
+            # Jacobian-vector product per row: dZ = A * (dA - sum(dA * A)).
+            s = zero
+            for j in range(k):
+                s += dA[i, j] * A[i, j]
+            for j in range(k):
+                dZ[i, j] = A[i, j] * (dA[i, j] - s)
+        elif activation == RELU:
+            for j in range(k):  # relu'(0) = 0; dA * 0 keeps NaN as the reference
+                dZ[i, j] = dA[i, j] if A[i, j] > zero else dA[i, j] * zero
+        elif activation == SIGMOID:
+            for j in range(k):
+                a = A[i, j]
+                dZ[i, j] = dA[i, j] * (a * (one - a))
+        else:  # TANH
+            for j in range(k):
+                a = A[i, j]
+                dZ[i, j] = dA[i, j] * (one - a * a)
+        if has_bias:
+            for j in range(k):
+                db[j] += dZ[i, j]
+
+
+@njit(**_JIT)
+def dense_forward(X, W, b, activation, A_out):
+    """Same contract as ``fastnn.reference.dense_forward``."""
+    if A_out.size == 0:
+        return A_out
+    np.dot(X, W, A_out)
+    bias_activation(A_out, b, activation)
+    return A_out
+
+
+@njit(**_JIT)
+def dense_backward(dA, X, W, A, activation, dW_out, db_out, dX_out, want_dX):
+    """Same contract as ``fastnn.reference.dense_backward``.
+
+    ``dX_out`` is written only if ``want_dX`` (else it may be a dummy array).
+    ``dA`` is not modified: ``dZ`` goes to a temporary (none for LINEAR).
+    """
+    if activation == LINEAR:
+        dZ = dA
+        activation_grad(dA, A, activation, dZ, db_out)
+    else:
+        dZ = np.empty_like(dA)
+        activation_grad(dA, A, activation, dZ, db_out)
+    if dW_out.size > 0:
+        if dA.shape[0] == 0:
+            dW_out[:] = dW_out.dtype.type(0)
+        else:
+            np.dot(X.T, dZ, dW_out)  # X.T: F layout -> a BLAS transpose flag
+    if want_dX and dX_out.size > 0:
+        if dA.shape[1] == 0:
+            dX_out[:] = dX_out.dtype.type(0)
+        else:
+            np.dot(dZ, W.T, dX_out)
+
+
+@njit(**_JIT)
+def softmax_cross_entropy(Z, labels, dZ_out):
+    """Same contract as ``fastnn.reference.softmax_cross_entropy``.
+
+    One pass per row; the loss is accumulated in float64 as the reference does.
+    """
+    n, k = Z.shape
+    one = Z.dtype.type(1)
+    dn = Z.dtype.type(n)
+    total = 0.0
+    for i in range(n):
+        m = Z[i, 0]  # subtract the row max for stability
+        for j in range(1, k):
+            if Z[i, j] > m:
+                m = Z[i, j]
+        s = Z.dtype.type(0)
+        for j in range(k):
+            e = math.exp(Z[i, j] - m)
+            dZ_out[i, j] = e
+            s += e
+        y = labels[i]
+        shifted_y = Z[i, y] - m
+        total += math.log(np.float64(s)) - np.float64(shifted_y)
+        for j in range(k):
+            dZ_out[i, j] = dZ_out[i, j] / s
+        dZ_out[i, y] -= one
+        for j in range(k):
+            dZ_out[i, j] = dZ_out[i, j] / dn
+    return total / n
+
+
+@njit(**_JIT)
+def mean_squared_error(A, Y, dA_out):
+    """Same contract as ``fastnn.reference.mean_squared_error`` (float64 sum)."""
+    n, k = A.shape
+    scale = A.dtype.type(2.0 / (n * k))
+    total = 0.0
+    for i in range(n):
+        for j in range(k):
+            d = A[i, j] - Y[i, j]
+            d64 = np.float64(d)
+            total += d64 * d64
+            dA_out[i, j] = d * scale
+    return total / (n * k)
+
+
+# --------------------------------------------------------------------------- #
+# SGD over the flat buffers
+# --------------------------------------------------------------------------- #
+@njit(**_JIT)
+def _sum_squares(w):
+    """``sum(w**2)`` accumulated in float64 (its own pass: it vectorizes better)."""
+    sq = 0.0
+    for t in range(w.shape[0]):
+        w64 = np.float64(w[t])
+        sq += w64 * w64
+    return sq
+
+
+@njit(**_JIT)
+def _update(params, grads, velocity, lr, momentum, nesterov, wd, decay):
+    """The fused SGD step on (slices of) the flat buffers; scalars in their dtype.
+
+    Decay (if ``decay``), momentum, nesterov and the update in one pass. The
+    callers pass slices so the loop starts at 0: LLVM vectorizes that form.
+    """
+    zero = params.dtype.type(0)
+    if momentum == zero:
+        for t in range(params.shape[0]):
+            w = params[t]
+            g = grads[t]
+            if decay:
+                g = g + wd * w
+                grads[t] = g
+            params[t] = w - lr * g
+    else:
+        for t in range(params.shape[0]):
+            w = params[t]
+            g = grads[t]
+            if decay:
+                g = g + wd * w
+            v = momentum * velocity[t] + g
+            velocity[t] = v
+            if nesterov:
+                g = g + momentum * v
+                params[t] = w - lr * g
+            else:
+                params[t] = w - lr * v
+            grads[t] = g
+
+
+@njit(**_JIT)
+def _spans_sorted_disjoint(decay_spans):
+    for s in range(decay_spans.shape[0]):
+        if s > 0 and decay_spans[s, 0] < decay_spans[s - 1, 1]:
+            return False
+    return True
+
+
+@njit(**_JIT)
+def sgd_update(params, grads, velocity, learning_rate, momentum, nesterov,
+               weight_decay, decay_spans):
+    """Same contract as ``fastnn.reference.sgd_update``; scalars in params dtype.
+
+    Sorted, disjoint ``decay_spans`` (the usual case) take one fused pass over
+    the buffers; otherwise the decay is applied span by span first, as the
+    reference does (overlaps decay twice), then the plain update.
+    """
+    size = params.shape[0]
+    zero = params.dtype.type(0)
+    lr = learning_rate
+    if weight_decay == zero:
+        _update(params, grads, velocity, lr, momentum, nesterov, zero, False)
+        return 0.0
+    sq = 0.0
+    if _spans_sorted_disjoint(decay_spans):
+        pos = 0
+        for s in range(decay_spans.shape[0]):
+            start = decay_spans[s, 0]
+            stop = decay_spans[s, 1]
+            if pos < start:
+                _update(params[pos:start], grads[pos:start], velocity[pos:start],
+                        lr, momentum, nesterov, zero, False)
+            sq += _sum_squares(params[start:stop])
+            _update(params[start:stop], grads[start:stop], velocity[start:stop],
+                    lr, momentum, nesterov, weight_decay, True)
+            pos = max(pos, stop)
+        if pos < size:
+            _update(params[pos:], grads[pos:], velocity[pos:], lr, momentum,
+                    nesterov, zero, False)
+        return sq
+    for s in range(decay_spans.shape[0]):
+        for t in range(decay_spans[s, 0], decay_spans[s, 1]):
+            w = params[t]
+            w64 = np.float64(w)
+            sq += w64 * w64
+            grads[t] = grads[t] + weight_decay * w
+    _update(params, grads, velocity, lr, momentum, nesterov, zero, False)
+    return sq
+
+
+# --------------------------------------------------------------------------- #
+# The fused multi-step training loop
+# --------------------------------------------------------------------------- #
+@njit(**_JIT)
+def train_steps(X, labels, Y, order, batch_size, step_begin, step_end, params,
+                grads, velocity, layout, loss, learning_rates, momentum,
+                nesterov, weight_decay, decay_spans, losses_out):
+    """Same contract as ``fastnn.reference.train_steps``.
+
+    ``labels`` is int64 (n,) or empty, ``Y`` is 2-D (n, k) or (0, k) when
+    unused; ``momentum`` is of the params dtype, ``weight_decay`` a float64.
+    """
+    dt = params.dtype.type
+    n = X.shape[0]
+    n_layers = layout.shape[0]
+    ce = loss == CROSS_ENTROPY
+    wd = dt(weight_decay)
+
+    # Scratch, allocated once: activations of every layer (flat, one segment per
+    # layer), two ping-pong gradient tiles, the gathered batch rows and targets.
+    a_off = np.empty(n_layers + 1, np.int64)
+    a_off[0] = 0
+    widest = 1
+    for l in range(n_layers):
+        a_off[l + 1] = a_off[l] + batch_size * layout[l, N_OUT]
+        widest = max(widest, layout[l, N_OUT])
+    acts = np.empty(a_off[n_layers], X.dtype)
+    ping = np.empty(batch_size * widest, X.dtype)
+    pong = np.empty(batch_size * widest, X.dtype)
+    n_in0 = X.shape[1]
+    Xb_flat = np.empty(batch_size * n_in0, X.dtype)
+    k_out = layout[n_layers - 1, N_OUT]
+    lb_buf = np.empty(batch_size if ce else 0, np.int64)
+    Yb_flat = np.empty(0 if ce else batch_size * k_out, X.dtype)
+    Yb_flat0 = Yb_flat[:0].reshape(0, k_out)
+    empty = params[:0]
+
+    for i in range(step_end - step_begin):
+        start = (step_begin + i) * batch_size
+        stop = min(n, start + batch_size)
+        m = stop - start
+
+        # Gather the batch rows (and their targets) into the scratch.
+        Xb = Xb_flat[: m * n_in0].reshape(m, n_in0)
+        for r in range(m):
+            src = order[start + r]
+            for c in range(n_in0):
+                Xb[r, c] = X[src, c]
+        lb = lb_buf[:m] if ce else lb_buf
+        Yb = Yb_flat[: m * k_out].reshape(m, k_out) if not ce else Yb_flat0
+        if ce:
+            for r in range(m):
+                lb[r] = labels[order[start + r]]
+        else:
+            for r in range(m):
+                src = order[start + r]
+                for c in range(k_out):
+                    Yb[r, c] = Y[src, c]
+
+        # Forward; with cross-entropy the output layer is linear (the softmax
+        # is fused into the loss).
+        A_prev = Xb
+        for l in range(n_layers):
+            n_in = layout[l, N_IN]
+            n_out = layout[l, N_OUT]
+            w_off = layout[l, W_OFF]
+            b_off = layout[l, B_OFF]
+            act = layout[l, ACT]
+            if ce and l == n_layers - 1:
+                act = LINEAR
+            W = params[w_off : w_off + n_in * n_out].reshape(n_in, n_out)
+            b = params[b_off : b_off + n_out] if b_off >= 0 else empty
+            A = acts[a_off[l] : a_off[l] + m * n_out].reshape(m, n_out)
+            np.dot(A_prev, W, A)
+            bias_activation(A, b, act)
+            A_prev = A
+
+        dA = ping[: m * k_out].reshape(m, k_out)
+        if ce:
+            value = softmax_cross_entropy(A_prev, lb, dA)
+        else:
+            value = mean_squared_error(A_prev, Yb, dA)
+        if not math.isfinite(value):
+            return i
+
+        # Backward: dZ in place in dA, then dW = X.T @ dZ and dX = dZ @ W.T.
+        use_ping = False
+        for l in range(n_layers - 1, -1, -1):
+            n_in = layout[l, N_IN]
+            n_out = layout[l, N_OUT]
+            w_off = layout[l, W_OFF]
+            b_off = layout[l, B_OFF]
+            act = layout[l, ACT]
+            if ce and l == n_layers - 1:
+                act = LINEAR
+            A = acts[a_off[l] : a_off[l] + m * n_out].reshape(m, n_out)
+            if l > 0:
+                X_in = acts[a_off[l - 1] : a_off[l - 1] + m * n_in].reshape(m, n_in)
+            else:
+                X_in = Xb
+            db = grads[b_off : b_off + n_out] if b_off >= 0 else empty
+            activation_grad(dA, A, act, dA, db)
+            dW = grads[w_off : w_off + n_in * n_out].reshape(n_in, n_out)
+            np.dot(X_in.T, dA, dW)
+            if l > 0:
+                W = params[w_off : w_off + n_in * n_out].reshape(n_in, n_out)
+                buf = ping if use_ping else pong
+                dX = buf[: m * n_in].reshape(m, n_in)
+                np.dot(dA, W.T, dX)
+                dA = dX
+                use_ping = not use_ping
+
+        sq = sgd_update(params, grads, velocity, dt(learning_rates[i]), momentum,
+                        nesterov, wd, decay_spans)
+        losses_out[i] = value + 0.5 * weight_decay * sq
+    return step_end - step_begin

@@ -1,0 +1,247 @@
+"""Training plots: history curves, confusion matrix, predictions on digit images.
+
+Design: matplotlib is imported inside the functions, never at import time, and
+only its object-oriented API is used -- a ``Figure`` attached to an Agg canvas
+-- so plotting neither needs a display nor changes the global backend or the
+pyplot state of the caller (a Jupyter session keeps its own backend). Every
+image is written atomically through :func:`fastnn.io.atomic_write`: a reader
+sees the previous PNG or the new one, never half of one.
+
+Only :func:`confusion_matrix` is pure NumPy and needs no extra package.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fastnn import io
+
+__all__ = [
+    "confusion_matrix",
+    "plot_confusion_matrix",
+    "plot_digit_predictions",
+    "plot_history",
+    "require_matplotlib",
+]
+
+_DPI = 100
+
+
+def require_matplotlib() -> None:
+    """Raise ImportError (with the fix) unless matplotlib can be imported."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as err:
+        raise ImportError(
+            "plotting needs matplotlib, which is not installed: "
+            'pip install "fastnn[plots]"'
+        ) from err
+
+
+def _new_figure(width: float, height: float):
+    """A Figure on a private Agg canvas (no pyplot, no global backend switch)."""
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    path = Path(os.fspath(path))
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"path: the folder {str(path.parent)!r} does not exist; create it first"
+        )
+    io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=_DPI))
+    return path
+
+
+def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
+    """Counts ``C[i, j]`` of samples of true class ``i`` predicted as ``j``.
+
+    Rows are true classes, columns predicted classes (scikit-learn's
+    convention); ``C.sum() == len(y_true)`` and ``trace(C)`` counts the correct
+    predictions. Returns int64 ``(n_classes, n_classes)``.
+    """
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) \
+            or n_classes < 1:
+        raise ValueError(f"n_classes: expected a positive int; received {n_classes!r}")
+    n_classes = int(n_classes)
+    arrays = []
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        a = np.asarray(y)
+        if a.ndim != 1:
+            raise ValueError(f"{name}: expected a 1-D array of class indices; "
+                             f"received shape {a.shape}")
+        if a.size and a.dtype.kind not in "iu":
+            if a.dtype.kind != "f" or not np.all(a == np.round(a)):
+                raise TypeError(f"{name}: expected integer class indices; received "
+                                f"dtype {a.dtype}")
+        a = a.astype(np.int64)
+        if a.size and (a.min() < 0 or a.max() >= n_classes):
+            raise ValueError(f"{name}: expected class indices in 0..{n_classes - 1}; "
+                             f"received values from {a.min()} to {a.max()}")
+        arrays.append(a)
+    t, p = arrays
+    if t.shape != p.shape:
+        raise ValueError(f"y_true and y_pred: expected the same length; received "
+                         f"{t.shape[0]} and {p.shape[0]}")
+    counts = np.bincount(t * n_classes + p, minlength=n_classes * n_classes)
+    return counts.reshape(n_classes, n_classes)
+
+
+def _as_history(history) -> Mapping[str, Sequence[float]]:
+    """Accept a ``History`` callback, its ``.history`` dict, or a loaded JSON dict."""
+    history = getattr(history, "history", history)
+    if not isinstance(history, Mapping):
+        raise TypeError("history: expected a dict of lists such as History.history; "
+                        f"received {type(history).__name__}")
+    if not history.get("loss"):
+        raise ValueError("history: expected at least one epoch of 'loss'; received "
+                         f"keys {sorted(history)}")
+    return history
+
+
+def _curve(ax, history, key: str, label: str, style: str, percent: bool) -> bool:
+    values = history.get(key)
+    if not values:
+        return False
+    y = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+    if percent:
+        y = 100 * y
+    epochs = np.arange(1, y.size + 1)
+    last = f"{y[-1]:.2f}%" if percent else f"{y[-1]:.4f}"
+    ax.plot(epochs, y, style, label=f"{label} (last {last})", linewidth=1.8,
+            markersize=5)
+    return True
+
+
+def plot_history(history, path: str | os.PathLike,
+                 validation_label: str = "validation") -> Path:
+    """Loss and accuracy per epoch, training and validation, side by side.
+
+    ``history`` is ``model.fit(...)``'s :class:`~fastnn.History`, its
+    ``.history`` dict, or the same dict read back from ``history.json``. Keys
+    used: ``loss``, ``val_loss``, ``accuracy``, ``val_accuracy``; missing ones
+    are left out. ``validation_label`` names the ``val_`` curves (e.g.
+    ``"test"`` when the test set served as validation data). Writes a PNG
+    atomically and returns its path.
+    """
+    history = _as_history(history)
+    fig = _new_figure(10, 4)
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    from matplotlib.ticker import MaxNLocator
+
+    n_epochs = max(len(v) for v in history.values() if isinstance(v, Sequence))
+    for ax, key, title, percent in ((ax_loss, "loss", "Loss", False),
+                                    (ax_acc, "accuracy", "Accuracy (%)", True)):
+        drew = _curve(ax, history, key, "training", "o-", percent)
+        drew |= _curve(ax, history, f"val_{key}", validation_label, "s--", percent)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        if n_epochs <= 20:
+            ax.set_xticks(range(1, n_epochs + 1))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0.5, n_epochs + 0.5)
+        ax.grid(True, alpha=0.3)
+        if drew:
+            ax.legend()
+        else:
+            ax.text(0.5, 0.5, f"no {key} recorded", ha="center", va="center",
+                    transform=ax.transAxes, color="gray")
+    return _save(fig, path)
+
+
+def plot_confusion_matrix(y_true, y_pred, path: str | os.PathLike,
+                          labels: Iterable[Any] = range(10)) -> Path:
+    """The confusion matrix as an annotated heat map; writes a PNG atomically.
+
+    ``y_true`` and ``y_pred`` are class indices ``0 .. len(labels) - 1``;
+    ``labels`` names the classes on the axes. Rows are true classes.
+    """
+    labels = [str(label) for label in labels]
+    cm = confusion_matrix(y_true, y_pred, len(labels))
+    k = len(labels)
+    size = max(4.0, 0.55 * k + 1.5)
+    fig = _new_figure(size + 1.0, size)
+    ax = fig.subplots()
+    # Colour on a log-like scale so the few errors stay visible next to the
+    # large diagonal; the annotations carry the exact counts.
+    from matplotlib.colors import PowerNorm
+
+    image = ax.imshow(cm, cmap="Blues", norm=PowerNorm(0.3, vmin=0,
+                                                        vmax=max(cm.max(), 1)))
+    fig.colorbar(image, ax=ax, shrink=0.8, label="samples")
+    threshold = 0.35 * max(cm.max(), 1)
+    font = 9 if k <= 10 else 7
+    for i in range(k):
+        for j in range(k):
+            if cm[i, j] == 0:
+                continue
+            color = "white" if cm[i, j] > threshold else "black"
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color=color,
+                    fontsize=font)
+    ax.set_xticks(range(k), labels)
+    ax.set_yticks(range(k), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    total = int(cm.sum())
+    accuracy = np.trace(cm) / total if total else float("nan")
+    ax.set_title(f"Confusion matrix: {total:,d} samples, "
+                 f"accuracy {100 * accuracy:.2f}%")
+    return _save(fig, path)
+
+
+def plot_digit_predictions(images, probs, path: str | os.PathLike,
+                           names: Sequence[str] | None = None) -> Path:
+    """Each image with its predicted class and probability; writes a PNG.
+
+    ``images``: ``(n, 784)`` or ``(n, 28, 28)`` in [0, 1] (as
+    :func:`fastnn.images.load_digit_image` returns); ``probs``: ``(n, k)``
+    class probabilities (``model.predict``); ``names``: optional titles such
+    as the file names.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    probs = np.asarray(probs, dtype=np.float64)
+    if images.ndim == 2 and images.shape[1] == 784:
+        images = images.reshape(-1, 28, 28)
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise ValueError(f"images: expected shape (n, 784) or (n, 28, 28); received "
+                         f"{images.shape}")
+    n = images.shape[0]
+    if probs.ndim != 2 or probs.shape[0] != n:
+        raise ValueError(f"probs: expected shape ({n}, n_classes); received "
+                         f"{probs.shape}")
+    if names is not None and len(names) != n:
+        raise ValueError(f"names: expected {n} names; received {len(names)}")
+    if n == 0:
+        raise ValueError("images: expected at least one image; received none")
+    cols = min(n, 6)
+    rows = -(-n // cols)
+    fig = _new_figure(1.9 * cols, 2.2 * rows)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for i, ax in enumerate(axes):
+        ax.set_axis_off()
+        if i >= n:
+            continue
+        ax.imshow(images[i], cmap="gray", vmin=0, vmax=1)
+        digit = int(probs[i].argmax())
+        title = f"{digit} ({100 * probs[i, digit]:.1f}%)"
+        if names is not None:
+            title = f"{_shorten(names[i])}\n{title}"
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def _shorten(name: str, width: int = 18) -> str:
+    name = os.path.basename(str(name))
+    return name if len(name) <= width else name[: width - 3] + "..."

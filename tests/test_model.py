@@ -1,0 +1,218 @@
+"""Model API: reproducibility, persistence, weights, backends and callbacks."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import backends
+
+
+def make_model(backend="numpy", dtype="float32", seed=0, **opt):
+    opt = {"learning_rate": 0.05, "momentum": 0.9, "weight_decay": 1e-4} | opt
+    return fastnn.Sequential(
+        [fastnn.Dense(16, activation="relu", kernel_initializer="he_uniform"),
+         fastnn.Dense(8, activation="tanh", use_bias=False),
+         fastnn.Dense(3, activation="softmax")],
+        input_dim=5, optimizer=fastnn.SGD(**opt), backend=backend, dtype=dtype,
+        seed=seed)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(int) + (x[:, 1] > 0.5)
+    return x, y
+
+
+def test_same_seed_bit_identical_and_other_seed_differs(backend_name, dtype, data):
+    x, y = data
+    runs = []
+    for seed in (7, 7, 8):
+        model = make_model(backend_name, dtype, seed)
+        model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        runs.append(np.concatenate([w.ravel() for w in model.get_weights()]))
+    assert runs[0].dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])
+
+
+def test_training_learns_and_keeps_dtype(backend_name, dtype, data):
+    x, y = data
+    model = make_model(backend_name, dtype)
+    before = model.evaluate(x, y)
+    history = model.fit(x, y, epochs=20, batch_size=16, verbose=0,
+                        validation_data=(x[:50], y[:50]))
+    after = model.evaluate(x, y)
+    assert after["loss"] < before["loss"] / 2
+    assert after["accuracy"] > 0.9
+    assert len(history.history["val_accuracy"]) == 20
+    assert model.predict(x).dtype == np.dtype(dtype)
+    assert all(w.dtype == np.dtype(dtype) for w in model.get_weights())
+
+
+def test_save_load_round_trip_and_exact_continuation(tmp_path, backend_name, data):
+    x, y = data
+    straight = make_model(backend_name)
+    straight.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    first = make_model(backend_name)
+    first.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    path = tmp_path / "model.npz"
+    first.save(path)
+    loaded = fastnn.load(path, backend=backend_name)
+    np.testing.assert_array_equal(loaded.predict(x), first.predict(x))
+    assert loaded.get_config() == first.get_config()
+    loaded.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    np.testing.assert_array_equal(loaded.params, straight.params)
+    assert loaded.epoch == 3
+
+
+def test_resume_from_checkpoint_matches_uninterrupted(tmp_path, data):
+    x, y = data
+    straight = make_model()
+    straight.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    ckpt = tmp_path / "ckpt.npz"
+    partial = make_model()
+    partial.fit(x, y, epochs=2, batch_size=32, verbose=0,
+                callbacks=[fastnn.ModelCheckpoint(ckpt)])
+    resumed = make_model(seed=123)  # a fresh process would start from scratch
+    resumed.fit(x, y, epochs=3, batch_size=32, verbose=0, resume=ckpt)
+    np.testing.assert_array_equal(resumed.params, straight.params)
+    other = fastnn.Sequential([fastnn.Dense(3, activation="softmax")], input_dim=5)
+    with pytest.raises(ValueError, match="resume"):
+        other.fit(x, y, epochs=3, verbose=0, resume=ckpt)
+
+
+def test_get_set_weights_keras_order(data):
+    model = make_model()
+    weights = model.get_weights()
+    assert [w.shape for w in weights] == [(5, 16), (16,), (16, 8), (8, 3), (3,)]
+    new = [np.full_like(w, 0.01 * i) for i, w in enumerate(weights)]
+    model.set_weights(new)
+    for got, want in zip(model.get_weights(), new):
+        np.testing.assert_array_equal(got, want)
+    weights[0][...] = 99  # get_weights returns copies
+    assert model.get_weights()[0][0, 0] == 0
+    with pytest.raises(ValueError, match=r"weights\[1\]: expected shape \(16,\)"):
+        model.set_weights([new[0], np.zeros(3)] + new[2:])
+    with pytest.raises(ValueError, match="weights: expected a list of 5"):
+        model.set_weights(new[:2])
+    with pytest.raises(ValueError, match=r"weights\[0\].*finite"):
+        model.set_weights([np.full((5, 16), np.nan)] + new[1:])
+    np.testing.assert_array_equal(model.get_weights()[0], new[0])  # nothing written
+
+
+def test_backend_selection_and_switching(data, monkeypatch):
+    x, _ = data
+    model = make_model("numpy")
+    assert model.backend == "numpy"
+    with pytest.raises(ValueError, match="expected one of 'numpy', 'numba', 'cython'"):
+        model.backend = "nmba"
+    with pytest.raises(ValueError, match="received 'nmba'"):
+        make_model("nmba")
+    monkeypatch.setitem(backends._MODULES, "numba", "fastnn._not_a_module")
+    with pytest.raises(fastnn.BackendUnavailableError, match="fastnn\\[numba\\]"):
+        model.backend = "numba"
+    assert model.backend == "numpy"  # a failed switch changes nothing
+    with fastnn.use_backend("numpy"):
+        assert make_model(backend=None).backend == "numpy"
+    monkeypatch.setenv("FASTNN_BACKEND", "numpy")
+    assert make_model(backend=None).backend == "numpy"
+    report = fastnn.available_backends()
+    assert report["numpy"] is None and "fastnn[numba]" in report["numba"]
+
+
+def test_switch_backend_keeps_predictions(backend_name, data):
+    x, y = data
+    model = make_model("numpy", dtype="float64")
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    expected = model.predict(x)
+    model.backend = backend_name
+    np.testing.assert_allclose(model.predict(x), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_early_stopping_restores_best_weights(data):
+    x, y = data
+
+    class Scripted(fastnn.Callback):
+        values = [1.0, 0.5, 0.7, 0.8, 0.9, 0.95]
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = self.values[epoch]
+            if epoch == 1:
+                self.best = self.model.get_weights()
+
+    scripted = Scripted()
+    stop = fastnn.EarlyStopping(monitor="val_loss", patience=2,
+                                restore_best_weights=True)
+    model = make_model()
+    history = model.fit(x, y, epochs=6, batch_size=32, verbose=0,
+                        callbacks=[scripted, stop])
+    assert len(history.epoch) == 4  # best at epoch 1, then 3 worse epochs > patience
+    for got, best in zip(model.get_weights(), scripted.best):
+        np.testing.assert_array_equal(got, best)
+
+
+def _diverging_model(backend):
+    # Linear regression with a far too large step: the weights grow
+    # geometrically until the loss overflows.
+    return fastnn.Sequential([fastnn.Dense(3, activation="linear")], input_dim=5,
+                             loss="mse", optimizer=fastnn.SGD(50.0), backend=backend,
+                             seed=0)
+
+
+def test_divergence_keeps_last_finite_weights(backend_name, data):
+    x, y = data
+    model = _diverging_model(backend_name)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        model.fit(x, y, epochs=50, batch_size=8, verbose=0)
+    assert model.weights_are_finite()
+    model2 = _diverging_model(backend_name)
+    model2.fit(x, y, epochs=50, batch_size=8, verbose=0,
+               callbacks=[fastnn.TerminateOnNaN()])
+    assert model2.weights_are_finite() and model2.stop_training
+    assert model2.epoch < 50
+
+
+def test_model_checkpoint_best_only(tmp_path, data):
+    x, y = data
+    model = make_model()
+    pattern = str(tmp_path / "m-{epoch:02d}.npz")
+    model.fit(x, y, epochs=3, batch_size=32, verbose=0,
+              validation_data=(x, y),
+              callbacks=[fastnn.ModelCheckpoint(pattern, monitor="val_accuracy",
+                                                save_best_only=True)])
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files and files[0] == "m-01.npz"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_load_refuses_pickle_and_damage(tmp_path, data):
+    model = make_model()
+    path = tmp_path / "m.npz"
+    model.save(path)
+    raw = path.read_bytes()
+    (tmp_path / "trunc.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match="not a valid fastnn model file"):
+        fastnn.load(tmp_path / "trunc.npz")
+    flipped = bytearray(raw)
+    flipped[len(raw) // 2] ^= 0xFF
+    (tmp_path / "flip.npz").write_bytes(bytes(flipped))
+    with pytest.raises(ValueError, match="not a valid fastnn model file"):
+        fastnn.load(tmp_path / "flip.npz")
+    evil = tmp_path / "evil.npz"
+    np.savez(evil, format=np.array([{"x": 1}], dtype=object))
+    with pytest.raises(ValueError, match="pickle|objects"):
+        fastnn.load(evil)
+    with zipfile.ZipFile(path) as zf, zipfile.ZipFile(tmp_path / "x.npz", "w") as out:
+        for info in zf.infolist():
+            if info.filename != "velocity.npy":
+                out.writestr(info, zf.read(info))
+    with pytest.raises(ValueError, match="missing members"):
+        fastnn.load(tmp_path / "x.npz")
+    with pytest.raises(ValueError, match="not a valid"):
+        fastnn.load(tmp_path / "nope.npz")

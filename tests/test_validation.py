@@ -1,0 +1,138 @@
+"""Bad input at the public entry points gives an error naming the argument."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastnn
+
+
+@pytest.fixture
+def model(backend_name):
+    return fastnn.Sequential([fastnn.Dense(4, activation="relu"),
+                              fastnn.Dense(3, activation="softmax")],
+                             input_dim=5, backend=backend_name, seed=0)
+
+
+GOOD_X = np.zeros((6, 5), np.float32)
+GOOD_Y = np.array([0, 1, 2, 0, 1, 2])
+
+BAD_X = [
+    (np.zeros((6, 4)), ValueError, "x: expected 5 features"),
+    (np.zeros(30), ValueError, "x: expected a 2-D array"),
+    (np.zeros((6, 5, 1)), ValueError, "x: expected a 2-D array"),
+    (np.zeros((0, 5)), ValueError, "x: expected at least one sample"),
+    (np.full((6, 5), np.nan), ValueError, "x: expected finite values"),
+    (np.full((6, 5), np.inf), ValueError, "x: expected finite values"),
+    (np.zeros((6, 5), np.float16), TypeError, "x: expected float32, float64 or uint8"),
+    (np.zeros((6, 5), np.int64), TypeError, "x: expected float32, float64 or uint8"),
+    (np.zeros((6, 5), np.complex128), TypeError, "x: expected float32"),
+    (np.zeros((6, 5), object), TypeError, "x: expected float32"),
+    ("abc", TypeError, "x: expected float32"),
+]
+BAD_Y = [
+    (np.array([0, 1, 2, 0, 1, 3]), ValueError, r"y: expected class labels in \[0, 2\]"),
+    (np.array([0, 1, 2, 0, 1, -1]), ValueError, "y: expected class labels"),
+    (np.array([0, 1, 2, 0, 1]), ValueError, "y: expected 6 labels"),
+    (np.array([0, 1, 2, 0, 1, 0.5]), ValueError, "y: expected integral"),
+    (np.array([0, 1, 2, 0, 1, np.nan]), ValueError, "y: expected integral"),
+    (np.full((6, 3), 0.5), ValueError, "y: expected one-hot rows"),
+    (np.eye(4)[:6], ValueError, "y: expected one-hot rows of shape"),
+    (np.zeros((6, 1, 1)), ValueError, "y: expected labels of shape"),
+    (np.array(["a"] * 6), TypeError, "y: expected integer class labels"),
+]
+
+
+@pytest.mark.parametrize("x,exc,match", BAD_X)
+def test_bad_x_everywhere(model, x, exc, match):
+    with pytest.raises(exc, match=match):
+        model.fit(x, GOOD_Y, verbose=0)
+    with pytest.raises(exc, match=match):
+        model.evaluate(x, GOOD_Y)
+    with pytest.raises(exc, match=match):
+        model.predict(x)
+    with pytest.raises(exc, match=match):
+        model.loss_and_gradients(x, GOOD_Y)
+
+
+@pytest.mark.parametrize("y,exc,match", BAD_Y)
+def test_bad_y_everywhere(model, y, exc, match):
+    before = model.params.copy()
+    with pytest.raises(exc, match=match):
+        model.fit(GOOD_X, y, verbose=0)
+    with pytest.raises(exc, match=match):
+        model.evaluate(GOOD_X, y)
+    with pytest.raises(exc, match=match):
+        model.loss_and_gradients(GOOD_X, y)
+    np.testing.assert_array_equal(model.params, before)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    ({"batch_size": 0}, ValueError, "batch_size: expected an int >= 1"),
+    ({"batch_size": -3}, ValueError, "batch_size"),
+    ({"batch_size": 7}, ValueError, "batch_size: expected at most the number"),
+    ({"batch_size": 2.5}, TypeError, "batch_size"),
+    ({"epochs": -1}, ValueError, "epochs: expected an int >= 0"),
+    ({"verbose": 5}, ValueError, "verbose"),
+    ({"callbacks": "nope"}, TypeError, "callbacks"),
+    ({"callbacks": [object()]}, TypeError, r"callbacks\[0\]"),
+    ({"validation_data": (GOOD_X[:, :2], GOOD_Y)}, ValueError, r"validation_data\[0\]"),
+    ({"validation_data": (GOOD_X, GOOD_Y[:3])}, ValueError, r"validation_data\[1\]"),
+    ({"validation_data": GOOD_X}, ValueError, "validation_data"),
+])
+def test_bad_fit_arguments(model, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        model.fit(GOOD_X, GOOD_Y, **kwargs)
+
+
+def test_zero_epochs_trains_nothing(model):
+    before = model.params.copy()
+    history = model.fit(GOOD_X, GOOD_Y, epochs=0, verbose=0)
+    assert history.history == {}
+    np.testing.assert_array_equal(model.params, before)
+
+
+def test_unusual_but_valid_inputs_match_contiguous(model):
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 5))
+    reference = model.predict(np.ascontiguousarray(x, np.float32))
+    fortran = np.asfortranarray(x)
+    strided = np.repeat(x, 2, axis=1)[:, ::2]
+    readonly = x.copy()
+    readonly.flags.writeable = False
+    for variant in (fortran, strided, readonly, x.tolist()):
+        np.testing.assert_array_equal(model.predict(variant), reference)
+    images = (x * 255).astype(np.uint8)
+    np.testing.assert_array_equal(model.predict(images),
+                                  model.predict(images.astype(np.float32)))
+    one_hot = np.eye(3)[GOOD_Y]
+    assert model.evaluate(x, one_hot) == model.evaluate(x, GOOD_Y)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    ({"layers": []}, ValueError, "layers"),
+    ({"layers": ["dense"]}, TypeError, r"layers\[0\]"),
+    ({"input_dim": 0}, ValueError, "input_dim"),
+    ({"loss": "hinge"}, ValueError, "loss: expected one of"),
+    ({"dtype": "float16"}, ValueError, "dtype"),
+    ({"optimizer": "sgd"}, TypeError, "optimizer"),
+    ({"seed": -1}, ValueError, "seed"),
+    ({"layers": [fastnn.Dense(3, activation="relu")]}, ValueError, "softmax output"),
+])
+def test_bad_model_arguments(kwargs, exc, match):
+    args = {"layers": [fastnn.Dense(3, activation="softmax")], "input_dim": 5,
+            "backend": "numpy"} | kwargs
+    with pytest.raises(exc, match=match):
+        fastnn.Sequential(**args)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    ({"units": 0}, ValueError, "units"),
+    ({"units": 2.0}, TypeError, "units"),
+    ({"units": 2, "activation": "gelu"}, ValueError, "activation: expected one of"),
+    ({"units": 2, "kernel_initializer": "zeros"}, ValueError, "kernel_initializer"),
+])
+def test_bad_layer_arguments(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        fastnn.Dense(**kwargs)
