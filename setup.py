@@ -1,5 +1,103 @@
-"""Build plumbing for the Cython kernels only; metadata lives in pyproject.toml."""
+"""Build plumbing for the Cython kernels only; metadata lives in pyproject.toml.
 
-from setuptools import setup
+``pip install .`` / ``pip install -e .`` (or ``python setup.py build_ext
+--inplace``) compiles every ``fastnn/_kernels/*.pyx`` into its own extension
+with one set of Cython directives. ``FASTNN_CYTHON_DEBUG=1`` at build time
+gives a debug build: bounds, wraparound and initialisation checks on, ``-O0
+-g``, and ``DEBUG_BUILD`` true in ``fastnn._kernels._dense``. Switching between
+the two modes forces a full rebuild (see ``_note_build_mode``).
 
-setup()
+The release build uses ``-O3`` without ``-march`` (the wheel must run on any
+CPU of its platform) and without ``-ffast-math`` (NaN/Inf checks must hold);
+``-ffp-contract=off`` keeps the elementwise arithmetic rounded exactly as
+NumPy's reference does it (no fused multiply-adds). BLAS comes from SciPy
+(``scipy.linalg.cython_blas``), so there is nothing to link and no OpenMP.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+
+KERNELS_DIR = Path("fastnn", "_kernels")
+DEBUG_ENV = "FASTNN_CYTHON_DEBUG"
+#: Rewritten when the build mode changes; every extension depends on it.
+MODE_FILE = Path("build", "fastnn-cython-mode.txt")
+
+
+def debug_build(environ=os.environ) -> bool:
+    """Whether ``FASTNN_CYTHON_DEBUG`` asks for a debug build."""
+    return environ.get(DEBUG_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def compiler_directives(debug: bool) -> dict:
+    """The one set of Cython directives, for every extension."""
+    return {
+        "language_level": 3,
+        "boundscheck": debug,
+        "wraparound": debug,
+        "initializedcheck": debug,
+        "cdivision": True,
+    }
+
+
+def compile_args(debug: bool, platform: str = sys.platform) -> list[str]:
+    if platform == "win32":  # MSVC
+        return ["/Od", "/Zi"] if debug else ["/O2"]
+    flags = ["-ffp-contract=off"]
+    if debug:
+        return flags + ["-O0", "-g"]
+    return flags + ["-O3", "-funroll-loops"]
+
+
+def _note_build_mode(debug: bool) -> bool:
+    """Record the build mode; True when it differs from the previous build.
+
+    Cython and setuptools rebuild on timestamps only, so without this a debug
+    build after a release build would quietly reuse the release objects.
+    """
+    mode = "debug" if debug else "release"
+    try:
+        previous = MODE_FILE.read_text().strip()
+    except OSError:
+        previous = None
+    if previous != mode:
+        MODE_FILE.parent.mkdir(parents=True, exist_ok=True)
+        MODE_FILE.write_text(mode + "\n")
+    return previous is not None and previous != mode
+
+
+def extensions(debug: bool) -> list[Extension]:
+    import numpy
+    from Cython.Build import cythonize
+
+    changed = _note_build_mode(debug)
+    modules = [
+        Extension(
+            f"fastnn._kernels.{pyx.stem}",
+            [str(pyx)],
+            include_dirs=[numpy.get_include()],
+            define_macros=[
+                ("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION"),
+                ("FASTNN_DEBUG_BUILD", "1" if debug else "0"),
+            ],
+            extra_compile_args=compile_args(debug),
+            depends=[str(MODE_FILE)],
+        )
+        for pyx in sorted(KERNELS_DIR.glob("*.pyx"))
+    ]
+    return cythonize(
+        modules,
+        compiler_directives=compiler_directives(debug),
+        force=changed,
+        quiet=True,
+    )
+
+
+# setuptools' PEP 517 backend and ``python setup.py`` both run this file as
+# __main__; the tests import it for the helpers above without building.
+if __name__ == "__main__":
+    setup(ext_modules=extensions(debug_build()))

@@ -61,9 +61,15 @@ def check_features(x, name: str, n_features: int, dtype: np.dtype) -> np.ndarray
             f"input_dim); received {_describe(a)}"
         )
     out = np.ascontiguousarray(a, dtype=dtype)
-    if a.dtype != np.uint8 and not np.isfinite(out).all():
+    if a.dtype != np.uint8 and not all_finite(out):
         raise ValueError(f"{name}: expected finite values; received NaN or inf")
     return out
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """True when ``a`` holds no NaN or inf: min and max propagate both, in two
+    passes without the temporary a boolean mask would need."""
+    return bool(np.isfinite(a.min()) and np.isfinite(a.max()))
 
 
 def check_labels(y, name: str, n_samples: int, n_classes: int) -> np.ndarray:

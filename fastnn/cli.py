@@ -86,8 +86,9 @@ def _number(low: float, high: float, low_open: bool = False, high_open: bool = F
         ok = ok and (value > low if low_open else value >= low)
         ok = ok and (value < high if high_open else value <= high)
         if not ok:
-            raise argparse.ArgumentTypeError(f"expected a number {lo}{hi}; received "
-                                             f"{text!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected a number {lo}{hi}; received {text!r}"
+            )
         return value
 
     return parse
@@ -97,111 +98,179 @@ def _number(low: float, high: float, low_open: bool = False, high_open: bool = F
 def _add_backend(p: argparse.ArgumentParser) -> None:
     from fastnn.backends import BACKEND_NAMES
 
-    p.add_argument("--backend", default="auto", choices=("auto",) + BACKEND_NAMES,
-                   help="kernel backend (default: auto, the fastest available; "
-                        "'fastnn backends' lists them)")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto",) + BACKEND_NAMES,
+        help="kernel backend (default: auto, the fastest available; "
+        "'fastnn backends' lists them)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="fastnn",
         description="Fast feed-forward neural networks for ordinary CPUs: train on "
-                    "MNIST, evaluate a saved model, read your own digit images.")
+        "MNIST, evaluate a saved model, read your own digit images.",
+    )
     from fastnn import __version__
 
     parser.add_argument("--version", action="version", version=f"fastnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     train = sub.add_parser(
-        "train", help="train the MNIST network and save model, history and plots",
+        "train",
+        help="train the MNIST network and save model, history and plots",
         description="Train a 784-H...-10 relu/softmax network on real MNIST with "
-                    "mini-batch SGD (Nesterov momentum, weight decay, exponentially "
-                    "decaying learning rate), then save model.npz, history.json, "
-                    "loss.png and confusion_matrix.png into the output folder and "
-                    "print the test accuracy. The defaults are the original "
-                    "project's network and a recipe that reaches >= 98% test "
-                    "accuracy.")
+        "mini-batch SGD (Nesterov momentum, weight decay, exponentially "
+        "decaying learning rate), then save model.npz, history.json, "
+        "loss.png and confusion_matrix.png into the output folder and "
+        "print the test accuracy. The defaults are the original "
+        "project's network and a recipe that reaches >= 98% test "
+        "accuracy.",
+    )
     _add_backend(train)
-    train.add_argument("--dtype", default="float32", choices=("float32", "float64"),
-                       help="parameter and computation dtype (default: float32)")
-    train.add_argument("--hidden", nargs="+", type=_positive_int, default=list(HIDDEN),
-                       metavar="UNITS",
-                       help="hidden layer sizes, relu (default: 512 512 512)")
-    train.add_argument("--epochs", type=_positive_int, default=EPOCHS,
-                       help="default: %(default)s")
-    train.add_argument("--batch-size", type=_positive_int, default=BATCH_SIZE,
-                       help="default: %(default)s")
-    train.add_argument("--learning-rate", type=_number(0, math.inf, low_open=True),
-                       default=LEARNING_RATE,
-                       help="initial learning rate (default: %(default)s)")
-    train.add_argument("--lr-decay", type=_number(0, 1, low_open=True),
-                       default=LR_DECAY,
-                       help="factor by which the learning rate falls over the whole "
-                            "run, decaying a little every step "
-                            "(ExponentialDecay); 1 keeps it constant "
-                            "(default: %(default)s)")
-    train.add_argument("--momentum", type=_number(0, 1, high_open=True),
-                       default=MOMENTUM,
-                       help="SGD momentum, Nesterov when > 0 (default: "
-                            "%(default)s)")
-    train.add_argument("--weight-decay", type=_number(0, math.inf),
-                       default=WEIGHT_DECAY,
-                       help="L2 weight decay on the weights (default: %(default)s)")
-    train.add_argument("--seed", type=_integer(0), default=SEED,
-                       help="seeds initialisation and shuffling (default: "
-                            "%(default)s)")
-    train.add_argument("--validation-split", type=_number(0, 1, high_open=True),
-                       default=0.0, metavar="FRACTION",
-                       help="hold out this last fraction of the training data for "
-                            "the per-epoch val_loss/val_accuracy; with 0 the test "
-                            "set provides those columns (so they are test scores, "
-                            "not an independent validation). Default: 0")
-    train.add_argument("--limit", type=_positive_int, default=None, metavar="N",
-                       help="train on the first N training samples only (quick "
-                            "tests); the test set stays complete")
-    train.add_argument("-o", "--output", default=OUTPUT, metavar="FOLDER",
-                       help="folder for model.npz, history.json and the plots "
-                            "(created if missing; files in it are overwritten; "
-                            "default: %(default)s)")
-    train.add_argument("--no-plots", action="store_true",
-                       help="do not write loss.png and confusion_matrix.png")
-    train.add_argument("-q", "--quiet", action="store_true",
-                       help="no progress bar, summary or per-epoch lines; print "
-                            "only the test accuracy and the files written")
+    train.add_argument(
+        "--dtype",
+        default="float32",
+        choices=("float32", "float64"),
+        help="parameter and computation dtype (default: float32)",
+    )
+    train.add_argument(
+        "--hidden",
+        nargs="+",
+        type=_positive_int,
+        default=list(HIDDEN),
+        metavar="UNITS",
+        help="hidden layer sizes, relu (default: 512 512 512)",
+    )
+    train.add_argument(
+        "--epochs", type=_positive_int, default=EPOCHS, help="default: %(default)s"
+    )
+    train.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=BATCH_SIZE,
+        help="default: %(default)s",
+    )
+    train.add_argument(
+        "--learning-rate",
+        type=_number(0, math.inf, low_open=True),
+        default=LEARNING_RATE,
+        help="initial learning rate (default: %(default)s)",
+    )
+    train.add_argument(
+        "--lr-decay",
+        type=_number(0, 1, low_open=True),
+        default=LR_DECAY,
+        help="factor by which the learning rate falls over the whole "
+        "run, decaying a little every step "
+        "(ExponentialDecay); 1 keeps it constant "
+        "(default: %(default)s)",
+    )
+    train.add_argument(
+        "--momentum",
+        type=_number(0, 1, high_open=True),
+        default=MOMENTUM,
+        help="SGD momentum, Nesterov when > 0 (default: %(default)s)",
+    )
+    train.add_argument(
+        "--weight-decay",
+        type=_number(0, math.inf),
+        default=WEIGHT_DECAY,
+        help="L2 weight decay on the weights (default: %(default)s)",
+    )
+    train.add_argument(
+        "--seed",
+        type=_integer(0),
+        default=SEED,
+        help="seeds initialisation and shuffling (default: %(default)s)",
+    )
+    train.add_argument(
+        "--validation-split",
+        type=_number(0, 1, high_open=True),
+        default=0.0,
+        metavar="FRACTION",
+        help="hold out this last fraction of the training data for "
+        "the per-epoch val_loss/val_accuracy; with 0 the test "
+        "set provides those columns (so they are test scores, "
+        "not an independent validation). Default: 0",
+    )
+    train.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="train on the first N training samples only (quick "
+        "tests); the test set stays complete",
+    )
+    train.add_argument(
+        "-o",
+        "--output",
+        default=OUTPUT,
+        metavar="FOLDER",
+        help="folder for model.npz, history.json and the plots "
+        "(created if missing; files in it are overwritten; "
+        "default: %(default)s)",
+    )
+    train.add_argument(
+        "--no-plots",
+        action="store_true",
+        help="do not write loss.png and confusion_matrix.png",
+    )
+    train.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar, summary or per-epoch lines; print "
+        "only the test accuracy and the files written",
+    )
     train.set_defaults(handler=cmd_train)
 
     evaluate = sub.add_parser(
-        "evaluate", help="loss and accuracy of a saved model on the MNIST test set",
+        "evaluate",
+        help="loss and accuracy of a saved model on the MNIST test set",
         description="Load a model saved by 'fastnn train' (or Sequential.save) "
-                    "and print its loss and accuracy on the 10,000 MNIST test "
-                    "images.")
+        "and print its loss and accuracy on the 10,000 MNIST test "
+        "images.",
+    )
     evaluate.add_argument("model", metavar="MODEL", help="a .npz model file")
     _add_backend(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
 
     predict = sub.add_parser(
-        "predict", help="predict the digit in your own images",
+        "predict",
+        help="predict the digit in your own images",
         description="Predict the digit in each image (PNG, JPEG, ...: one digit on a "
-                    "plain background). Images are preprocessed like MNIST: "
-                    "grayscale, white ink on black, cropped, scaled into 20x20 and "
-                    "centred by centre of mass in 28x28.")
+        "plain background). Images are preprocessed like MNIST: "
+        "grayscale, white ink on black, cropped, scaled into 20x20 and "
+        "centred by centre of mass in 28x28.",
+    )
     predict.add_argument("model", metavar="MODEL", help="a .npz model file")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    predict.add_argument("--invert", action=argparse.BooleanOptionalAction,
-                         default=None,
-                         help="invert the grey levels (--invert: dark digit on light "
-                              "paper; --no-invert: light digit on dark). Default: "
-                              "decide per image from its border")
-    predict.add_argument("--plot", metavar="FILE", default=None,
-                         help="also write a PNG showing each preprocessed image "
-                              "with its prediction")
+    predict.add_argument(
+        "--invert",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="invert the grey levels (--invert: dark digit on light "
+        "paper; --no-invert: light digit on dark). Default: "
+        "decide per image from its border",
+    )
+    predict.add_argument(
+        "--plot",
+        metavar="FILE",
+        default=None,
+        help="also write a PNG showing each preprocessed image with its prediction",
+    )
     _add_backend(predict)
     predict.set_defaults(handler=cmd_predict)
 
-    backends = sub.add_parser("backends", help="list the backends and whether they "
-                                               "load",
-                              description="List fastnn's backends, whether each one "
-                                          "is available, and how to fix it if not.")
+    backends = sub.add_parser(
+        "backends",
+        help="list the backends and whether they load",
+        description="List fastnn's backends, whether each one "
+        "is available, and how to fix it if not.",
+    )
     backends.set_defaults(handler=cmd_backends)
     return parser
 
@@ -220,8 +289,10 @@ def _load_mnist(dtype: str = "float32"):
 
 def _json_safe(history: dict[str, list[float]]) -> dict[str, list[float | None]]:
     """JSON has no inf/NaN: write those as null."""
-    return {key: [float(v) if math.isfinite(v) else None for v in values]
-            for key, values in history.items()}
+    return {
+        key: [float(v) if math.isfinite(v) else None for v in values]
+        for key, values in history.items()
+    }
 
 
 def _write_json(path: Path, data) -> None:
@@ -237,15 +308,18 @@ def _load_model(path: str, backend: str):
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file {path!r} does not exist")
     if os.path.isdir(path):
-        raise IsADirectoryError(f"{path!r} is a folder; expected a model file such "
-                                "as runs/mnist/model.npz")
+        raise IsADirectoryError(
+            f"{path!r} is a folder; expected a model file such as runs/mnist/model.npz"
+        )
     return fastnn.load(path, backend=backend)
 
 
 def _check_mnist_shape(model, path: str) -> None:
     if model.input_dim != 784 or model.n_outputs != 10:
-        raise ValueError(f"model {path!r} maps {model.input_dim} inputs to "
-                         f"{model.n_outputs} outputs; MNIST needs 784 -> 10")
+        raise ValueError(
+            f"model {path!r} maps {model.input_dim} inputs to "
+            f"{model.n_outputs} outputs; MNIST needs 784 -> 10"
+        )
 
 
 def _percent(x: float) -> str:
@@ -266,8 +340,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         from fastnn import plots
 
         plots.require_matplotlib()
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
 
     (x_train, y_train), (x_test, y_test) = _load_mnist(args.dtype)
     if args.limit is not None:
@@ -275,9 +347,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.validation_split > 0:
         n_val = int(round(len(x_train) * args.validation_split))
         if n_val < 1 or n_val >= len(x_train):
-            raise UsageError(f"argument --validation-split: {args.validation_split:g} "
-                             f"of {len(x_train)} samples leaves no training or no "
-                             "validation data")
+            raise UsageError(
+                f"argument --validation-split: {args.validation_split:g} "
+                f"of {len(x_train)} samples leaves no training or no "
+                "validation data"
+            )
         validation_data = (x_train[-n_val:], y_train[-n_val:])
         x_train, y_train = x_train[:-n_val], y_train[:-n_val]
         validation_name = f"the last {n_val} training samples"
@@ -285,35 +359,59 @@ def cmd_train(args: argparse.Namespace) -> int:
         validation_data = (x_test, y_test)
         validation_name = "the test set (no validation split)"
     if args.batch_size > len(x_train):
-        raise UsageError(f"argument --batch-size: {args.batch_size} is more than the "
-                         f"{len(x_train)} training samples")
+        raise UsageError(
+            f"argument --batch-size: {args.batch_size} is more than the "
+            f"{len(x_train)} training samples"
+        )
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)  # an unwritable folder fails here
 
     steps = math.ceil(len(x_train) / args.batch_size) * args.epochs
     # decay_steps = the whole run: lr(step) = lr0 * lr_decay ** (step / steps).
-    learning_rate = fastnn.ExponentialDecay(args.learning_rate,
-                                            decay_rate=args.lr_decay,
-                                            decay_steps=steps)
-    optimizer = fastnn.SGD(learning_rate=learning_rate, momentum=args.momentum,
-                           nesterov=args.momentum > 0, weight_decay=args.weight_decay)
-    layers = [fastnn.Dense(units, activation="relu", kernel_initializer="he_uniform")
-              for units in args.hidden]
-    layers.append(fastnn.Dense(10, activation="softmax",
-                               kernel_initializer="glorot_uniform"))
-    model = fastnn.Sequential(layers, input_dim=x_train.shape[1], optimizer=optimizer,
-                              backend=backend, dtype=args.dtype, seed=seed,
-                              metrics=("accuracy",))
+    learning_rate = fastnn.ExponentialDecay(
+        args.learning_rate, decay_rate=args.lr_decay, decay_steps=steps
+    )
+    optimizer = fastnn.SGD(
+        learning_rate=learning_rate,
+        momentum=args.momentum,
+        nesterov=args.momentum > 0,
+        weight_decay=args.weight_decay,
+    )
+    layers = [
+        fastnn.Dense(units, activation="relu", kernel_initializer="he_uniform")
+        for units in args.hidden
+    ]
+    layers.append(
+        fastnn.Dense(10, activation="softmax", kernel_initializer="glorot_uniform")
+    )
+    model = fastnn.Sequential(
+        layers,
+        input_dim=x_train.shape[1],
+        optimizer=optimizer,
+        backend=backend,
+        dtype=args.dtype,
+        seed=seed,
+        metrics=("accuracy",),
+    )
     _say(model.summary(), quiet=quiet)
-    _say(f"training on {len(x_train)} MNIST samples, {args.epochs} "
-         f"epoch{'s' if args.epochs > 1 else ''} of "
-         f"batch {args.batch_size}; learning rate {args.learning_rate:g} -> "
-         f"{args.learning_rate * args.lr_decay:g}, momentum {args.momentum:g}"
-         f"{' (Nesterov)' if args.momentum > 0 else ''}, weight decay "
-         f"{args.weight_decay:g}, seed {seed}; val_ columns: {validation_name}",
-         quiet=quiet)
+    _say(
+        f"training on {len(x_train)} MNIST samples, {args.epochs} "
+        f"epoch{'s' if args.epochs > 1 else ''} of "
+        f"batch {args.batch_size}; learning rate {args.learning_rate:g} -> "
+        f"{args.learning_rate * args.lr_decay:g}, momentum {args.momentum:g}"
+        f"{' (Nesterov)' if args.momentum > 0 else ''}, weight decay "
+        f"{args.weight_decay:g}, seed {seed}; val_ columns: {validation_name}",
+        quiet=quiet,
+    )
 
-    history = model.fit(x_train, y_train, epochs=args.epochs,
-                        batch_size=args.batch_size, validation_data=validation_data,
-                        verbose=0 if quiet else 1)
+    history = model.fit(
+        x_train,
+        y_train,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_data=validation_data,
+        verbose=0 if quiet else 1,
+    )
     probs = model.predict(x_test)
     scores = model.evaluate(x_test, y_test)
     predicted = probs.argmax(axis=1)
@@ -324,11 +422,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.no_plots:
         from fastnn import plots
 
-        written.append(plots.plot_history(
-            history, output / "loss.png",
-            validation_label="validation" if args.validation_split > 0 else "test"))
-        written.append(plots.plot_confusion_matrix(y_test, predicted,
-                                                   output / "confusion_matrix.png"))
+        written.append(
+            plots.plot_history(
+                history,
+                output / "loss.png",
+                validation_label="validation" if args.validation_split > 0 else "test",
+            )
+        )
+        written.append(
+            plots.plot_confusion_matrix(
+                y_test, predicted, output / "confusion_matrix.png"
+            )
+        )
     _say(f"test loss: {scores['loss']:.4f}", quiet=quiet)
     print(f"test accuracy: {_percent(scores['accuracy'])}")
     for path in written:
@@ -353,8 +458,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model = _load_model(args.model, args.backend)
     _check_mnist_shape(model, args.model)
     invert = "auto" if args.invert is None else args.invert
-    x = np.stack([images.load_digit_image(path, invert=invert)
-                  for path in args.images])
+    x = np.stack([images.load_digit_image(path, invert=invert) for path in args.images])
     probs = model.predict(x)
     width = max(len(p) for p in args.images)
     for path, p in zip(args.images, probs, strict=True):
@@ -402,8 +506,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BackendUnavailableError as err:
         _error(str(err))
         return 1
-    except (OSError, ValueError, TypeError, ImportError, RuntimeError,
-            ArithmeticError) as err:
+    except (
+        OSError,
+        ValueError,
+        TypeError,
+        ImportError,
+        RuntimeError,
+        ArithmeticError,
+    ) as err:
         # OSError: missing/unreadable files; ValueError: damaged model file or
         # image, bad data; ArithmeticError: training diverged.  Each message
         # already says what was expected and how to fix it.

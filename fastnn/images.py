@@ -40,7 +40,7 @@ def _pil():
         from PIL import Image, UnidentifiedImageError
     except ImportError as err:
         raise ImportError(
-            'reading images needs Pillow, which is not installed: pip install '
+            "reading images needs Pillow, which is not installed: pip install "
             '"fastnn[plots]"'
         ) from err
     return Image, UnidentifiedImageError
@@ -62,8 +62,10 @@ def _read_gray(path: Path) -> np.ndarray:
                 img = Image.alpha_composite(background, rgba)
             gray = img.convert("L")
     except UnidentifiedImageError as err:
-        raise ValueError(f"image: {str(path)!r} is not an image file Pillow can read "
-                         "(expected PNG, JPEG, BMP, GIF, ...)") from err
+        raise ValueError(
+            f"image: {str(path)!r} is not an image file Pillow can read "
+            "(expected PNG, JPEG, BMP, GIF, ...)"
+        ) from err
     except (OSError, SyntaxError) as err:  # truncated or damaged image data
         raise ValueError(f"image: {str(path)!r} could not be decoded: {err}") from err
     return np.asarray(gray, dtype=np.float64) / 255.0
@@ -95,7 +97,7 @@ def _center_by_mass(patch: np.ndarray) -> np.ndarray:
     top = int(np.clip(round(SIZE / 2 - cy), 0, SIZE - h))
     left = int(np.clip(round(SIZE / 2 - cx), 0, SIZE - w))
     canvas = np.zeros((SIZE, SIZE))
-    canvas[top:top + h, left:left + w] = patch
+    canvas[top : top + h, left : left + w] = patch
     return canvas
 
 
@@ -143,14 +145,17 @@ def load_digit_image(
         raise ValueError(
             f"image: {str(path)!r} looks blank: no digit stands out from the "
             f"background (ink contrast {peak:.2f}). Expected one "
-            + ("dark digit on a light background" if invert else
-               "light digit on a dark background")
+            + (
+                "dark digit on a light background"
+                if invert
+                else "light digit on a dark background"
+            )
             + "; try --invert/--no-invert (invert=True/False)."
         )
     a = np.clip(a / peak, 0.0, 1.0)
     rows = np.flatnonzero((a > INK_THRESHOLD).any(axis=1))
     cols = np.flatnonzero((a > INK_THRESHOLD).any(axis=0))
-    a = a[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    a = a[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = a.shape
     scale = BOX / max(h, w)
     new_h = max(1, round(h * scale))

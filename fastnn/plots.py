@@ -43,14 +43,21 @@ def require_matplotlib() -> None:
         ) from err
 
 
-def _new_figure(width: float, height: float):
-    """A Figure on a private Agg canvas (no pyplot, no global backend switch)."""
+def _new_figure(width: float, height: float, **margins: float):
+    """A Figure on a private Agg canvas (no pyplot, no global backend switch).
+
+    Margins are fixed (``Figure.subplots_adjust``) rather than computed by a
+    layout engine: the plots have known contents, and a layout engine costs an
+    extra draw pass.
+    """
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=_DPI)
     FigureCanvasAgg(fig)
+    if margins:
+        fig.subplots_adjust(**margins)
     return fig
 
 
@@ -71,29 +78,39 @@ def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
     convention); ``C.sum() == len(y_true)`` and ``trace(C)`` counts the correct
     predictions. Returns int64 ``(n_classes, n_classes)``.
     """
-    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) \
-            or n_classes < 1:
+    if (
+        isinstance(n_classes, bool)
+        or not isinstance(n_classes, (int, np.integer))
+        or n_classes < 1
+    ):
         raise ValueError(f"n_classes: expected a positive int; received {n_classes!r}")
     n_classes = int(n_classes)
     arrays = []
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
         a = np.asarray(y)
         if a.ndim != 1:
-            raise ValueError(f"{name}: expected a 1-D array of class indices; "
-                             f"received shape {a.shape}")
+            raise ValueError(
+                f"{name}: expected a 1-D array of class indices; "
+                f"received shape {a.shape}"
+            )
         if a.size and a.dtype.kind not in "iu":
             if a.dtype.kind != "f" or not np.all(a == np.round(a)):
-                raise TypeError(f"{name}: expected integer class indices; received "
-                                f"dtype {a.dtype}")
+                raise TypeError(
+                    f"{name}: expected integer class indices; received dtype {a.dtype}"
+                )
         a = a.astype(np.int64)
         if a.size and (a.min() < 0 or a.max() >= n_classes):
-            raise ValueError(f"{name}: expected class indices in 0..{n_classes - 1}; "
-                             f"received values from {a.min()} to {a.max()}")
+            raise ValueError(
+                f"{name}: expected class indices in 0..{n_classes - 1}; "
+                f"received values from {a.min()} to {a.max()}"
+            )
         arrays.append(a)
     t, p = arrays
     if t.shape != p.shape:
-        raise ValueError(f"y_true and y_pred: expected the same length; received "
-                         f"{t.shape[0]} and {p.shape[0]}")
+        raise ValueError(
+            f"y_true and y_pred: expected the same length; received "
+            f"{t.shape[0]} and {p.shape[0]}"
+        )
     counts = np.bincount(t * n_classes + p, minlength=n_classes * n_classes)
     return counts.reshape(n_classes, n_classes)
 
@@ -102,11 +119,15 @@ def _as_history(history) -> Mapping[str, Sequence[float]]:
     """Accept a ``History`` callback, its ``.history`` dict, or a loaded JSON dict."""
     history = getattr(history, "history", history)
     if not isinstance(history, Mapping):
-        raise TypeError("history: expected a dict of lists such as History.history; "
-                        f"received {type(history).__name__}")
+        raise TypeError(
+            "history: expected a dict of lists such as History.history; "
+            f"received {type(history).__name__}"
+        )
     if not history.get("loss"):
-        raise ValueError("history: expected at least one epoch of 'loss'; received "
-                         f"keys {sorted(history)}")
+        raise ValueError(
+            "history: expected at least one epoch of 'loss'; received "
+            f"keys {sorted(history)}"
+        )
     return history
 
 
@@ -119,13 +140,15 @@ def _curve(ax, history, key: str, label: str, style: str, percent: bool) -> bool
         y = 100 * y
     epochs = np.arange(1, y.size + 1)
     last = f"{y[-1]:.2f}%" if percent else f"{y[-1]:.4f}"
-    ax.plot(epochs, y, style, label=f"{label} (last {last})", linewidth=1.8,
-            markersize=5)
+    ax.plot(
+        epochs, y, style, label=f"{label} (last {last})", linewidth=1.8, markersize=5
+    )
     return True
 
 
-def plot_history(history, path: str | os.PathLike,
-                 validation_label: str = "validation") -> Path:
+def plot_history(
+    history, path: str | os.PathLike, validation_label: str = "validation"
+) -> Path:
     """Loss and accuracy per epoch, training and validation, side by side.
 
     ``history`` is ``model.fit(...)``'s :class:`~fastnn.History`, its
@@ -136,13 +159,15 @@ def plot_history(history, path: str | os.PathLike,
     atomically and returns its path.
     """
     history = _as_history(history)
-    fig = _new_figure(10, 4)
+    fig = _new_figure(10, 4, left=0.07, right=0.98, bottom=0.13, top=0.91, wspace=0.22)
     ax_loss, ax_acc = fig.subplots(1, 2)
     from matplotlib.ticker import MaxNLocator
 
     n_epochs = max(len(v) for v in history.values() if isinstance(v, Sequence))
-    for ax, key, title, percent in ((ax_loss, "loss", "Loss", False),
-                                    (ax_acc, "accuracy", "Accuracy (%)", True)):
+    for ax, key, title, percent in (
+        (ax_loss, "loss", "Loss", False),
+        (ax_acc, "accuracy", "Accuracy (%)", True),
+    ):
         drew = _curve(ax, history, key, "training", "o-", percent)
         drew |= _curve(ax, history, f"val_{key}", validation_label, "s--", percent)
         ax.set_title(title)
@@ -156,13 +181,21 @@ def plot_history(history, path: str | os.PathLike,
         if drew:
             ax.legend()
         else:
-            ax.text(0.5, 0.5, f"no {key} recorded", ha="center", va="center",
-                    transform=ax.transAxes, color="gray")
+            ax.text(
+                0.5,
+                0.5,
+                f"no {key} recorded",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                color="gray",
+            )
     return _save(fig, path)
 
 
-def plot_confusion_matrix(y_true, y_pred, path: str | os.PathLike,
-                          labels: Iterable[Any] = range(10)) -> Path:
+def plot_confusion_matrix(
+    y_true, y_pred, path: str | os.PathLike, labels: Iterable[Any] = range(10)
+) -> Path:
     """The confusion matrix as an annotated heat map; writes a PNG atomically.
 
     ``y_true`` and ``y_pred`` are class indices ``0 .. len(labels) - 1``;
@@ -172,14 +205,15 @@ def plot_confusion_matrix(y_true, y_pred, path: str | os.PathLike,
     cm = confusion_matrix(y_true, y_pred, len(labels))
     k = len(labels)
     size = max(4.0, 0.55 * k + 1.5)
-    fig = _new_figure(size + 1.0, size)
+    fig = _new_figure(size + 1.0, size, left=0.1, right=0.98, bottom=0.09, top=0.93)
     ax = fig.subplots()
     # Colour on a log-like scale so the few errors stay visible next to the
     # large diagonal; the annotations carry the exact counts.
     from matplotlib.colors import PowerNorm
 
-    image = ax.imshow(cm, cmap="Blues", norm=PowerNorm(0.3, vmin=0,
-                                                        vmax=max(cm.max(), 1)))
+    image = ax.imshow(
+        cm, cmap="Blues", norm=PowerNorm(0.3, vmin=0, vmax=max(cm.max(), 1))
+    )
     fig.colorbar(image, ax=ax, shrink=0.8, label="samples")
     threshold = 0.35 * max(cm.max(), 1)
     font = 9 if k <= 10 else 7
@@ -188,21 +222,30 @@ def plot_confusion_matrix(y_true, y_pred, path: str | os.PathLike,
             if cm[i, j] == 0:
                 continue
             color = "white" if cm[i, j] > threshold else "black"
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color=color,
-                    fontsize=font)
+            ax.text(
+                j,
+                i,
+                str(cm[i, j]),
+                ha="center",
+                va="center",
+                color=color,
+                fontsize=font,
+            )
     ax.set_xticks(range(k), labels)
     ax.set_yticks(range(k), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     total = int(cm.sum())
     accuracy = np.trace(cm) / total if total else float("nan")
-    ax.set_title(f"Confusion matrix: {total:,d} samples, "
-                 f"accuracy {100 * accuracy:.2f}%")
+    ax.set_title(
+        f"Confusion matrix: {total:,d} samples, accuracy {100 * accuracy:.2f}%"
+    )
     return _save(fig, path)
 
 
-def plot_digit_predictions(images, probs, path: str | os.PathLike,
-                           names: Sequence[str] | None = None) -> Path:
+def plot_digit_predictions(
+    images, probs, path: str | os.PathLike, names: Sequence[str] | None = None
+) -> Path:
     """Each image with its predicted class and probability; writes a PNG.
 
     ``images``: ``(n, 784)`` or ``(n, 28, 28)`` in [0, 1] (as
@@ -215,19 +258,31 @@ def plot_digit_predictions(images, probs, path: str | os.PathLike,
     if images.ndim == 2 and images.shape[1] == 784:
         images = images.reshape(-1, 28, 28)
     if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise ValueError(f"images: expected shape (n, 784) or (n, 28, 28); received "
-                         f"{images.shape}")
+        raise ValueError(
+            f"images: expected shape (n, 784) or (n, 28, 28); received {images.shape}"
+        )
     n = images.shape[0]
     if probs.ndim != 2 or probs.shape[0] != n:
-        raise ValueError(f"probs: expected shape ({n}, n_classes); received "
-                         f"{probs.shape}")
+        raise ValueError(
+            f"probs: expected shape ({n}, n_classes); received {probs.shape}"
+        )
     if names is not None and len(names) != n:
         raise ValueError(f"names: expected {n} names; received {len(names)}")
     if n == 0:
         raise ValueError("images: expected at least one image; received none")
     cols = min(n, 6)
     rows = -(-n // cols)
-    fig = _new_figure(1.9 * cols, 2.2 * rows)
+    height = 2.2 * rows  # inches: a 1.7-inch image and a two-line title per row
+    fig = _new_figure(
+        1.9 * cols,
+        height,
+        left=0.02,
+        right=0.98,
+        bottom=0.05 / height,
+        top=1 - 0.5 / height,
+        wspace=0.1,
+        hspace=0.3,
+    )
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for i, ax in enumerate(axes):
         ax.set_axis_off()

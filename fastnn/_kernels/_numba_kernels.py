@@ -69,24 +69,29 @@ N_IN, N_OUT, W_OFF, B_OFF, ACT = range(5)
 # --------------------------------------------------------------------------- #
 @njit(**_JIT)
 def bias_activation(A, b, activation):
-    """``A = f(A + b)`` in place (``b`` empty: no bias); one pass over ``A``."""
+    """``A = f(A + b)`` in place (``b`` empty: no bias); one pass over ``A``.
+
+    The bias test is loop-invariant (LLVM unswitches it); the relu is a select,
+    not a conditional store, so the loop vectorizes.
+    """
     n, k = A.shape
     has_bias = b.shape[0] > 0
     zero = A.dtype.type(0)
     one = A.dtype.type(1)
-    if has_bias:
+    if activation == LINEAR:
+        if has_bias:
+            for i in range(n):
+                for j in range(k):
+                    A[i, j] += b[j]
+    elif activation == RELU:
         for i in range(n):
             for j in range(k):
-                A[i, j] += b[j]
-    if activation == RELU:
-        for i in range(n):
-            for j in range(k):
-                if A[i, j] < zero:  # NaN stays NaN, as np.maximum
-                    A[i, j] = zero
+                z = A[i, j] + b[j] if has_bias else A[i, j]
+                A[i, j] = zero if z < zero else z  # NaN stays NaN, as np.maximum
     elif activation == SIGMOID:
         for i in range(n):
             for j in range(k):
-                z = A[i, j]
+                z = A[i, j] + b[j] if has_bias else A[i, j]
                 if z >= zero:  # the stable branch for each sign, as expit
                     A[i, j] = one / (one + math.exp(-z))
                 else:
@@ -95,9 +100,13 @@ def bias_activation(A, b, activation):
     elif activation == TANH:
         for i in range(n):
             for j in range(k):
-                A[i, j] = math.tanh(A[i, j])
+                z = A[i, j] + b[j] if has_bias else A[i, j]
+                A[i, j] = math.tanh(z)
     elif activation == SOFTMAX:
         for i in range(n):
+            if has_bias:
+                for j in range(k):
+                    A[i, j] += b[j]
             m = A[i, 0]  # subtract the row max for stability
             for j in range(1, k):
                 if A[i, j] > m:
@@ -115,8 +124,9 @@ def bias_activation(A, b, activation):
 def activation_grad(dA, A, activation, dZ, db):
     """``dZ = dA * f'(A)`` (derivative from the output A) and ``db = dZ.sum(0)``.
 
-    One pass; ``dZ`` may be ``dA`` itself (in place). ``db`` empty: no bias.
-    For LINEAR, ``dZ`` is not written (it equals ``dA``).
+    One pass. ``dZ`` must not overlap ``dA`` (an in-place loop defeats LLVM's
+    runtime alias check and runs scalar), except for LINEAR, where ``dZ`` is
+    not written (it equals ``dA``). ``db`` empty: no bias.
     """
     n, k = dA.shape
     has_bias = db.shape[0] > 0
@@ -139,20 +149,29 @@ def activation_grad(dA, A, activation, dZ, db):
                 s += dA[i, j] * A[i, j]
             for j in range(k):
                 dZ[i, j] = A[i, j] * (dA[i, j] - s)
+            if has_bias:
+                for j in range(k):
+                    db[j] += dZ[i, j]
         elif activation == RELU:
             for j in range(k):  # relu'(0) = 0; dA * 0 keeps NaN as the reference
-                dZ[i, j] = dA[i, j] if A[i, j] > zero else dA[i, j] * zero
+                d = dA[i, j] if A[i, j] > zero else dA[i, j] * zero
+                dZ[i, j] = d
+                if has_bias:
+                    db[j] += d
         elif activation == SIGMOID:
             for j in range(k):
                 a = A[i, j]
-                dZ[i, j] = dA[i, j] * (a * (one - a))
+                d = dA[i, j] * (a * (one - a))
+                dZ[i, j] = d
+                if has_bias:
+                    db[j] += d
         else:  # TANH
             for j in range(k):
                 a = A[i, j]
-                dZ[i, j] = dA[i, j] * (one - a * a)
-        if has_bias:
-            for j in range(k):
-                db[j] += dZ[i, j]
+                d = dA[i, j] * (one - a * a)
+                dZ[i, j] = d
+                if has_bias:
+                    db[j] += d
 
 
 @njit(**_JIT)
@@ -350,7 +369,8 @@ def train_steps(X, labels, Y, order, batch_size, step_begin, step_end, params,
     wd = dt(weight_decay)
 
     # Scratch, allocated once: activations of every layer (flat, one segment per
-    # layer), two ping-pong gradient tiles, the gathered batch rows and targets.
+    # layer), two gradient tiles (dA/dX and dZ alternate between them: never
+    # in place, so the loops vectorize), the gathered batch rows and targets.
     a_off = np.empty(n_layers + 1, np.int64)
     a_off[0] = 0
     widest = 1
@@ -358,8 +378,8 @@ def train_steps(X, labels, Y, order, batch_size, step_begin, step_end, params,
         a_off[l + 1] = a_off[l] + batch_size * layout[l, N_OUT]
         widest = max(widest, layout[l, N_OUT])
     acts = np.empty(a_off[n_layers], X.dtype)
-    ping = np.empty(batch_size * widest, X.dtype)
-    pong = np.empty(batch_size * widest, X.dtype)
+    grad_a = np.empty(batch_size * widest, X.dtype)
+    grad_b = np.empty(batch_size * widest, X.dtype)
     n_in0 = X.shape[1]
     Xb_flat = np.empty(batch_size * n_in0, X.dtype)
     k_out = layout[n_layers - 1, N_OUT]
@@ -408,7 +428,7 @@ def train_steps(X, labels, Y, order, batch_size, step_begin, step_end, params,
             bias_activation(A, b, act)
             A_prev = A
 
-        dA = ping[: m * k_out].reshape(m, k_out)
+        dA = grad_a[: m * k_out].reshape(m, k_out)
         if ce:
             value = softmax_cross_entropy(A_prev, lb, dA)
         else:
@@ -416,8 +436,9 @@ def train_steps(X, labels, Y, order, batch_size, step_begin, step_end, params,
         if not math.isfinite(value):
             return i
 
-        # Backward: dZ in place in dA, then dW = X.T @ dZ and dX = dZ @ W.T.
-        use_ping = False
+        # Backward: dZ = dA * f'(A) into the other gradient tile (LINEAR: dZ is
+        # dA), then dW = X.T @ dZ and dX = dZ @ W.T into a tile dZ does not use.
+        in_a = True  # dA lives in grad_a
         for l in range(n_layers - 1, -1, -1):
             n_in = layout[l, N_IN]
             n_out = layout[l, N_OUT]
@@ -432,16 +453,24 @@ def train_steps(X, labels, Y, order, batch_size, step_begin, step_end, params,
             else:
                 X_in = Xb
             db = grads[b_off : b_off + n_out] if b_off >= 0 else empty
-            activation_grad(dA, A, act, dA, db)
+            cur = grad_a if in_a else grad_b
+            other = grad_b if in_a else grad_a
+            if act == LINEAR:
+                dZ = dA
+                activation_grad(dA, A, act, dZ, db)
+                dX_flat = other
+                in_a = not in_a
+            else:
+                dZ = other[: m * n_out].reshape(m, n_out)
+                activation_grad(dA, A, act, dZ, db)
+                dX_flat = cur
             dW = grads[w_off : w_off + n_in * n_out].reshape(n_in, n_out)
-            np.dot(X_in.T, dA, dW)
+            np.dot(X_in.T, dZ, dW)  # X_in.T: F layout -> a BLAS transpose flag
             if l > 0:
                 W = params[w_off : w_off + n_in * n_out].reshape(n_in, n_out)
-                buf = ping if use_ping else pong
-                dX = buf[: m * n_in].reshape(m, n_in)
-                np.dot(dA, W.T, dX)
+                dX = dX_flat[: m * n_in].reshape(m, n_in)
+                np.dot(dZ, W.T, dX)
                 dA = dX
-                use_ping = not use_ping
 
         sq = sgd_update(params, grads, velocity, dt(learning_rates[i]), momentum,
                         nesterov, wd, decay_spans)

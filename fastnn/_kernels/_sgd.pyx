@@ -20,8 +20,6 @@
 from cython cimport floating
 from libc.stdint cimport int64_t
 
-from fastnn._kernels._sgd cimport sgd_mode
-
 KERNEL_API_VERSION = 1
 
 # Entries per block: the block's params (4-8 KiB) stay in L1 between the

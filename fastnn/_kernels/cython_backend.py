@@ -1,0 +1,482 @@
+"""The ``"cython"`` backend: thin checking wrappers around the Cython extensions.
+
+Same functions and signatures as :mod:`fastnn.reference` (the specification).
+Each wrapper checks, cheaply, what would otherwise make a kernel read or write
+out of bounds (one float dtype, C-contiguity, consistent shapes, label and
+sample-index ranges, layout offsets and decay spans inside ``params``), casts
+scalars and calls the extension with flat views. The checks and their errors
+are those of the numba backend, so both compiled backends fail alike.
+
+The extensions (``fastnn/_kernels/*.pyx``, built by ``setup.py``):
+
+========  ===============================================================
+_dense    dense forward (GEMM + bias/activation epilogue) and backward
+_loss     softmax cross-entropy and mean squared error, one pass per row
+_sgd      the SGD update, one fused pass over the flat buffers
+_train    the fused multi-step training loop, entirely without the GIL
+========  ===============================================================
+
+Importing this module loads them and refuses, with an ``ImportError`` that
+says why and how to rebuild, extensions that are missing, older than their
+sources (in a source checkout) or built for another kernel API version.
+
+Threads. Every kernel releases the GIL and keeps no global state, so several
+Python threads may call any function at once. The GEMMs run on SciPy's BLAS
+threads (``fastnn.set_num_threads`` / threadpoolctl); nothing else is parallel,
+so results do not depend on the thread count beyond BLAS's own summation order.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+import importlib.util
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from fastnn.activations import Activation
+from fastnn.losses import Loss
+
+__all__ = [
+    "dense_forward",
+    "dense_backward",
+    "softmax_cross_entropy",
+    "mean_squared_error",
+    "sgd_update",
+    "train_steps",
+]
+
+NAME = "cython"
+
+#: The kernel API these wrappers are written against; every extension defines
+#: the same ``KERNEL_API_VERSION``. Bump both together when a kernel's
+#: arguments change.
+KERNEL_API_VERSION = 1
+
+_KERNELS_DIR = Path(__file__).resolve().parent
+#: Extension -> the sources it is built from (its .pyx and every .pxd it
+#: cimports), relative to ``fastnn/_kernels``.
+_SOURCES = {
+    "_dense": ("_dense.pyx", "_dense.pxd", "_common.pxd"),
+    "_loss": ("_loss.pyx", "_loss.pxd", "_common.pxd"),
+    "_sgd": ("_sgd.pyx", "_sgd.pxd"),
+    "_train": ("_train.pyx", "_common.pxd", "_dense.pxd", "_loss.pxd", "_sgd.pxd"),
+}
+
+
+# --------------------------------------------------------------------------- #
+# Loading: missing, stale or mismatched extensions raise ImportError
+# --------------------------------------------------------------------------- #
+def _is_source_checkout(kernels_dir: Path = _KERNELS_DIR) -> bool:
+    """True when running from a source tree (editable install or in place)."""
+    root = kernels_dir.parent.parent
+    return (root / "setup.py").is_file() and (root / "pyproject.toml").is_file()
+
+
+def _rebuild_hint(source_checkout: bool, kernels_dir: Path = _KERNELS_DIR) -> str:
+    if source_checkout:
+        root = kernels_dir.parent.parent
+        return (
+            f"rebuild them from the source checkout {root}: pip install -e . "
+            "(or python setup.py build_ext --inplace)"
+        )
+    return (
+        "reinstall fastnn so that they are rebuilt: pip install . from a source "
+        "checkout, or pip install --force-reinstall --no-binary fastnn fastnn"
+    )
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _stale_reason(binary: Path, sources) -> str | None:
+    """Why ``binary`` is older than one of ``sources``; None when it is not."""
+    built = binary.stat().st_mtime
+    for source in map(Path, sources):
+        if source.is_file() and source.stat().st_mtime > built:
+            return (
+                f"{binary.name} (built {_when(built)}) is older than its source "
+                f"{source.name} (modified {_when(source.stat().st_mtime)})"
+            )
+    return None
+
+
+def _check_api_version(module, expected: int, hint: str) -> None:
+    found = getattr(module, "KERNEL_API_VERSION", None)
+    if found != expected:
+        raise ImportError(
+            f"the Cython extension {module.__name__} implements kernel API "
+            f"version {found}, but {__name__} expects version {expected}: the "
+            f"extension was built from other sources; {hint}"
+        )
+
+
+def _load_extension(
+    name: str,
+    *,
+    kernels_dir: Path = _KERNELS_DIR,
+    source_checkout: bool | None = None,
+    expected_version: int = KERNEL_API_VERSION,
+):
+    """Import ``fastnn._kernels.<name>``, refusing a missing or stale build.
+
+    ``kernels_dir`` holds the sources compared with the built file (in a
+    source checkout only: an installed package has no sources to go stale).
+    """
+    qualname = f"fastnn._kernels.{name}"
+    if source_checkout is None:
+        source_checkout = _is_source_checkout(kernels_dir)
+    hint = _rebuild_hint(source_checkout, kernels_dir)
+    spec = importlib.util.find_spec(qualname)
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    if spec is None or not str(spec.origin).endswith(suffixes):
+        raise ImportError(
+            f"the Cython extension {qualname} is not built (no compiled "
+            f"{name}{suffixes[0]} in {kernels_dir}); {hint}"
+        )
+    if source_checkout:
+        sources = [kernels_dir / s for s in _SOURCES.get(name, (f"{name}.pyx",))]
+        reason = _stale_reason(Path(spec.origin), sources)
+        if reason is not None:
+            raise ImportError(
+                f"the Cython extension {qualname} is stale: {reason}; {hint}"
+            )
+    try:
+        module = importlib.import_module(qualname)
+    except ImportError as err:
+        raise ImportError(
+            f"the Cython extension {qualname} failed to import ({err}); {hint}"
+        ) from err
+    _check_api_version(module, expected_version, hint)
+    return module
+
+
+_dense = _load_extension("_dense")
+_loss = _load_extension("_loss")
+_sgd = _load_extension("_sgd")
+_train = _load_extension("_train")
+
+#: True when the extensions were built with FASTNN_CYTHON_DEBUG=1.
+DEBUG_BUILD = bool(_dense.DEBUG_BUILD)
+
+
+# --------------------------------------------------------------------------- #
+# Checks (the numba backend's, message for message)
+# --------------------------------------------------------------------------- #
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_N_ACTIVATIONS = len(Activation)
+_INT64 = np.dtype(np.int64)
+_EMPTY = {dt: np.empty(0, dt) for dt in _FLOAT_DTYPES}
+_NO_LABELS = np.empty(0, np.int64)
+
+
+def _float_array(name, a, dtype=None, ndim=None):
+    """Check that ``a`` is a C-contiguous float32/float64 array; return its dtype."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array; received {type(a).__name__}")
+    if dtype is None:
+        if a.dtype not in _FLOAT_DTYPES:
+            raise TypeError(f"{name}: expected float32 or float64; received {a.dtype}")
+    elif a.dtype != dtype:
+        raise TypeError(
+            f"{name}: expected dtype {dtype} (all float arrays of one call share "
+            f"one dtype); received {a.dtype}"
+        )
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-d array; received shape {a.shape}")
+    if not a.flags.c_contiguous:
+        raise ValueError(
+            f"{name}: expected a C-contiguous array; received strides {a.strides}"
+        )
+    return a.dtype
+
+
+def _writable(name, a):
+    if not a.flags.writeable:
+        raise ValueError(f"{name}: expected a writable array; received a read-only one")
+
+
+def _shape(name, a, shape):
+    if a.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape}; received {a.shape}")
+
+
+def _activation(activation):
+    code = int(activation)
+    if not 0 <= code < _N_ACTIVATIONS:
+        raise ValueError(
+            f"activation: expected a code in 0..{_N_ACTIVATIONS - 1}; "
+            f"received {activation!r}"
+        )
+    return code
+
+
+def _int64_array(name, a, ndim):
+    a = np.asarray(a)
+    if a.size == 0:
+        return np.zeros((0,) * (ndim - 1) + (0 if ndim == 1 else 2,), np.int64)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected an integer array; received {a.dtype}")
+    if a.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-d array; received shape {a.shape}")
+    return np.ascontiguousarray(a, dtype=_INT64)
+
+
+def _check_labels(labels, n, k):
+    labels = _int64_array("labels", labels, 1)
+    _shape("labels", labels, (n,))
+    if n and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(
+            f"labels: expected class indices in [0, {k}); received values in "
+            f"[{labels.min()}, {labels.max()}]"
+        )
+    return labels
+
+
+def _check_spans(decay_spans, size):
+    """Valid spans, and whether they are sorted and disjoint (after sorting)."""
+    spans = _int64_array("decay_spans", decay_spans, 2)
+    if spans.shape[1] != 2:
+        raise ValueError(f"decay_spans: expected shape (k, 2); received {spans.shape}")
+    if spans.size and (
+        spans.min() < 0 or spans.max() > size or np.any(spans[:, 0] > spans[:, 1])
+    ):
+        raise ValueError(
+            f"decay_spans: expected [start, stop) ranges inside params (size "
+            f"{size}); received {spans.tolist()}"
+        )
+    if spans.shape[0] > 1:
+        ordered = np.ascontiguousarray(spans[np.argsort(spans[:, 0], kind="stable")])
+        if np.all(ordered[1:, 0] >= ordered[:-1, 1]):
+            return ordered, True
+        return spans, False
+    return spans, True
+
+
+def _check_flat(params, grads, velocity):
+    dtype = _float_array("params", params, ndim=1)
+    for name, a in (("grads", grads), ("velocity", velocity)):
+        _float_array(name, a, dtype, ndim=1)
+        _shape(name, a, params.shape)
+    for name, a in (("params", params), ("grads", grads), ("velocity", velocity)):
+        _writable(name, a)
+    return dtype
+
+
+def _check_layout(layout, size, n_in0):
+    layout = _int64_array("layout", layout, 2)
+    if layout.shape[0] == 0 or layout.shape[1] != 5:
+        raise ValueError(
+            f"layout: expected shape (n_layers, 5); received {layout.shape}"
+        )
+    previous = n_in0
+    for l, (n_in, n_out, w_off, b_off, act) in enumerate(layout.tolist()):
+        ok = (
+            n_in == previous
+            and n_out >= 1
+            and 0 <= w_off
+            and w_off + n_in * n_out <= size
+            and (b_off == -1 or 0 <= b_off <= size - n_out)
+            and 0 <= act < _N_ACTIVATIONS
+        )
+        if not ok:
+            raise ValueError(
+                f"layout: row {l} = {[n_in, n_out, w_off, b_off, act]} is "
+                f"inconsistent (expected N_IN = {previous}, N_OUT >= 1, W and b "
+                f"inside params of size {size}, B_OFF = -1 or >= 0, ACT in "
+                f"0..{_N_ACTIVATIONS - 1})"
+            )
+        previous = n_out
+    return layout
+
+
+def _layers_tile_params(layout, size):
+    """Whether the layers' W and b ranges cover ``params`` exactly once."""
+    ranges = [(int(w), int(w + i * o)) for i, o, w, _, _ in layout.tolist()]
+    ranges += [(int(b), int(b + o)) for _, o, _, b, _ in layout.tolist() if b >= 0]
+    ranges.sort()
+    position = 0
+    for start, stop in ranges:
+        if start != position:
+            return False
+        position = stop
+    return position == size
+
+
+# --------------------------------------------------------------------------- #
+# The backend contract
+# --------------------------------------------------------------------------- #
+def dense_forward(X, W, b, activation, A_out):
+    """Same contract as ``fastnn.reference.dense_forward``."""
+    dtype = _float_array("X", X, ndim=2)
+    _float_array("W", W, dtype, ndim=2)
+    _float_array("b", b, dtype, ndim=1)
+    _float_array("A_out", A_out, dtype, ndim=2)
+    n, n_in = X.shape
+    if W.shape[0] != n_in:
+        raise ValueError(
+            f"W: expected {n_in} rows (X has {n_in} columns); received shape {W.shape}"
+        )
+    n_out = W.shape[1]
+    if b.shape[0] not in (0, n_out):
+        raise ValueError(f"b: expected shape ({n_out},) or (0,); received {b.shape}")
+    _shape("A_out", A_out, (n, n_out))
+    _writable("A_out", A_out)
+    _dense.dense_forward(
+        X.reshape(-1), W.reshape(-1), b, _activation(activation), A_out.reshape(-1),
+        n, n_in, n_out,
+    )
+    return A_out
+
+
+def dense_backward(dA, X, W, A, activation, dW_out, db_out, dX_out=None):
+    """Same contract as ``fastnn.reference.dense_backward``."""
+    dtype = _float_array("dA", dA, ndim=2)
+    for name, a in (("X", X), ("W", W), ("A", A), ("dW_out", dW_out)):
+        _float_array(name, a, dtype, ndim=2)
+    _float_array("db_out", db_out, dtype, ndim=1)
+    n, n_out = dA.shape
+    n_in = X.shape[1]
+    _shape("X", X, (n, n_in))
+    _shape("W", W, (n_in, n_out))
+    _shape("A", A, (n, n_out))
+    _shape("dW_out", dW_out, (n_in, n_out))
+    if db_out.shape[0] not in (0, n_out):
+        raise ValueError(
+            f"db_out: expected shape ({n_out},) or (0,); received {db_out.shape}"
+        )
+    _writable("dW_out", dW_out)
+    _writable("db_out", db_out)
+    if dX_out is not None:
+        _float_array("dX_out", dX_out, dtype, ndim=2)
+        _shape("dX_out", dX_out, (n, n_in))
+        _writable("dX_out", dX_out)
+        dX = dX_out.reshape(-1)
+    else:
+        dX = _EMPTY[dtype]
+    activation = _activation(activation)
+    # dZ needs scratch: dA is not modified. A linear layer uses dA as dZ.
+    dZ = _EMPTY[dtype] if activation == Activation.LINEAR else np.empty(dA.size, dtype)
+    _dense.dense_backward(
+        dA.reshape(-1), dZ, X.reshape(-1), W.reshape(-1), A.reshape(-1), activation,
+        dW_out.reshape(-1), db_out, dX, n, n_in, n_out,
+    )
+
+
+def softmax_cross_entropy(Z, labels, dZ_out):
+    """Same contract as ``fastnn.reference.softmax_cross_entropy``."""
+    dtype = _float_array("Z", Z, ndim=2)
+    _float_array("dZ_out", dZ_out, dtype, ndim=2)
+    _shape("dZ_out", dZ_out, Z.shape)
+    _writable("dZ_out", dZ_out)
+    n, k = Z.shape
+    if k == 0:
+        raise ValueError(
+            f"Z: expected at least one class column; received shape {Z.shape}"
+        )
+    labels = _check_labels(labels, n, k)
+    if n == 0:
+        return float("nan")  # the mean over no samples, as the reference
+    return _loss.softmax_cross_entropy(Z.reshape(-1), labels, dZ_out.reshape(-1), n, k)
+
+
+def mean_squared_error(A, Y, dA_out):
+    """Same contract as ``fastnn.reference.mean_squared_error``."""
+    dtype = _float_array("A", A, ndim=2)
+    _float_array("Y", Y, dtype, ndim=2)
+    _float_array("dA_out", dA_out, dtype, ndim=2)
+    _shape("Y", Y, A.shape)
+    _shape("dA_out", dA_out, A.shape)
+    _writable("dA_out", dA_out)
+    if A.size == 0:
+        return float("nan")
+    return _loss.mean_squared_error(A.reshape(-1), Y.reshape(-1), dA_out.reshape(-1))
+
+
+def sgd_update(params, grads, velocity, learning_rate, momentum, nesterov,
+               weight_decay, decay_spans):
+    """Same contract as ``fastnn.reference.sgd_update``."""
+    _check_flat(params, grads, velocity)
+    spans, disjoint = _check_spans(decay_spans, params.shape[0])
+    return _sgd.sgd_update(
+        params, grads, velocity, float(learning_rate), float(momentum),
+        bool(nesterov), float(weight_decay), spans, disjoint,
+    )
+
+
+def train_steps(X, labels, Y, order, batch_size, step_begin, step_end, params,
+                grads, velocity, layout, loss, learning_rates, momentum,
+                nesterov, weight_decay, decay_spans, losses_out):
+    """Same contract as ``fastnn.reference.train_steps``, fused in compiled code."""
+    dtype = _check_flat(params, grads, velocity)
+    _float_array("X", X, dtype, ndim=2)
+    n, n_in = X.shape
+    batch_size, step_begin, step_end = int(batch_size), int(step_begin), int(step_end)
+    steps = step_end - step_begin
+    if batch_size < 1 or step_begin < 0 or steps < 0:
+        raise ValueError(
+            f"expected batch_size >= 1 and 0 <= step_begin <= step_end; received "
+            f"{batch_size}, {step_begin}, {step_end}"
+        )
+    if steps == 0:
+        return 0
+    n_batches = -(-n // batch_size)
+    if step_end > n_batches:
+        raise ValueError(
+            f"step_end: expected at most {n_batches} steps for {n} samples in "
+            f"batches of {batch_size}; received {step_end}"
+        )
+    size = params.shape[0]
+    layout = _check_layout(layout, size, n_in)
+    k_out = int(layout[-1, 1])
+    spans, disjoint = _check_spans(decay_spans, size)
+    loss = int(loss)
+    if loss == Loss.CROSS_ENTROPY:
+        labels = _check_labels(labels, n, k_out)
+        Y = _EMPTY[dtype]
+    elif loss == Loss.MSE:
+        _float_array("Y", Y, dtype, ndim=2)
+        _shape("Y", Y, (n, k_out))
+        Y = Y.reshape(-1)
+        labels = _NO_LABELS
+    else:
+        raise ValueError(f"loss: expected a Loss code; received {loss!r}")
+    order = _int64_array("order", order, 1)
+    stop = min(n, step_end * batch_size)
+    used = order[step_begin * batch_size : stop]
+    if used.shape[0] != stop - step_begin * batch_size:
+        raise ValueError(
+            f"order: expected at least {stop} indices; received {order.shape[0]}"
+        )
+    if used.min() < 0 or used.max() >= n:
+        raise ValueError(
+            f"order: expected sample indices in [0, {n}); received values in "
+            f"[{used.min()}, {used.max()}]"
+        )
+    learning_rates = np.ascontiguousarray(learning_rates, dtype=np.float64)
+    if learning_rates.ndim != 1 or learning_rates.shape[0] < steps:
+        raise ValueError(
+            f"learning_rates: expected at least {steps} rates; received shape "
+            f"{learning_rates.shape}"
+        )
+    if not isinstance(losses_out, np.ndarray) or losses_out.shape[0] < steps:
+        raise ValueError(f"losses_out: expected an array of at least {steps} entries")
+    direct = (
+        losses_out.dtype == np.float64
+        and losses_out.ndim == 1
+        and losses_out.flags.c_contiguous
+        and losses_out.flags.writeable
+    )
+    out = losses_out if direct else np.empty(steps, np.float64)
+    done = _train.train_steps(
+        X.reshape(-1), n, labels, Y, order, batch_size, step_begin, step_end,
+        params, grads, velocity, layout, loss, learning_rates, float(momentum),
+        bool(nesterov), float(weight_decay), spans, disjoint,
+        _layers_tile_params(layout, size), out,
+    )
+    if not direct:
+        losses_out[:done] = out[:done]
+    return done

@@ -1,0 +1,466 @@
+"""Benchmark helpers: the configurations, in-process epoch timing, tables, plots.
+
+What the benchmarks measure is what users feel: the wall time of one
+``model.fit(x, y, epochs=1)`` on the real MNIST held in memory, after a warm-up
+epoch (so numba compilation and first-call costs are excluded; cold start is
+measured separately, in ``benchmarks/test_cold_start.py``).
+
+Configurations (ReLU hidden layers, softmax output, cross-entropy,
+``SGD(0.05, momentum=0.9, weight_decay=1e-4)``):
+
+====== ===================== ==========
+name   layers                batch size
+====== ===================== ==========
+S      784-128-10            64
+L64    784-512-512-512-10    64
+L256   784-512-512-512-10    256
+====== ===================== ==========
+
+This module is shared by the pytest-benchmark suite (``benchmarks/``), the CI
+comparison script (``benchmarks/compare.py``) and ``fastnn bench``; it has no
+pytest dependency and imports matplotlib only inside :func:`plot_bars`.
+
+A ``ratio_to_numpy`` is a *time* ratio: the backend's median epoch time over the
+reference (``numpy``) backend's in the same group, so 0.5 means twice as fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "CONFIGS",
+    "GATE_GROUPS",
+    "BenchConfig",
+    "BenchRow",
+    "build_model",
+    "check_results",
+    "environment_info",
+    "epoch_flops",
+    "format_table",
+    "measure_sgemm_peak",
+    "plot_bars",
+    "print_table",
+    "rows_from_json",
+    "run_bench",
+]
+
+#: The reference backend every ratio is taken against.
+REFERENCE = "numpy"
+#: Backends that must beat the reference (``compare.py --fail-slower-than-reference``).
+COMPILED = ("numba", "cython")
+#: Groups (config-dtype) where a compiled backend slower than numpy is a failure.
+GATE_GROUPS = ("S-float32", "L64-float32")
+#: Row order in the tables: the reference first, the yardstick last.
+_ORDER = ("numpy", "numba", "cython", "handwritten-numpy")
+#: Environment variables recorded (never set) with every result.
+RECORDED_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS")
+
+
+class BenchConfig(NamedTuple):
+    hidden: tuple[int, ...]
+    batch_size: int
+    input_dim: int = 784
+    n_classes: int = 10
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return (self.input_dim, *self.hidden, self.n_classes)
+
+
+CONFIGS: dict[str, BenchConfig] = {
+    "S": BenchConfig(hidden=(128,), batch_size=64),
+    "L64": BenchConfig(hidden=(512, 512, 512), batch_size=64),
+    "L256": BenchConfig(hidden=(512, 512, 512), batch_size=256),
+}
+LEARNING_RATE, MOMENTUM, WEIGHT_DECAY = 0.05, 0.9, 1e-4
+
+
+class BenchRow(NamedTuple):
+    """One measured result: ``median_s`` is the median seconds per call (epoch)."""
+
+    backend: str
+    config: str
+    dtype: str
+    median_s: float
+    ratio_to_numpy: float | None
+    samples_per_second: float | None
+    group: str = ""
+    n_samples: int | None = None
+    smoke: bool = False
+
+
+def _config(name: str) -> BenchConfig:
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise ValueError(f"config: expected one of {', '.join(map(repr, CONFIGS))}; "
+                         f"received {name!r}") from None
+
+
+def build_model(config: str, backend: str, dtype: str = "float32", seed: int = 0):
+    """The benchmark model of ``config`` (see the module docstring) on ``backend``."""
+    import fastnn
+
+    cfg = _config(config)
+    layers = [fastnn.Dense(h, activation="relu", kernel_initializer="he_uniform")
+              for h in cfg.hidden]
+    layers.append(fastnn.Dense(cfg.n_classes, activation="softmax"))
+    return fastnn.Sequential(
+        layers, input_dim=cfg.input_dim, loss="cross_entropy",
+        optimizer=fastnn.SGD(learning_rate=LEARNING_RATE, momentum=MOMENTUM,
+                             weight_decay=WEIGHT_DECAY),
+        backend=backend, dtype=dtype, seed=seed)
+
+
+def epoch_flops(config: str, n_samples: int) -> float:
+    """Floating-point operations of the matrix products in one training epoch.
+
+    Per sample and layer ``n_in x n_out``: 2 n_in n_out for the forward product,
+    as much for ``dW`` and, except on the first layer, for ``dX``.
+    """
+    sizes = _config(config).sizes
+    per_sample = 0
+    for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        per_sample += (4 if layer == 0 else 6) * n_in * n_out
+    return float(per_sample) * n_samples
+
+
+# --------------------------------------------------------------------------- #
+# Machine and environment
+# --------------------------------------------------------------------------- #
+
+
+def measure_sgemm_peak(n: int = 2048, repeats: int = 3) -> float:
+    """GFLOP/s of the best of ``repeats`` float32 ``n x n`` products (``np.dot``).
+
+    Uses whatever BLAS threads are currently allowed (all, by default). One
+    untimed product first warms the BLAS thread pool up.
+    """
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype=np.float32)
+    b = rng.random((n, n), dtype=np.float32)
+    out = np.empty((n, n), np.float32)
+    np.dot(a, b, out=out)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.dot(a, b, out=out)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best / 1e9
+
+
+def _version(dist: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment_info() -> dict[str, Any]:
+    """Versions, BLAS and its threads, recorded environment variables, numba threads.
+
+    JSON-serialisable. Reads the environment; sets nothing. numba is described
+    only if it is already loaded (this function does not import it).
+    """
+    from threadpoolctl import threadpool_info
+
+    import fastnn
+
+    info: dict[str, Any] = {
+        "versions": {
+            "fastnn": fastnn.__version__,
+            "numpy": np.__version__,
+            "scipy": _version("scipy"),
+            "numba": _version("numba"),
+            "python": sys.version.split()[0],
+        },
+        "threadpools": [
+            {key: (os.path.basename(value) if key == "filepath" else value)
+             for key, value in pool.items()
+             if key in ("user_api", "internal_api", "version", "num_threads",
+                        "threading_layer", "architecture", "filepath")}
+            for pool in threadpool_info()
+        ],
+        "env": {name: os.environ.get(name) for name in RECORDED_ENV},
+        "cpu_count": os.cpu_count(),
+    }
+    blas = [p for p in info["threadpools"] if p.get("user_api") == "blas"]
+    if blas:
+        info["blas"] = f"{blas[0].get('internal_api')} {blas[0].get('version')}"
+        info["blas_threads"] = blas[0].get("num_threads")
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        try:
+            layer = numba.threading_layer()
+        except ValueError:  # no parallel function has run yet
+            layer = None
+        info["numba"] = {"threading_layer": layer,
+                         "num_threads": numba.get_num_threads()}
+    return info
+
+
+# --------------------------------------------------------------------------- #
+# In-process timing (``fastnn bench``)
+# --------------------------------------------------------------------------- #
+
+
+def _resolve_backends(backends: Sequence[str] | None) -> list[str]:
+    from fastnn import backends as registry
+
+    if backends is None:
+        names = [n for n, why in registry.available_backends().items() if why is None]
+    else:
+        if isinstance(backends, str):
+            backends = [b for b in backends.split(",") if b.strip()]
+        names = []
+        for name in backends:
+            name = registry.resolve_backend_name(name.strip())
+            registry.get_backend(name)  # raises BackendUnavailableError, with the fix
+            if name not in names:
+                names.append(name)
+    return sorted(names, key=_order_key)
+
+
+def _order_key(backend: str) -> tuple[int, str]:
+    return (_ORDER.index(backend) if backend in _ORDER else len(_ORDER), backend)
+
+
+def _with_ratios(rows: list[BenchRow]) -> list[BenchRow]:
+    reference = {r.group: r.median_s for r in rows if r.backend == REFERENCE}
+    out = []
+    for r in rows:
+        ref = reference.get(r.group)
+        ratio = r.median_s / ref if ref else None
+        out.append(r._replace(ratio_to_numpy=ratio))
+    return out
+
+
+def run_bench(
+    backends: Sequence[str] | None = None,
+    configs: Sequence[str] = ("S", "L64"),
+    dtype: str = "float32",
+    epochs_rounds: int = 3,
+    samples: int | None = None,
+    output_png: str | os.PathLike | None = None,
+    verbose: bool = False,
+) -> list[BenchRow]:
+    """Time MNIST training epochs in this process; return one row per result.
+
+    For each configuration and backend: build the model, run one warm-up epoch
+    (compilation and first-call costs), then ``epochs_rounds`` timed epochs of
+    ``model.fit(x, y, epochs=1, batch_size=B, verbose=0)``; the row holds the
+    median. ``backends=None`` takes every backend that loads here; a backend
+    named explicitly must load (``BackendUnavailableError`` otherwise).
+    ``samples`` cuts the training set to its first ``samples`` images (a smoke
+    test, not a real measurement). ``output_png`` also writes a bar chart
+    (:func:`plot_bars`). ``verbose`` prints one line per result to stderr.
+    """
+    from fastnn import _validation, datasets
+
+    configs = [configs] if isinstance(configs, str) else list(configs)
+    if not configs:
+        raise ValueError("configs: expected at least one of "
+                         f"{', '.join(map(repr, CONFIGS))}; received none")
+    for name in configs:
+        _config(name)
+    dtype = np.dtype(dtype).name
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype: expected 'float32' or 'float64'; received {dtype!r}")
+    epochs_rounds = _validation.check_positive_int(epochs_rounds, "epochs_rounds")
+    names = _resolve_backends(backends)
+    (x, y), _ = datasets.load_mnist(dtype=dtype, verbose=verbose)
+    if samples is not None:
+        samples = _validation.check_positive_int(samples, "samples")
+        x, y = x[:samples], y[:samples]
+    n = x.shape[0]
+    smoke = n < datasets.N_TRAIN
+
+    rows = []
+    for config in configs:
+        batch_size = min(_config(config).batch_size, n)
+        for backend in names:
+            model = build_model(config, backend, dtype)
+            model.fit(x, y, epochs=1, batch_size=batch_size, verbose=0)  # warm-up
+            times = []
+            for _ in range(epochs_rounds):
+                t0 = time.perf_counter()
+                model.fit(x, y, epochs=1, batch_size=batch_size, verbose=0)
+                times.append(time.perf_counter() - t0)
+            median = statistics.median(times)
+            rows.append(BenchRow(backend, config, dtype, median, None, n / median,
+                                 group=f"{config}-{dtype}", n_samples=n, smoke=smoke))
+            if verbose:
+                print(f"{config}-{dtype} {backend}: {median:.3f} s/epoch",
+                      file=sys.stderr, flush=True)
+    rows = _with_ratios(rows)
+    if output_png is not None:
+        plot_bars(rows, output_png)
+    return rows
+
+
+# --------------------------------------------------------------------------- #
+# pytest-benchmark JSON
+# --------------------------------------------------------------------------- #
+
+
+def rows_from_json(data: dict[str, Any] | str | os.PathLike) -> list[BenchRow]:
+    """Rows from a pytest-benchmark ``--benchmark-json`` file (or its parsed dict).
+
+    Only benchmarks whose ``extra_info`` names a ``backend`` (the fastnn suite's)
+    are read; ``samples_per_second`` is ``n_samples / median`` when the
+    benchmark recorded ``n_samples``.
+    """
+    if not isinstance(data, dict):
+        with open(data, encoding="utf-8") as f:
+            data = json.load(f)
+    rows = []
+    for bench in data.get("benchmarks", []):
+        info = bench.get("extra_info") or {}
+        backend = info.get("backend")
+        if backend is None:
+            continue
+        median = float(bench["stats"]["median"])
+        n = info.get("n_samples")
+        rows.append(BenchRow(
+            backend=backend, config=str(info.get("config", "")),
+            dtype=str(info.get("dtype", "")), median_s=median, ratio_to_numpy=None,
+            samples_per_second=(n / median if n and median > 0 else None),
+            group=bench.get("group") or str(info.get("config", "")),
+            n_samples=n, smoke=bool(info.get("smoke", False))))
+    return _with_ratios(rows)
+
+
+def check_results(rows: Iterable[BenchRow], require: Sequence[str] = (),
+                  fail_slower_than_reference: bool = False) -> list[str]:
+    """Failure messages (empty: all good) for the CI gate.
+
+    * every ``require``\\ d backend must have a result in each gate group present
+      (:data:`GATE_GROUPS`), or anywhere when no gate group is present;
+    * with ``fail_slower_than_reference``, each compiled backend must be faster
+      than ``numpy`` in every gate group, and the gate groups must hold a
+      ``numpy`` result.
+    """
+    rows = list(rows)
+    by_group: dict[str, dict[str, BenchRow]] = {}
+    for r in rows:
+        by_group.setdefault(r.group, {})[r.backend] = r
+    gates = [g for g in GATE_GROUPS if g in by_group]
+    failures = []
+    for backend in require:
+        if gates:
+            for g in gates:
+                if backend not in by_group[g]:
+                    failures.append(f"{g}: required backend {backend!r} has no result "
+                                    "(skipped or failed: see the pytest output)")
+        elif not any(r.backend == backend for r in rows):
+            failures.append(f"required backend {backend!r} has no result")
+    if fail_slower_than_reference:
+        if not gates:
+            failures.append(f"no result in {' or '.join(GATE_GROUPS)} to compare "
+                            "with the reference")
+        for g in gates:
+            ref = by_group[g].get(REFERENCE)
+            if ref is None:
+                failures.append(f"{g}: no {REFERENCE!r} reference result")
+                continue
+            for backend in COMPILED:
+                r = by_group[g].get(backend)
+                if r is not None and r.median_s > ref.median_s:
+                    failures.append(
+                        f"{g}: {backend} is slower than the reference: "
+                        f"{r.median_s:.4g} s vs {ref.median_s:.4g} s "
+                        f"({r.ratio_to_numpy:.2f}x the numpy time)")
+    return failures
+
+
+# --------------------------------------------------------------------------- #
+# Output
+# --------------------------------------------------------------------------- #
+
+
+def _group_key(group: str) -> tuple[int, str]:
+    config = group.split("-", 1)[0]
+    return (list(CONFIGS).index(config) if config in CONFIGS else len(CONFIGS), group)
+
+
+def _grouped(rows: Iterable[BenchRow]) -> dict[str, list[BenchRow]]:
+    groups: dict[str, list[BenchRow]] = {}
+    for r in rows:
+        groups.setdefault(r.group or f"{r.config}-{r.dtype}", []).append(r)
+    return {g: sorted(groups[g], key=lambda r: _order_key(r.backend))
+            for g in sorted(groups, key=_group_key)}
+
+
+def format_table(rows: Iterable[BenchRow]) -> str:
+    """A plain-text table per group: backend, median s, time / numpy, samples/s."""
+    lines = []
+    for group, members in _grouped(rows).items():
+        lines.append(f"== {group}")
+        lines.append(f"  {'backend':<18} {'median s':>11} {'time/numpy':>11} "
+                     f"{'samples/s':>12}")
+        for r in members:
+            ratio = f"{r.ratio_to_numpy:.3f}" if r.ratio_to_numpy is not None else "-"
+            sps = (f"{r.samples_per_second:,.0f}"
+                   if r.samples_per_second is not None else "-")
+            lines.append(f"  {r.backend:<18} {r.median_s:>11.4g} {ratio:>11} "
+                         f"{sps:>12}")
+        if any(r.smoke for r in members):
+            n = min(r.n_samples for r in members if r.smoke and r.n_samples)
+            lines.append(f"  (FASTNN_BENCH_SAMPLES: {n} samples, not a real "
+                         "measurement)")
+    return "\n".join(lines)
+
+
+def print_table(rows: Iterable[BenchRow], file=None) -> None:
+    """Print :func:`format_table` (to stdout by default)."""
+    print(format_table(rows), file=file)
+
+
+def plot_bars(rows: Iterable[BenchRow], path: str | os.PathLike) -> Path:
+    """Bar chart of samples/s per configuration and backend, written atomically."""
+    from fastnn import io, plots
+
+    plots.require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = Path(os.fspath(path))
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"path: the folder {str(path.parent)!r} does not exist; create it first")
+    groups = _grouped(r for r in rows if r.samples_per_second is not None)
+    backends = sorted({r.backend for m in groups.values() for r in m}, key=_order_key)
+    fig = Figure(figsize=(max(4.0, 1.6 * len(groups) + 2.0), 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    width = 0.8 / max(len(backends), 1)
+    for i, backend in enumerate(backends):
+        xs, heights, labels = [], [], []
+        for j, members in enumerate(groups.values()):
+            for r in members:
+                if r.backend == backend:
+                    xs.append(j - 0.4 + width * (i + 0.5))
+                    heights.append(r.samples_per_second)
+                    labels.append(f"{1 / r.ratio_to_numpy:.1f}x"
+                                  if r.ratio_to_numpy else "")
+        bars = ax.bar(xs, heights, width, label=backend)
+        ax.bar_label(bars, labels=labels, fontsize=7)
+    ax.set_xticks(range(len(groups)), list(groups))
+    ax.set_ylabel("training samples / s (higher is better)")
+    ax.set_title("fastnn: one MNIST epoch (speed-up vs numpy above bars)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.12, top=0.9)
+    io.atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    return path
