@@ -22,8 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _suite import ROUNDS, SAMPLES
-
+from benchmarks._suite import SAMPLES
 from fastnn import bench
 
 HERE = Path(__file__).resolve().parent
@@ -85,16 +84,33 @@ def sgemm_peak() -> float:
 def record(benchmark, sgemm_peak):
     """``record(backend=..., config=..., dtype=..., n_samples=..., flops=...)``.
 
-    Call it after the benchmark ran: fills ``benchmark.extra_info`` with the
-    identification ``compare.py`` reads, samples/s and GFLOP/s from the median,
-    the fraction of the sgemm peak, and :func:`fastnn.bench.environment_info`.
+    ``n_samples``: samples processed per call (for samples/s); ``flops``: per
+    call (for GFLOP/s and the fraction of the peak); ``uses_mnist=False`` for
+    fixed-size inputs that ``FASTNN_BENCH_SAMPLES`` does not cut; other keywords
+    are stored as they are. Call it after the benchmark ran: it fills
+    ``benchmark.extra_info`` with the identification ``compare.py`` reads,
+    samples/s and GFLOP/s from the median, the fraction of the sgemm peak, and
+    :func:`fastnn.bench.environment_info`.
     """
 
-    def _record(*, backend: str, config: str, dtype: str, n_samples: int | None = None,
-                flops: float | None = None, **extra) -> None:
+    def _record(
+        *,
+        backend: str,
+        config: str,
+        dtype: str,
+        n_samples: int | None = None,
+        flops: float | None = None,
+        uses_mnist: bool = True,
+        **extra,
+    ) -> None:
         info = benchmark.extra_info
-        info.update(backend=backend, config=config, dtype=dtype, n_samples=n_samples,
-                    smoke=SAMPLES is not None, rounds=ROUNDS)
+        info.update(
+            backend=backend,
+            config=config,
+            dtype=dtype,
+            n_samples=n_samples,
+            smoke=uses_mnist and SAMPLES is not None,
+        )
         metadata = benchmark.stats  # None when benchmarks are disabled
         median = metadata.stats.median if metadata else None
         if median:

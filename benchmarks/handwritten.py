@@ -10,13 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 
-def train_epoch(x, y, Ws, bs, vWs, vbs, order, batch_size=64, lr=0.05, momentum=0.9,
-                wd=1e-4):
+def train_epoch(
+    x, y, Ws, bs, vWs, vbs, order, batch_size=64, lr=0.05, momentum=0.9, wd=1e-4
+):
     n = x.shape[0]
     for s in range(0, n, batch_size):
         idx = order[s : s + batch_size]
         A = [x[idx]]
-        for W, b in zip(Ws[:-1], bs[:-1]):
+        for W, b in zip(Ws[:-1], bs[:-1], strict=True):
             A.append(np.maximum(A[-1] @ W + b, 0))
         Z = A[-1] @ Ws[-1] + bs[-1]
         Z -= Z.max(axis=1, keepdims=True)
@@ -39,7 +40,9 @@ def train_epoch(x, y, Ws, bs, vWs, vbs, order, batch_size=64, lr=0.05, momentum=
 
 def init(sizes, dtype=np.float32, seed=0):
     rng = np.random.default_rng(seed)
-    Ws = [rng.uniform(-np.sqrt(6 / a), np.sqrt(6 / a), (a, b)).astype(dtype)
-          for a, b in zip(sizes[:-1], sizes[1:])]
+    Ws = [
+        rng.uniform(-np.sqrt(6 / a), np.sqrt(6 / a), (a, b)).astype(dtype)
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
     bs = [np.zeros(b, dtype) for b in sizes[1:]]
     return Ws, bs, [np.zeros_like(w) for w in Ws], [np.zeros_like(b) for b in bs]

@@ -12,9 +12,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import handwritten
-from _suite import BACKENDS, CONFIGS, DTYPES, HANDWRITTEN, ROUNDS, load_backend_or_skip
-
+from benchmarks import handwritten
+from benchmarks._suite import (
+    BACKENDS,
+    CONFIGS,
+    DTYPES,
+    HANDWRITTEN,
+    ROUNDS,
+    load_backend_or_skip,
+)
 from fastnn import bench
 
 CASES = [
@@ -36,9 +42,16 @@ def test_epoch(benchmark, mnist, record, config, dtype, backend):
 
         def epoch():
             order = rng.permutation(x.shape[0])  # fastnn's fit shuffles too
-            handwritten.train_epoch(x, y, *state, order, batch_size=batch_size,
-                                    lr=bench.LEARNING_RATE, momentum=bench.MOMENTUM,
-                                    wd=bench.WEIGHT_DECAY)
+            handwritten.train_epoch(
+                x,
+                y,
+                *state,
+                order,
+                batch_size=batch_size,
+                lr=bench.LEARNING_RATE,
+                momentum=bench.MOMENTUM,
+                wd=bench.WEIGHT_DECAY,
+            )
     else:
         load_backend_or_skip(backend)
         model = bench.build_model(config, backend, dtype, seed=0)
@@ -48,5 +61,11 @@ def test_epoch(benchmark, mnist, record, config, dtype, backend):
 
     benchmark.group = f"{config}-{dtype}"
     benchmark.pedantic(epoch, warmup_rounds=1, rounds=ROUNDS, iterations=1)
-    record(backend=backend, config=config, dtype=dtype, n_samples=x.shape[0],
-           flops=bench.epoch_flops(config, x.shape[0]), batch_size=batch_size)
+    record(
+        backend=backend,
+        config=config,
+        dtype=dtype,
+        n_samples=x.shape[0],
+        flops=bench.epoch_flops(config, x.shape[0]),
+        batch_size=batch_size,
+    )

@@ -11,11 +11,12 @@ images, samples/s in ``extra_info``.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
-from _suite import BACKENDS, ROUNDS, load_backend_or_skip
-
+from benchmarks._suite import BACKENDS, ROUNDS, load_backend_or_skip
 from fastnn import bench
 from fastnn.activations import Activation
 
@@ -33,7 +34,10 @@ def _arrays(seed: int = 0) -> dict[str, np.ndarray]:
     b = rng.uniform(-0.1, 0.1, N_OUT).astype(DTYPE)
     A = np.maximum(X @ W + b, 0)
     return {
-        "X": X, "W": W, "b": b, "A": A,
+        "X": X,
+        "W": W,
+        "b": b,
+        "A": A,
         "dA": rng.standard_normal((BATCH, N_OUT), dtype=DTYPE) * DTYPE(0.01),
         "Z": rng.standard_normal((BATCH, N_CLASSES), dtype=DTYPE),
         "labels": rng.integers(0, N_CLASSES, BATCH, dtype=np.int64),
@@ -56,8 +60,9 @@ def _kernel_call(kernels, name: str):
         dX = np.empty((BATCH, N_IN), DTYPE)
 
         def call():
-            kernels.dense_backward(a["dA"], a["X"], a["W"], a["A"], Activation.RELU,
-                                   dW, db, dX)
+            kernels.dense_backward(
+                a["dA"], a["X"], a["W"], a["A"], Activation.RELU, dW, db, dX
+            )
 
         return call, BATCH, 4.0 * BATCH * N_IN * N_OUT
     if name == "softmax_cross_entropy":
@@ -76,8 +81,16 @@ def _kernel_call(kernels, name: str):
         spans = model.decay_spans
 
         def call():
-            kernels.sgd_update(params, grads, velocity, bench.LEARNING_RATE,
-                               bench.MOMENTUM, False, bench.WEIGHT_DECAY, spans)
+            kernels.sgd_update(
+                params,
+                grads,
+                velocity,
+                bench.LEARNING_RATE,
+                bench.MOMENTUM,
+                False,
+                bench.WEIGHT_DECAY,
+                spans,
+            )
 
         return call, None, None
     raise AssertionError(name)
@@ -92,13 +105,22 @@ def test_kernel(benchmark, record, kernel, backend):
     kernels = load_backend_or_skip(backend)
     call, rows, flops = _kernel_call(kernels, kernel)
     benchmark.group = f"kernel-{kernel}-float32"
-    benchmark.pedantic(call, warmup_rounds=1, rounds=KERNEL_ROUNDS,
-                       iterations=ITERATIONS)
+    benchmark.pedantic(
+        call, warmup_rounds=1, rounds=KERNEL_ROUNDS, iterations=ITERATIONS
+    )
     extra = {"shape": f"{BATCH}x{N_IN}x{N_OUT} relu"} if "dense" in kernel else {}
     if kernel == "sgd_update":
         extra["n_params"] = bench.build_model("L64", "numpy").n_params
-    record(backend=backend, config=kernel, dtype="float32", n_samples=rows,
-           flops=flops, **extra)
+    record(
+        backend=backend,
+        config=kernel,
+        dtype="float32",
+        n_samples=rows,
+        flops=flops,
+        uses_mnist=False,
+        iterations=ITERATIONS,
+        **extra,
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -109,10 +131,17 @@ def test_predict(benchmark, mnist, record, config, backend):
     model = bench.build_model(config, backend, "float32", seed=0)
     architecture = "-".join(map(str, bench.CONFIGS[config].sizes))
     benchmark.group = f"predict-{architecture}-float32"
-    benchmark.pedantic(model.predict, args=(xt,), warmup_rounds=1, rounds=ROUNDS,
-                       iterations=1)
-    # forward products only: a third of a training epoch's first-layer-free count
+    benchmark.pedantic(
+        model.predict, args=(xt,), warmup_rounds=1, rounds=ROUNDS, iterations=1
+    )
+    # the forward products only
     sizes = bench.CONFIGS[config].sizes
-    flops = 2.0 * xt.shape[0] * sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
-    record(backend=backend, config=f"predict-{config}", dtype="float32",
-           n_samples=xt.shape[0], flops=flops, architecture=architecture)
+    flops = 2.0 * xt.shape[0] * sum(i * o for i, o in pairwise(sizes))
+    record(
+        backend=backend,
+        config=f"predict-{config}",
+        dtype="float32",
+        n_samples=xt.shape[0],
+        flops=flops,
+        architecture=architecture,
+    )

@@ -61,8 +61,9 @@ def forward(kernels, X, params, layout, out=None, buffers=None):
     return A
 
 
-def data_loss_and_gradients(kernels, X, labels, Y, params, grads, layout, loss,
-                            buffers=None):
+def data_loss_and_gradients(
+    kernels, X, labels, Y, params, grads, layout, loss, buffers=None
+):
     """Data loss (without L2) of the batch ``X``; writes ``grads`` (flat)."""
     n = X.shape[0]
     if buffers is None:
@@ -101,16 +102,35 @@ def add_weight_decay(params, grads, weight_decay, decay_spans):
     return 0.5 * weight_decay * sq
 
 
-def loss_and_gradients(kernels, X, labels, Y, params, grads, layout, loss,
-                       weight_decay, decay_spans):
+def loss_and_gradients(
+    kernels, X, labels, Y, params, grads, layout, loss, weight_decay, decay_spans
+):
     """Total loss (data + L2) of ``X`` and its exact gradient, written to ``grads``."""
     value = data_loss_and_gradients(kernels, X, labels, Y, params, grads, layout, loss)
     return value + add_weight_decay(params, grads, weight_decay, decay_spans)
 
 
-def train_steps(kernels, X, labels, Y, order, batch_size, step_begin, step_end,
-                params, grads, velocity, layout, loss, learning_rates, momentum,
-                nesterov, weight_decay, decay_spans, losses_out):
+def train_steps(
+    kernels,
+    X,
+    labels,
+    Y,
+    order,
+    batch_size,
+    step_begin,
+    step_end,
+    params,
+    grads,
+    velocity,
+    layout,
+    loss,
+    learning_rates,
+    momentum,
+    nesterov,
+    weight_decay,
+    decay_spans,
+    losses_out,
+):
     """The composed training loop; same contract as ``reference.train_steps``."""
     n = X.shape[0]
     buffers = allocate(layout, batch_size, X.dtype)
@@ -119,16 +139,58 @@ def train_steps(kernels, X, labels, Y, order, batch_size, step_begin, step_end,
     # Divergence is detected explicitly (a non-finite loss stops the loop), so
     # NumPy's overflow warnings on the way there are noise.
     with np.errstate(over="ignore", invalid="ignore"):
-        return _train_steps(kernels, X, labels, Y, order, batch_size, step_begin,
-                            step_end, params, grads, velocity, layout, loss,
-                            learning_rates, momentum, nesterov, weight_decay,
-                            decay_spans, losses_out, buffers, Xb_buf, ce, n)
+        return _train_steps(
+            kernels,
+            X,
+            labels,
+            Y,
+            order,
+            batch_size,
+            step_begin,
+            step_end,
+            params,
+            grads,
+            velocity,
+            layout,
+            loss,
+            learning_rates,
+            momentum,
+            nesterov,
+            weight_decay,
+            decay_spans,
+            losses_out,
+            buffers,
+            Xb_buf,
+            ce,
+            n,
+        )
 
 
-def _train_steps(kernels, X, labels, Y, order, batch_size, step_begin, step_end,
-                 params, grads, velocity, layout, loss, learning_rates, momentum,
-                 nesterov, weight_decay, decay_spans, losses_out, buffers, Xb_buf,
-                 ce, n):
+def _train_steps(
+    kernels,
+    X,
+    labels,
+    Y,
+    order,
+    batch_size,
+    step_begin,
+    step_end,
+    params,
+    grads,
+    velocity,
+    layout,
+    loss,
+    learning_rates,
+    momentum,
+    nesterov,
+    weight_decay,
+    decay_spans,
+    losses_out,
+    buffers,
+    Xb_buf,
+    ce,
+    n,
+):
     for i, s in enumerate(range(step_begin, step_end)):
         idx = order[s * batch_size : min(n, (s + 1) * batch_size)]
         m = idx.shape[0]
@@ -140,7 +202,15 @@ def _train_steps(kernels, X, labels, Y, order, batch_size, step_begin, step_end,
         )
         if not np.isfinite(value):
             return i
-        sq = kernels.sgd_update(params, grads, velocity, learning_rates[i],
-                                momentum, nesterov, weight_decay, decay_spans)
+        sq = kernels.sgd_update(
+            params,
+            grads,
+            velocity,
+            learning_rates[i],
+            momentum,
+            nesterov,
+            weight_decay,
+            decay_spans,
+        )
         losses_out[i] = value + 0.5 * weight_decay * sq
     return step_end - step_begin

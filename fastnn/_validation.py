@@ -25,7 +25,8 @@ def as_array(value, name: str) -> np.ndarray:
         return np.asarray(value)
     except (ValueError, TypeError) as err:
         raise TypeError(
-            f"{name}: expected an array-like of numbers; received {type(value).__name__}"
+            f"{name}: expected an array-like of numbers; received "
+            f"{type(value).__name__}"
             f" that NumPy cannot convert ({err})"
         ) from err
 
@@ -54,7 +55,9 @@ def check_features(x, name: str, n_features: int, dtype: np.dtype) -> np.ndarray
             f"received {_describe(a)}"
         )
     if a.shape[0] == 0:
-        raise ValueError(f"{name}: expected at least one sample; received {_describe(a)}")
+        raise ValueError(
+            f"{name}: expected at least one sample; received {_describe(a)}"
+        )
     if a.shape[1] != n_features:
         raise ValueError(
             f"{name}: expected {n_features} features per sample (the model's "
@@ -105,8 +108,10 @@ def check_labels(y, name: str, n_samples: int, n_classes: int) -> np.ndarray:
         )
     if a.dtype.kind == "f":
         if not np.isfinite(a).all() or not (a == np.round(a)).all():
-            raise ValueError(f"{name}: expected integral class labels; received "
-                             "non-integral, NaN or inf values")
+            raise ValueError(
+                f"{name}: expected integral class labels; received "
+                "non-integral, NaN or inf values"
+            )
     if a.size and (a.min() < 0 or a.max() >= n_classes):
         raise ValueError(
             f"{name}: expected class labels in [0, {n_classes - 1}]; received values "
@@ -115,8 +120,9 @@ def check_labels(y, name: str, n_samples: int, n_classes: int) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
-def check_targets(y, name: str, n_samples: int, n_outputs: int,
-                  dtype: np.dtype) -> np.ndarray:
+def check_targets(
+    y, name: str, n_samples: int, n_outputs: int, dtype: np.dtype
+) -> np.ndarray:
     """Targets for mse: float rows (n, n_outputs), or integer labels -> one-hot."""
     a = as_array(y, name)
     if a.ndim == 1 and a.dtype.kind in "iu":

@@ -43,6 +43,4 @@ def get(activation: str | Activation | None) -> Activation:
     if activation is None:
         return Activation.LINEAR
     valid = ", ".join(repr(n) for n in _NAMES if n is not None)
-    raise ValueError(
-        f"activation: expected one of {valid}; received {activation!r}"
-    )
+    raise ValueError(f"activation: expected one of {valid}; received {activation!r}")

@@ -56,8 +56,7 @@ def _check_name(name: object, allow_auto: bool = True) -> str:
     valid = BACKEND_NAMES + (("auto",) if allow_auto else ())
     if not isinstance(name, str) or name.lower() not in valid:
         raise ValueError(
-            f"backend: expected one of {', '.join(map(repr, valid))}; "
-            f"received {name!r}"
+            f"backend: expected one of {', '.join(map(repr, valid))}; received {name!r}"
         )
     return name.lower()
 

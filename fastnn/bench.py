@@ -32,6 +32,7 @@ import statistics
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -103,8 +104,10 @@ def _config(name: str) -> BenchConfig:
     try:
         return CONFIGS[name]
     except KeyError:
-        raise ValueError(f"config: expected one of {', '.join(map(repr, CONFIGS))}; "
-                         f"received {name!r}") from None
+        raise ValueError(
+            f"config: expected one of {', '.join(map(repr, CONFIGS))}; "
+            f"received {name!r}"
+        ) from None
 
 
 def build_model(config: str, backend: str, dtype: str = "float32", seed: int = 0):
@@ -112,14 +115,22 @@ def build_model(config: str, backend: str, dtype: str = "float32", seed: int = 0
     import fastnn
 
     cfg = _config(config)
-    layers = [fastnn.Dense(h, activation="relu", kernel_initializer="he_uniform")
-              for h in cfg.hidden]
+    layers = [
+        fastnn.Dense(h, activation="relu", kernel_initializer="he_uniform")
+        for h in cfg.hidden
+    ]
     layers.append(fastnn.Dense(cfg.n_classes, activation="softmax"))
     return fastnn.Sequential(
-        layers, input_dim=cfg.input_dim, loss="cross_entropy",
-        optimizer=fastnn.SGD(learning_rate=LEARNING_RATE, momentum=MOMENTUM,
-                             weight_decay=WEIGHT_DECAY),
-        backend=backend, dtype=dtype, seed=seed)
+        layers,
+        input_dim=cfg.input_dim,
+        loss="cross_entropy",
+        optimizer=fastnn.SGD(
+            learning_rate=LEARNING_RATE, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY
+        ),
+        backend=backend,
+        dtype=dtype,
+        seed=seed,
+    )
 
 
 def epoch_flops(config: str, n_samples: int) -> float:
@@ -130,7 +141,7 @@ def epoch_flops(config: str, n_samples: int) -> float:
     """
     sizes = _config(config).sizes
     per_sample = 0
-    for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for layer, (n_in, n_out) in enumerate(pairwise(sizes)):
         per_sample += (4 if layer == 0 else 6) * n_in * n_out
     return float(per_sample) * n_samples
 
@@ -140,7 +151,7 @@ def epoch_flops(config: str, n_samples: int) -> float:
 # --------------------------------------------------------------------------- #
 
 
-def measure_sgemm_peak(n: int = 2048, repeats: int = 3) -> float:
+def measure_sgemm_peak(n: int = 2048, repeats: int = 5) -> float:
     """GFLOP/s of the best of ``repeats`` float32 ``n x n`` products (``np.dot``).
 
     Uses whatever BLAS threads are currently allowed (all, by default). One
@@ -187,27 +198,42 @@ def environment_info() -> dict[str, Any]:
             "python": sys.version.split()[0],
         },
         "threadpools": [
-            {key: (os.path.basename(value) if key == "filepath" else value)
-             for key, value in pool.items()
-             if key in ("user_api", "internal_api", "version", "num_threads",
-                        "threading_layer", "architecture", "filepath")}
+            {
+                key: (os.path.basename(value) if key == "filepath" else value)
+                for key, value in pool.items()
+                if key
+                in (
+                    "user_api",
+                    "internal_api",
+                    "version",
+                    "num_threads",
+                    "threading_layer",
+                    "architecture",
+                    "filepath",
+                )
+            }
             for pool in threadpool_info()
         ],
         "env": {name: os.environ.get(name) for name in RECORDED_ENV},
         "cpu_count": os.cpu_count(),
     }
-    blas = [p for p in info["threadpools"] if p.get("user_api") == "blas"]
-    if blas:
-        info["blas"] = f"{blas[0].get('internal_api')} {blas[0].get('version')}"
-        info["blas_threads"] = blas[0].get("num_threads")
+    # numpy and scipy may each bring their own BLAS: record every one loaded.
+    info["blas"] = [
+        f"{p.get('internal_api')} {p.get('version')} ({p.get('filepath')}, "
+        f"{p.get('num_threads')} threads)"
+        for p in info["threadpools"]
+        if p.get("user_api") == "blas"
+    ]
     numba = sys.modules.get("numba")
     if numba is not None:
         try:
             layer = numba.threading_layer()
         except ValueError:  # no parallel function has run yet
             layer = None
-        info["numba"] = {"threading_layer": layer,
-                         "num_threads": numba.get_num_threads()}
+        info["numba"] = {
+            "threading_layer": layer,
+            "num_threads": numba.get_num_threads(),
+        }
     return info
 
 
@@ -271,8 +297,10 @@ def run_bench(
 
     configs = [configs] if isinstance(configs, str) else list(configs)
     if not configs:
-        raise ValueError("configs: expected at least one of "
-                         f"{', '.join(map(repr, CONFIGS))}; received none")
+        raise ValueError(
+            "configs: expected at least one of "
+            f"{', '.join(map(repr, CONFIGS))}; received none"
+        )
     for name in configs:
         _config(name)
     dtype = np.dtype(dtype).name
@@ -299,11 +327,25 @@ def run_bench(
                 model.fit(x, y, epochs=1, batch_size=batch_size, verbose=0)
                 times.append(time.perf_counter() - t0)
             median = statistics.median(times)
-            rows.append(BenchRow(backend, config, dtype, median, None, n / median,
-                                 group=f"{config}-{dtype}", n_samples=n, smoke=smoke))
+            rows.append(
+                BenchRow(
+                    backend,
+                    config,
+                    dtype,
+                    median,
+                    None,
+                    n / median,
+                    group=f"{config}-{dtype}",
+                    n_samples=n,
+                    smoke=smoke,
+                )
+            )
             if verbose:
-                print(f"{config}-{dtype} {backend}: {median:.3f} s/epoch",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"{config}-{dtype} {backend}: {median:.3f} s/epoch",
+                    file=sys.stderr,
+                    flush=True,
+                )
     rows = _with_ratios(rows)
     if output_png is not None:
         plot_bars(rows, output_png)
@@ -333,17 +375,27 @@ def rows_from_json(data: dict[str, Any] | str | os.PathLike) -> list[BenchRow]:
             continue
         median = float(bench["stats"]["median"])
         n = info.get("n_samples")
-        rows.append(BenchRow(
-            backend=backend, config=str(info.get("config", "")),
-            dtype=str(info.get("dtype", "")), median_s=median, ratio_to_numpy=None,
-            samples_per_second=(n / median if n and median > 0 else None),
-            group=bench.get("group") or str(info.get("config", "")),
-            n_samples=n, smoke=bool(info.get("smoke", False))))
+        rows.append(
+            BenchRow(
+                backend=backend,
+                config=str(info.get("config", "")),
+                dtype=str(info.get("dtype", "")),
+                median_s=median,
+                ratio_to_numpy=None,
+                samples_per_second=(n / median if n and median > 0 else None),
+                group=bench.get("group") or str(info.get("config", "")),
+                n_samples=n,
+                smoke=bool(info.get("smoke", False)),
+            )
+        )
     return _with_ratios(rows)
 
 
-def check_results(rows: Iterable[BenchRow], require: Sequence[str] = (),
-                  fail_slower_than_reference: bool = False) -> list[str]:
+def check_results(
+    rows: Iterable[BenchRow],
+    require: Sequence[str] = (),
+    fail_slower_than_reference: bool = False,
+) -> list[str]:
     """Failure messages (empty: all good) for the CI gate.
 
     * every ``require``\\ d backend must have a result in each gate group present
@@ -362,14 +414,17 @@ def check_results(rows: Iterable[BenchRow], require: Sequence[str] = (),
         if gates:
             for g in gates:
                 if backend not in by_group[g]:
-                    failures.append(f"{g}: required backend {backend!r} has no result "
-                                    "(skipped or failed: see the pytest output)")
+                    failures.append(
+                        f"{g}: required backend {backend!r} has no result "
+                        "(skipped or failed: see the pytest output)"
+                    )
         elif not any(r.backend == backend for r in rows):
             failures.append(f"required backend {backend!r} has no result")
     if fail_slower_than_reference:
         if not gates:
-            failures.append(f"no result in {' or '.join(GATE_GROUPS)} to compare "
-                            "with the reference")
+            failures.append(
+                f"no result in {' or '.join(GATE_GROUPS)} to compare with the reference"
+            )
         for g in gates:
             ref = by_group[g].get(REFERENCE)
             if ref is None:
@@ -381,7 +436,8 @@ def check_results(rows: Iterable[BenchRow], require: Sequence[str] = (),
                     failures.append(
                         f"{g}: {backend} is slower than the reference: "
                         f"{r.median_s:.4g} s vs {ref.median_s:.4g} s "
-                        f"({r.ratio_to_numpy:.2f}x the numpy time)")
+                        f"({r.ratio_to_numpy:.2f}x the numpy time)"
+                    )
     return failures
 
 
@@ -399,8 +455,10 @@ def _grouped(rows: Iterable[BenchRow]) -> dict[str, list[BenchRow]]:
     groups: dict[str, list[BenchRow]] = {}
     for r in rows:
         groups.setdefault(r.group or f"{r.config}-{r.dtype}", []).append(r)
-    return {g: sorted(groups[g], key=lambda r: _order_key(r.backend))
-            for g in sorted(groups, key=_group_key)}
+    return {
+        g: sorted(groups[g], key=lambda r: _order_key(r.backend))
+        for g in sorted(groups, key=_group_key)
+    }
 
 
 def format_table(rows: Iterable[BenchRow]) -> str:
@@ -408,18 +466,21 @@ def format_table(rows: Iterable[BenchRow]) -> str:
     lines = []
     for group, members in _grouped(rows).items():
         lines.append(f"== {group}")
-        lines.append(f"  {'backend':<18} {'median s':>11} {'time/numpy':>11} "
-                     f"{'samples/s':>12}")
+        lines.append(
+            f"  {'backend':<18} {'median s':>11} {'time/numpy':>11} {'samples/s':>12}"
+        )
         for r in members:
             ratio = f"{r.ratio_to_numpy:.3f}" if r.ratio_to_numpy is not None else "-"
-            sps = (f"{r.samples_per_second:,.0f}"
-                   if r.samples_per_second is not None else "-")
-            lines.append(f"  {r.backend:<18} {r.median_s:>11.4g} {ratio:>11} "
-                         f"{sps:>12}")
+            sps = (
+                f"{r.samples_per_second:,.0f}"
+                if r.samples_per_second is not None
+                else "-"
+            )
+            lines.append(f"  {r.backend:<18} {r.median_s:>11.4g} {ratio:>11} {sps:>12}")
         if any(r.smoke for r in members):
-            n = min(r.n_samples for r in members if r.smoke and r.n_samples)
-            lines.append(f"  (FASTNN_BENCH_SAMPLES: {n} samples, not a real "
-                         "measurement)")
+            counts = [r.n_samples for r in members if r.smoke and r.n_samples]
+            cut = f"{min(counts)} samples, " if counts else ""
+            lines.append(f"  (FASTNN_BENCH_SAMPLES: {cut}not a real measurement)")
     return "\n".join(lines)
 
 
@@ -439,7 +500,8 @@ def plot_bars(rows: Iterable[BenchRow], path: str | os.PathLike) -> Path:
     path = Path(os.fspath(path))
     if not path.parent.is_dir():
         raise FileNotFoundError(
-            f"path: the folder {str(path.parent)!r} does not exist; create it first")
+            f"path: the folder {str(path.parent)!r} does not exist; create it first"
+        )
     groups = _grouped(r for r in rows if r.samples_per_second is not None)
     backends = sorted({r.backend for m in groups.values() for r in m}, key=_order_key)
     fig = Figure(figsize=(max(4.0, 1.6 * len(groups) + 2.0), 3.6), dpi=100)
@@ -453,8 +515,9 @@ def plot_bars(rows: Iterable[BenchRow], path: str | os.PathLike) -> Path:
                 if r.backend == backend:
                     xs.append(j - 0.4 + width * (i + 0.5))
                     heights.append(r.samples_per_second)
-                    labels.append(f"{1 / r.ratio_to_numpy:.1f}x"
-                                  if r.ratio_to_numpy else "")
+                    labels.append(
+                        f"{1 / r.ratio_to_numpy:.1f}x" if r.ratio_to_numpy else ""
+                    )
         bars = ax.bar(xs, heights, width, label=backend)
         ax.bar_label(bars, labels=labels, fontsize=7)
     ax.set_xticks(range(len(groups)), list(groups))

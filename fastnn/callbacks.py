@@ -60,9 +60,14 @@ class EarlyStopping(Callback):
     epoch seen.
     """
 
-    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0,
-                 patience: int = 0, mode: str = "auto",
-                 restore_best_weights: bool = False) -> None:
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        min_delta: float = 0.0,
+        patience: int = 0,
+        mode: str = "auto",
+        restore_best_weights: bool = False,
+    ) -> None:
         if patience < 0:
             raise ValueError(f"patience: expected an int >= 0; received {patience!r}")
         self.monitor = monitor
@@ -86,8 +91,11 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None:
-            warnings.warn(f"EarlyStopping: monitor {self.monitor!r} is not in the logs "
-                          f"({sorted(logs or {})}); nothing to do", stacklevel=2)
+            warnings.warn(
+                f"EarlyStopping: monitor {self.monitor!r} is not in the logs "
+                f"({sorted(logs or {})}); nothing to do",
+                stacklevel=2,
+            )
             return
         if self._improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
@@ -113,8 +121,13 @@ class ModelCheckpoint(Callback):
     is never written.
     """
 
-    def __init__(self, filepath: str | os.PathLike, monitor: str = "val_loss",
-                 save_best_only: bool = False, mode: str = "auto") -> None:
+    def __init__(
+        self,
+        filepath: str | os.PathLike,
+        monitor: str = "val_loss",
+        save_best_only: bool = False,
+        mode: str = "auto",
+    ) -> None:
         self.filepath = os.fspath(filepath)
         self.monitor = monitor
         self.save_best_only = save_best_only
@@ -126,15 +139,19 @@ class ModelCheckpoint(Callback):
         if self.save_best_only:
             value = logs.get(self.monitor)
             if value is None:
-                warnings.warn(f"ModelCheckpoint: monitor {self.monitor!r} is not in "
-                              "the logs; saving every epoch", stacklevel=2)
+                warnings.warn(
+                    f"ModelCheckpoint: monitor {self.monitor!r} is not in "
+                    "the logs; saving every epoch",
+                    stacklevel=2,
+                )
             elif (value < self.best) if self.mode == "min" else (value > self.best):
                 self.best = value
             else:
                 return
         if not self.model.weights_are_finite():
-            warnings.warn("ModelCheckpoint: weights are not finite; not saved",
-                          stacklevel=2)
+            warnings.warn(
+                "ModelCheckpoint: weights are not finite; not saved", stacklevel=2
+            )
             return
         self.model.save(self.filepath.format(epoch=epoch + 1, **logs))
 
@@ -163,7 +180,9 @@ class ProgressBar(Callback):
         self.bar = None
 
     def on_train_begin(self, logs=None):
-        self.enabled = self.force if self.force is not None else _is_terminal(sys.stderr)
+        self.enabled = (
+            self.force if self.force is not None else _is_terminal(sys.stderr)
+        )
         self.total_epochs = (logs or {}).get("epochs")
         self.steps = (logs or {}).get("steps")
 
@@ -172,8 +191,13 @@ class ProgressBar(Callback):
             return
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=self.steps, unit="batch", leave=False,
-                        desc=f"Epoch {epoch + 1}/{self.total_epochs}", file=sys.stderr)
+        self.bar = tqdm(
+            total=self.steps,
+            unit="batch",
+            leave=False,
+            desc=f"Epoch {epoch + 1}/{self.total_epochs}",
+            file=sys.stderr,
+        )
 
     def on_batch_end(self, step, logs=None):
         if self.bar is not None:
@@ -187,7 +211,10 @@ class ProgressBar(Callback):
 
 
 def format_logs(epoch: int, epochs: int, logs: dict[str, float]) -> str:
-    """``Epoch 1/5 - loss: 0.2412 - accuracy: 0.9301 - ... - 2.31s - 25974 samples/s``."""
+    """One line per epoch.
+
+    ``Epoch 1/5 - loss: 0.2412 - accuracy: 0.9301 - ... - 2.31s - 25974 samples/s``
+    """
     parts = [f"Epoch {epoch + 1}/{epochs}"]
     for key, value in logs.items():
         if key == "seconds":

@@ -272,6 +272,50 @@ def build_parser() -> argparse.ArgumentParser:
         "is available, and how to fix it if not.",
     )
     backends.set_defaults(handler=cmd_backends)
+
+    bench = sub.add_parser(
+        "bench",
+        help="time one MNIST epoch per backend and compare them",
+        description="Time one MNIST epoch (after a warm-up epoch) on each "
+        "available backend, print each one's ratio to the numpy reference and "
+        "write a bar chart.",
+    )
+    bench.add_argument(
+        "--backends",
+        nargs="+",
+        metavar="NAME",
+        default=None,
+        help="backends to time (default: every one that loads)",
+    )
+    bench.add_argument(
+        "--configs",
+        nargs="+",
+        default=["S", "L64"],
+        choices=["S", "L64", "L256"],
+        help="S = 784-128-10 batch 64, L64 = 784-512-512-512-10 "
+        "batch 64, L256 = the same at batch 256 (default: S L64)",
+    )
+    bench.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    bench.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="timed epochs per backend and config (default: 3)",
+    )
+    bench.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help="use only the first N training samples (quick look, "
+        "not a real measurement)",
+    )
+    bench.add_argument(
+        "--output",
+        "-o",
+        default="bench.png",
+        help="bar chart PNG to write (default: bench.png)",
+    )
+    bench.set_defaults(handler=cmd_bench)
     return parser
 
 
@@ -477,6 +521,27 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
     report = fastnn.show_backends()
     return 0 if any(reason is None for reason in report.values()) else 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from fastnn import bench
+
+    if args.rounds < 1:
+        raise UsageError(f"--rounds: expected an int >= 1; received {args.rounds}")
+    if args.samples is not None and args.samples < 1:
+        raise UsageError(f"--samples: expected an int >= 1; received {args.samples}")
+    rows = bench.run_bench(
+        backends=args.backends,
+        configs=args.configs,
+        dtype=args.dtype,
+        epochs_rounds=args.rounds,
+        samples=args.samples,
+        output_png=args.output,
+        verbose=True,
+    )
+    bench.print_table(rows)
+    print(f"wrote {args.output}")
+    return 0
 
 
 # ----------------------------------------------------------------- main

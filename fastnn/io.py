@@ -105,8 +105,11 @@ def _headers(path) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
                     raise _bad(path, f"unsupported .npy version {version}")
                 data_bytes = info.file_size - f.tell()
             if dtype.hasobject:
-                raise _bad(path, f"member {name!r} holds Python objects (pickle); "
-                                 "refusing to load it")
+                raise _bad(
+                    path,
+                    f"member {name!r} holds Python objects (pickle); "
+                    "refusing to load it",
+                )
             out[name] = (shape, dtype, data_bytes)
     missing = _MEMBERS - set(out)
     if missing:
@@ -125,23 +128,40 @@ def _read(path):
                 raise _bad(path, f"member {name!r} is not a short string")
         with np.load(path, allow_pickle=False) as data:
             if str(data["format"]) != FORMAT:
-                raise _bad(path, f"format is {str(data['format'])!r}, expected {FORMAT!r}")
+                raise _bad(
+                    path, f"format is {str(data['format'])!r}, expected {FORMAT!r}"
+                )
             version = int(data["version"])
             if version != VERSION:
-                raise _bad(path, f"format version {version}; this fastnn reads {VERSION}")
+                raise _bad(
+                    path, f"format version {version}; this fastnn reads {VERSION}"
+                )
             config = json.loads(str(data["config"]))
             state = json.loads(str(data["state"]))
             n_params = _expected_params(config)
             dtype = np.dtype(config["dtype"])
             for name in ("params", "velocity"):
                 shape, dt, nbytes = headers[name]
-                if shape != (n_params,) or dt != dtype or nbytes < n_params * dt.itemsize:
-                    raise _bad(path, f"member {name!r} has shape {shape} and dtype {dt}; "
-                                     f"the architecture needs ({n_params},) {dtype}")
+                if (
+                    shape != (n_params,)
+                    or dt != dtype
+                    or nbytes < n_params * dt.itemsize
+                ):
+                    raise _bad(
+                        path,
+                        f"member {name!r} has shape {shape} and dtype {dt}; "
+                        f"the architecture needs ({n_params},) {dtype}",
+                    )
             params = data["params"]
             velocity = data["velocity"]
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError, TypeError,
-            json.JSONDecodeError) as err:
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        KeyError,
+        TypeError,
+        json.JSONDecodeError,
+    ) as err:
         raise _bad(path, f"{type(err).__name__}: {err}") from err
     if not (np.isfinite(params).all() and np.isfinite(velocity).all()):
         raise _bad(path, "parameters contain NaN or inf")
@@ -195,6 +215,8 @@ def restore_state(model, path: str | os.PathLike) -> None:
     mine = model.get_config()
     for key in ("layers", "input_dim", "loss", "dtype"):
         if config.get(key) != mine[key]:
-            raise ValueError(f"resume: {str(path)!r} holds a different model ({key} is "
-                             f"{config.get(key)!r}, this model has {mine[key]!r})")
+            raise ValueError(
+                f"resume: {str(path)!r} holds a different model ({key} is "
+                f"{config.get(key)!r}, this model has {mine[key]!r})"
+            )
     _apply_state(model, state, params, velocity)

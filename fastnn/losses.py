@@ -6,7 +6,7 @@ matrices) and ``b_l`` (biases), and ``weight_decay = lam``, the *total* loss tha
 that ``fit`` reports is::
 
     cross_entropy:  L = -(1/n) * sum_i log softmax(z_i)[y_i]  +  lam/2 * sum_l ||W_l||^2
-    mse:            L =  (1/(n*k)) * sum_i sum_j (a_ij - t_ij)^2  +  lam/2 * sum_l ||W_l||^2
+    mse:            L =  (1/(n*k)) * sum_ij (a_ij - t_ij)^2  +  lam/2 * sum_l ||W_l||^2
 
 ``z_i`` are the logits of the output layer (before softmax), ``a_i`` the output
 layer's activations and ``t_i`` the targets (one-hot rows when integer labels

@@ -21,8 +21,9 @@ def _check_dtype(dtype) -> np.dtype:
     try:
         dt = np.dtype(dtype)
     except TypeError as err:
-        raise TypeError(f"dtype: expected 'float32' or 'float64'; received {dtype!r}") \
-            from err
+        raise TypeError(
+            f"dtype: expected 'float32' or 'float64'; received {dtype!r}"
+        ) from err
     if dt not in (np.dtype("float32"), np.dtype("float64")):
         raise ValueError(f"dtype: expected 'float32' or 'float64'; received {dtype!r}")
     return dt
@@ -69,32 +70,39 @@ class Sequential:
         metrics: Sequence[str] = (),
     ) -> None:
         if not isinstance(layers, (list, tuple)) or not layers:
-            raise ValueError(f"layers: expected a non-empty list of Dense layers; "
-                             f"received {layers!r}")
+            raise ValueError(
+                f"layers: expected a non-empty list of Dense layers; "
+                f"received {layers!r}"
+            )
         for i, layer in enumerate(layers):
             if not isinstance(layer, Dense):
-                raise TypeError(f"layers[{i}]: expected a fastnn.Dense; received "
-                                f"{type(layer).__name__}")
+                raise TypeError(
+                    f"layers[{i}]: expected a fastnn.Dense; received "
+                    f"{type(layer).__name__}"
+                )
         self.layers = list(layers)
         self.input_dim = _validation.check_positive_int(input_dim, "input_dim")
         self.loss = losses.get(loss)
         for i, layer in enumerate(self.layers[:-1]):
             if layer.activation == Activation.SOFTMAX:
-                raise ValueError(f"layers[{i}]: softmax is only supported on the output "
-                                 "layer")
+                raise ValueError(
+                    f"layers[{i}]: softmax is only supported on the output layer"
+                )
         if self.loss == Loss.CROSS_ENTROPY:
             if self.layers[-1].activation != Activation.SOFTMAX:
                 raise ValueError(
                     "loss: 'cross_entropy' expects a softmax output layer; received "
                     f"activation={self.layers[-1].activation.name.lower()!r} on the "
-                    "last layer (use Dense(k, activation='softmax'))")
+                    "last layer (use Dense(k, activation='softmax'))"
+                )
             if self.layers[-1].units < 2:
                 raise ValueError("layers[-1]: cross_entropy needs at least 2 classes")
         if optimizer is None:
             optimizer = SGD()
         if not isinstance(optimizer, SGD):
-            raise TypeError(f"optimizer: expected a fastnn.SGD; received "
-                            f"{type(optimizer).__name__}")
+            raise TypeError(
+                f"optimizer: expected a fastnn.SGD; received {type(optimizer).__name__}"
+            )
         self.optimizer = optimizer
         self.dtype = _check_dtype(dtype)
         for m in metrics:
@@ -174,9 +182,12 @@ class Sequential:
     def from_config(cls, config: dict[str, Any], backend: str | None = None):
         return cls(
             [Dense.from_config(c) for c in config["layers"]],
-            input_dim=config["input_dim"], loss=config["loss"],
-            optimizer=SGD.from_config(config["optimizer"]), backend=backend,
-            dtype=config["dtype"], seed=config["seed"],
+            input_dim=config["input_dim"],
+            loss=config["loss"],
+            optimizer=SGD.from_config(config["optimizer"]),
+            backend=backend,
+            dtype=config["dtype"],
+            seed=config["seed"],
             metrics=config.get("metrics", ()),
         )
 
@@ -185,15 +196,22 @@ class Sequential:
         n_in = self.input_dim
         for i, layer in enumerate(self.layers):
             n = n_in * layer.units + (layer.units if layer.use_bias else 0)
-            lines.append(f"  dense_{i}: {n_in} -> {layer.units} "
-                         f"{layer.activation.name.lower():8s} {n:>10,d} params")
+            lines.append(
+                f"  dense_{i}: {n_in} -> {layer.units} "
+                f"{layer.activation.name.lower():8s} {n:>10,d} params"
+            )
             n_in = layer.units
         lines.append(f"  total: {self.n_params:,d} parameters")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        sizes = "-".join(str(s) for s in [self.input_dim] + [ly.units for ly in self.layers])
-        return f"<fastnn.Sequential {sizes} backend={self.backend} dtype={self.dtype.name}>"
+        sizes = "-".join(
+            str(s) for s in [self.input_dim] + [ly.units for ly in self.layers]
+        )
+        return (
+            f"<fastnn.Sequential {sizes} backend={self.backend} "
+            f"dtype={self.dtype.name}>"
+        )
 
     # ----------------------------------------------------------- weights
     def get_weights(self) -> list[np.ndarray]:
@@ -226,21 +244,27 @@ class Sequential:
         shapes = self._weight_shapes()
         if not isinstance(weights, (list, tuple)) or len(weights) != len(shapes):
             got = len(weights) if isinstance(weights, (list, tuple)) else type(weights)
-            raise ValueError(f"weights: expected a list of {len(shapes)} arrays with "
-                             f"shapes {shapes}; received {got!r}")
+            raise ValueError(
+                f"weights: expected a list of {len(shapes)} arrays with "
+                f"shapes {shapes}; received {got!r}"
+            )
         arrays = []
-        for i, (w, shape) in enumerate(zip(weights, shapes)):
+        for i, (w, shape) in enumerate(zip(weights, shapes, strict=True)):
             a = _validation.as_array(w, f"weights[{i}]")
             if a.dtype.kind not in "fiu" or a.dtype == np.float16:
-                raise TypeError(f"weights[{i}]: expected float32 or float64 values; "
-                                f"received dtype {a.dtype}")
+                raise TypeError(
+                    f"weights[{i}]: expected float32 or float64 values; "
+                    f"received dtype {a.dtype}"
+                )
             if a.shape != shape:
-                raise ValueError(f"weights[{i}]: expected shape {shape}; received "
-                                 f"{a.shape}")
+                raise ValueError(
+                    f"weights[{i}]: expected shape {shape}; received {a.shape}"
+                )
             a = a.astype(self.dtype)
             if not np.isfinite(a).all():
-                raise ValueError(f"weights[{i}]: expected finite values; received NaN "
-                                 "or inf")
+                raise ValueError(
+                    f"weights[{i}]: expected finite values; received NaN or inf"
+                )
             arrays.append(a)
         it = iter(arrays)
         for l, layer in enumerate(self.layers):
@@ -257,7 +281,7 @@ class Sequential:
         return _validation.check_features(x, name, self.input_dim, self.dtype)
 
     def _y(self, y, n, name="y"):
-        """``(labels int64 (n,), Y (n, k))`` with the one the loss does not use empty."""
+        """``(labels int64 (n,), Y (n, k))``; the one the loss does not use is empty."""
         if self.loss == Loss.CROSS_ENTROPY:
             labels = _validation.check_labels(y, name, n, self.n_outputs)
             return labels, np.zeros((0, 0), self.dtype)
@@ -267,12 +291,19 @@ class Sequential:
     # ----------------------------------------------------------- inference
     def _predict_checked(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         out = np.empty((x.shape[0], self.n_outputs), self.dtype)
-        buffers, _ = _compose.allocate(self.layout, min(batch_size, x.shape[0]),
-                                       self.dtype)
+        buffers, _ = _compose.allocate(
+            self.layout, min(batch_size, x.shape[0]), self.dtype
+        )
         for start in range(0, x.shape[0], batch_size):
             stop = min(start + batch_size, x.shape[0])
-            _compose.forward(self._kernels, x[start:stop], self.params, self.layout,
-                             out=out[start:stop], buffers=buffers)
+            _compose.forward(
+                self._kernels,
+                x[start:stop],
+                self.params,
+                self.layout,
+                out=out[start:stop],
+                buffers=buffers,
+            )
         return out
 
     def predict(self, x, batch_size: int = _PREDICT_CHUNK) -> np.ndarray:
@@ -288,8 +319,10 @@ class Sequential:
         wd = self.optimizer.weight_decay
         if wd == 0:
             return 0.0
-        sq = sum(float(np.dot(self.params[s:e], self.params[s:e]))
-                 for s, e in self.decay_spans)
+        sq = sum(
+            float(np.dot(self.params[s:e], self.params[s:e]))
+            for s, e in self.decay_spans
+        )
         return 0.5 * wd * sq
 
     def _evaluate_checked(self, x, labels, Y, batch_size) -> dict[str, float]:
@@ -303,8 +336,10 @@ class Sequential:
         else:
             data_loss = float(np.mean(np.square(P - Y, dtype=np.float64)))
             correct = P.argmax(axis=1) == Y.argmax(axis=1)
-        return {"loss": data_loss + self.l2_penalty(),
-                "accuracy": float(np.mean(correct))}
+        return {
+            "loss": data_loss + self.l2_penalty(),
+            "accuracy": float(np.mean(correct)),
+        }
 
     def evaluate(self, x, y, batch_size: int = _PREDICT_CHUNK) -> dict[str, float]:
         """``{"loss": total loss (L2 included), "accuracy": fraction correct}``.
@@ -328,8 +363,17 @@ class Sequential:
         labels, Y = self._y(y, x.shape[0])
         grads = np.zeros_like(self.params)
         value = _compose.loss_and_gradients(
-            self._kernels, x, labels, Y, self.params, grads, self.layout, self.loss,
-            self.dtype.type(self.optimizer.weight_decay), self.decay_spans)
+            self._kernels,
+            x,
+            labels,
+            Y,
+            self.params,
+            grads,
+            self.layout,
+            self.loss,
+            self.dtype.type(self.optimizer.weight_decay),
+            self.decay_spans,
+        )
         out = []
         for l, layer in enumerate(self.layers):
             dW, db = _compose.layer_views(grads, self.layout, l)
@@ -339,17 +383,36 @@ class Sequential:
         return value, out
 
     # ----------------------------------------------------------- training
-    def fit(self, x, y, epochs: int = 1, batch_size: int | None = None, validation_data=None,
-            callbacks=None, verbose: int = 1, shuffle: bool = True, resume=None):
+    def fit(
+        self,
+        x,
+        y,
+        epochs: int = 1,
+        batch_size: int | None = None,
+        validation_data=None,
+        callbacks=None,
+        verbose: int = 1,
+        shuffle: bool = True,
+        resume=None,
+    ):
         """Train for ``epochs`` more epochs; returns a :class:`~fastnn.History`.
 
         See :func:`fastnn.trainer.fit` for the details.
         """
         from fastnn import trainer
 
-        return trainer.fit(self, x, y, epochs=epochs, batch_size=batch_size,
-                           validation_data=validation_data, callbacks=callbacks,
-                           verbose=verbose, shuffle=shuffle, resume=resume)
+        return trainer.fit(
+            self,
+            x,
+            y,
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_data=validation_data,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=shuffle,
+            resume=resume,
+        )
 
     # ----------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike) -> None:

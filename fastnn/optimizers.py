@@ -16,8 +16,9 @@ import numpy as np
 
 
 def _check_number(name, value, low=None, high=None, low_open=False, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating,
-                                                         np.integer)):
+    if isinstance(value, bool) or not isinstance(
+        value, (int, float, np.floating, np.integer)
+    ):
         raise TypeError(f"{name}: expected a number; received {value!r}")
     value = float(value)
     bad = not math.isfinite(value)
@@ -42,20 +43,33 @@ class ExponentialDecay:
     sets a floor.
     """
 
-    def __init__(self, initial_learning_rate: float, decay_rate: float = 0.999,
-                 decay_steps: int = 1, staircase: bool = False,
-                 min_learning_rate: float = 0.0) -> None:
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        decay_rate: float = 0.999,
+        decay_steps: int = 1,
+        staircase: bool = False,
+        min_learning_rate: float = 0.0,
+    ) -> None:
         self.initial_learning_rate = _check_number(
-            "initial_learning_rate", initial_learning_rate, low=0, low_open=True)
-        self.decay_rate = _check_number("decay_rate", decay_rate, low=0, high=1,
-                                        low_open=True)
-        if isinstance(decay_steps, bool) or not isinstance(decay_steps, (int, np.integer)) \
-                or decay_steps < 1:
-            raise ValueError(f"decay_steps: expected a positive int; received {decay_steps!r}")
+            "initial_learning_rate", initial_learning_rate, low=0, low_open=True
+        )
+        self.decay_rate = _check_number(
+            "decay_rate", decay_rate, low=0, high=1, low_open=True
+        )
+        if (
+            isinstance(decay_steps, bool)
+            or not isinstance(decay_steps, (int, np.integer))
+            or decay_steps < 1
+        ):
+            raise ValueError(
+                f"decay_steps: expected a positive int; received {decay_steps!r}"
+            )
         self.decay_steps = int(decay_steps)
         self.staircase = bool(staircase)
-        self.min_learning_rate = _check_number("min_learning_rate", min_learning_rate,
-                                               low=0)
+        self.min_learning_rate = _check_number(
+            "min_learning_rate", min_learning_rate, low=0
+        )
 
     def __call__(self, steps: np.ndarray) -> np.ndarray:
         """Learning rates (float64) for an array of global step indices."""
@@ -66,11 +80,14 @@ class ExponentialDecay:
         return np.maximum(lr, self.min_learning_rate)
 
     def get_config(self) -> dict[str, Any]:
-        return {"class": "ExponentialDecay",
-                "initial_learning_rate": self.initial_learning_rate,
-                "decay_rate": self.decay_rate, "decay_steps": self.decay_steps,
-                "staircase": self.staircase,
-                "min_learning_rate": self.min_learning_rate}
+        return {
+            "class": "ExponentialDecay",
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_rate": self.decay_rate,
+            "decay_steps": self.decay_steps,
+            "staircase": self.staircase,
+            "min_learning_rate": self.min_learning_rate,
+        }
 
 
 class SGD:
@@ -80,21 +97,29 @@ class SGD:
     :class:`ExponentialDecay`.
     """
 
-    def __init__(self, learning_rate: float | ExponentialDecay = 0.01,
-                 momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        learning_rate: float | ExponentialDecay = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
         if isinstance(learning_rate, ExponentialDecay):
             self.learning_rate = learning_rate
         else:
-            self.learning_rate = _check_number("learning_rate", learning_rate, low=0,
-                                               low_open=True)
-        self.momentum = _check_number("momentum", momentum, low=0, high=1,
-                                      high_open=True)
+            self.learning_rate = _check_number(
+                "learning_rate", learning_rate, low=0, low_open=True
+            )
+        self.momentum = _check_number(
+            "momentum", momentum, low=0, high=1, high_open=True
+        )
         if not isinstance(nesterov, (bool, np.bool_)):
             raise TypeError(f"nesterov: expected a bool; received {nesterov!r}")
         if nesterov and self.momentum == 0:
-            raise ValueError("nesterov: Nesterov momentum requires momentum > 0; "
-                             "received momentum=0.0")
+            raise ValueError(
+                "nesterov: Nesterov momentum requires momentum > 0; "
+                "received momentum=0.0"
+            )
         self.nesterov = bool(nesterov)
         self.weight_decay = _check_number("weight_decay", weight_decay, low=0)
 
@@ -106,9 +131,12 @@ class SGD:
 
     def get_config(self) -> dict[str, Any]:
         lr = self.learning_rate
-        return {"learning_rate": lr.get_config() if hasattr(lr, "get_config") else lr,
-                "momentum": self.momentum, "nesterov": self.nesterov,
-                "weight_decay": self.weight_decay}
+        return {
+            "learning_rate": lr.get_config() if hasattr(lr, "get_config") else lr,
+            "momentum": self.momentum,
+            "nesterov": self.nesterov,
+            "weight_decay": self.weight_decay,
+        }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> SGD:
@@ -123,4 +151,6 @@ class SGD:
         return cls(learning_rate=lr, **config)
 
     def __repr__(self) -> str:
-        return "SGD(" + ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()) + ")"
+        return (
+            "SGD(" + ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()) + ")"
+        )

@@ -8,7 +8,9 @@ import sys
 
 def _check(n):
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n: expected a positive int number of threads; received {n!r}")
+        raise ValueError(
+            f"n: expected a positive int number of threads; received {n!r}"
+        )
 
 
 def _numba_threads(n=None):

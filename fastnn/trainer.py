@@ -33,12 +33,16 @@ def _check_callbacks(callbacks) -> list[Callback]:
     if callbacks is None:
         return []
     if not isinstance(callbacks, (list, tuple)):
-        raise TypeError(f"callbacks: expected a list of fastnn.Callback; received "
-                        f"{type(callbacks).__name__}")
+        raise TypeError(
+            f"callbacks: expected a list of fastnn.Callback; received "
+            f"{type(callbacks).__name__}"
+        )
     for i, cb in enumerate(callbacks):
         if not isinstance(cb, Callback):
-            raise TypeError(f"callbacks[{i}]: expected a fastnn.Callback; received "
-                            f"{type(cb).__name__}")
+            raise TypeError(
+                f"callbacks[{i}]: expected a fastnn.Callback; received "
+                f"{type(cb).__name__}"
+            )
     return list(callbacks)
 
 
@@ -46,15 +50,27 @@ def _check_validation(model, validation_data):
     if validation_data is None:
         return None
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-        raise ValueError("validation_data: expected a tuple (x_val, y_val); received "
-                         f"{type(validation_data).__name__}")
+        raise ValueError(
+            "validation_data: expected a tuple (x_val, y_val); received "
+            f"{type(validation_data).__name__}"
+        )
     xv = model._x(validation_data[0], "validation_data[0]")
     labels, Y = model._y(validation_data[1], xv.shape[0], "validation_data[1]")
     return xv, labels, Y
 
 
-def fit(model, x, y, epochs=1, batch_size=None, validation_data=None, callbacks=None,
-        verbose=1, shuffle=True, resume=None):
+def fit(
+    model,
+    x,
+    y,
+    epochs=1,
+    batch_size=None,
+    validation_data=None,
+    callbacks=None,
+    verbose=1,
+    shuffle=True,
+    resume=None,
+):
     """Train ``model`` with mini-batch SGD.
 
     ``epochs`` more epochs are run; with ``resume=path`` the model first takes
@@ -62,10 +78,10 @@ def fit(model, x, y, epochs=1, batch_size=None, validation_data=None, callbacks=
     checkpoint and then trains until it has completed ``epochs`` epochs in all,
     so an interrupted run resumed this way ends bit-identical to an
     uninterrupted one. ``batch_size`` defaults to 32 (or n if smaller); an
-    explicit one larger than the data is an error. The last batch of an epoch may be short. ``verbose``: 0
-    silent, 1 progress bar (on a terminal) and one line per epoch, 2 one line
-    per epoch. A step whose loss is not finite is never applied: training
-    stops with :class:`FloatingPointError`, or quietly with a
+    explicit one larger than the data is an error. The last batch of an epoch
+    may be short. ``verbose``: 0 silent, 1 progress bar (on a terminal) and one
+    line per epoch, 2 one line per epoch. A step whose loss is not finite is
+    never applied: training stops with :class:`FloatingPointError`, or quietly with a
     :class:`~fastnn.TerminateOnNaN` callback; the model keeps its last finite
     weights either way.
     """
@@ -79,8 +95,10 @@ def fit(model, x, y, epochs=1, batch_size=None, validation_data=None, callbacks=
         batch_size = min(32, n)
     batch_size = _validation.check_positive_int(batch_size, "batch_size")
     if batch_size > n:
-        raise ValueError(f"batch_size: expected at most the number of samples ({n}); "
-                         f"received {batch_size}")
+        raise ValueError(
+            f"batch_size: expected at most the number of samples ({n}); "
+            f"received {batch_size}"
+        )
     val = _check_validation(model, validation_data)
     user_callbacks = _check_callbacks(callbacks)
     if resume is not None:
@@ -114,8 +132,9 @@ def fit(model, x, y, epochs=1, batch_size=None, validation_data=None, callbacks=
     for cb in cbs:
         cb.on_train_begin({"epochs": first_epoch + epochs, "steps": steps})
     for epoch in range(first_epoch, first_epoch + epochs):
-        order = (model.shuffle_rng.permutation(n) if shuffle
-                 else np.arange(n)).astype(np.int64)
+        order = (model.shuffle_rng.permutation(n) if shuffle else np.arange(n)).astype(
+            np.int64
+        )
         for cb in cbs:
             cb.on_epoch_begin(epoch)
         start_time = time.perf_counter()
@@ -126,20 +145,41 @@ def fit(model, x, y, epochs=1, batch_size=None, validation_data=None, callbacks=
             np.copyto(saved_params, model.params)
             np.copyto(saved_velocity, model.velocity)
             done = kernels.train_steps(
-                xs, labels, Y, order, batch_size, s, e, model.params, model.grads,
-                model.velocity, model.layout, int(model.loss), lrs, opt.momentum,
-                opt.nesterov, opt.weight_decay, model.decay_spans, losses[s:e])
+                xs,
+                labels,
+                Y,
+                order,
+                batch_size,
+                s,
+                e,
+                model.params,
+                model.grads,
+                model.velocity,
+                model.layout,
+                int(model.loss),
+                lrs,
+                opt.momentum,
+                opt.nesterov,
+                opt.weight_decay,
+                model.decay_spans,
+                losses[s:e],
+            )
             model.step += done
-            running = float(np.dot(losses[: s + done], sizes[: s + done])
-                            / max(sizes[: s + done].sum(), 1))
+            running = float(
+                np.dot(losses[: s + done], sizes[: s + done])
+                / max(sizes[: s + done].sum(), 1)
+            )
             if done < e - s:
-                if not (np.isfinite(model.params).all()
-                        and np.isfinite(model.velocity).all()):
+                if not (
+                    np.isfinite(model.params).all()
+                    and np.isfinite(model.velocity).all()
+                ):
                     np.copyto(model.params, saved_params)
                     np.copyto(model.velocity, saved_velocity)
                     model.step -= done
-                return _diverged(model, cbs, history, epoch, s + done, verbose,
-                                 terminate_on_nan)
+                return _diverged(
+                    model, cbs, history, epoch, s + done, verbose, terminate_on_nan
+                )
             for cb in cbs:
                 cb.on_batch_end(e - 1, {"loss": running, "steps": done})
             s = e
@@ -166,11 +206,13 @@ def fit(model, x, y, epochs=1, batch_size=None, validation_data=None, callbacks=
 
 
 def _diverged(model, cbs, history, epoch, step, verbose, terminate_on_nan):
-    message = (f"training diverged at epoch {epoch + 1}, step {step + 1}: the loss is "
-               "not finite. That step was not applied and the model keeps its last "
-               f"finite weights (at most {CHUNK_STEPS} steps earlier). Lower the "
-               "learning rate, check the inputs for extreme values, or add weight "
-               "decay.")
+    message = (
+        f"training diverged at epoch {epoch + 1}, step {step + 1}: the loss is "
+        "not finite. That step was not applied and the model keeps its last "
+        f"finite weights (at most {CHUNK_STEPS} steps earlier). Lower the "
+        "learning rate, check the inputs for extreme values, or add weight "
+        "decay."
+    )
     for cb in cbs:
         if isinstance(cb, ProgressBar):
             cb.on_epoch_end(epoch)

@@ -129,15 +129,26 @@ def softmax_cross_entropy(Z, labels, dZ_out):
 
 
 def mean_squared_error(A, Y, dA_out):
-    """``loss = mean((A - Y)**2)`` over all n*k entries; ``dA_out = 2 (A - Y) / (n k)``."""
+    """``loss = mean((A - Y)**2)`` over all n*k entries.
+
+    Writes ``dA_out = 2 (A - Y) / (n k)``; returns the loss as a Python float.
+    """
     np.subtract(A, Y, out=dA_out)
     loss = float(np.mean(np.square(dA_out, dtype=np.float64)))
     dA_out *= A.dtype.type(2.0 / A.size)
     return loss
 
 
-def sgd_update(params, grads, velocity, learning_rate, momentum, nesterov,
-               weight_decay, decay_spans):
+def sgd_update(
+    params,
+    grads,
+    velocity,
+    learning_rate,
+    momentum,
+    nesterov,
+    weight_decay,
+    decay_spans,
+):
     """One SGD step over the flat buffers, in place, in PyTorch's convention.
 
     For every entry, with ``wd = weight_decay`` inside ``decay_spans`` and 0
@@ -174,9 +185,26 @@ def sgd_update(params, grads, velocity, learning_rate, momentum, nesterov,
     return sq
 
 
-def train_steps(X, labels, Y, order, batch_size, step_begin, step_end, params,
-                grads, velocity, layout, loss, learning_rates, momentum,
-                nesterov, weight_decay, decay_spans, losses_out):
+def train_steps(
+    X,
+    labels,
+    Y,
+    order,
+    batch_size,
+    step_begin,
+    step_end,
+    params,
+    grads,
+    velocity,
+    layout,
+    loss,
+    learning_rates,
+    momentum,
+    nesterov,
+    weight_decay,
+    decay_spans,
+    losses_out,
+):
     """Run SGD steps ``step_begin .. step_end - 1`` of one epoch.
 
     Step ``s`` trains on the samples ``order[s*batch_size : (s+1)*batch_size]``
@@ -193,7 +221,23 @@ def train_steps(X, labels, Y, order, batch_size, step_begin, step_end, params,
     import sys
 
     return _compose.train_steps(
-        sys.modules[__name__], X, labels, Y, order, batch_size, step_begin,
-        step_end, params, grads, velocity, layout, loss, learning_rates,
-        momentum, nesterov, weight_decay, decay_spans, losses_out,
+        sys.modules[__name__],
+        X,
+        labels,
+        Y,
+        order,
+        batch_size,
+        step_begin,
+        step_end,
+        params,
+        grads,
+        velocity,
+        layout,
+        loss,
+        learning_rates,
+        momentum,
+        nesterov,
+        weight_decay,
+        decay_spans,
+        losses_out,
     )

@@ -15,11 +15,14 @@ def tol(dtype) -> dict:
 
 
 def assert_close(actual, desired, dtype=None, err_msg="", scale=1.0):
-    """``assert_allclose`` with the table's tolerance for ``dtype`` (times ``scale``)."""
+    """``assert_allclose`` with the tolerance for ``dtype``, times ``scale``."""
     actual = np.asarray(actual)
     desired = np.asarray(desired)
     t = tol(dtype if dtype is not None else desired.dtype)
     np.testing.assert_allclose(
-        actual, desired, rtol=t["rtol"] * scale, atol=t["atol"] * scale,
+        actual,
+        desired,
+        rtol=t["rtol"] * scale,
+        atol=t["atol"] * scale,
         err_msg=err_msg,
     )

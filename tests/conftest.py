@@ -25,8 +25,10 @@ def load_backend_or_skip(name: str):
         return get_backend(name)
     except BackendUnavailableError as err:
         if name in REQUIRED:
-            pytest.fail(f"backend {name!r} is required (FASTNN_REQUIRE_BACKENDS) "
-                        f"but unavailable: {err}")
+            pytest.fail(
+                f"backend {name!r} is required (FASTNN_REQUIRE_BACKENDS) "
+                f"but unavailable: {err}"
+            )
         pytest.skip(f"backend {name!r} unavailable: {err}")
 
 

@@ -64,8 +64,9 @@ def offline(monkeypatch):
     return called
 
 
-def write_idx(path: Path, arr: np.ndarray, *, magic: bytes | None = None,
-              gz: bool = False) -> Path:
+def write_idx(
+    path: Path, arr: np.ndarray, *, magic: bytes | None = None, gz: bool = False
+) -> Path:
     arr = np.ascontiguousarray(arr, dtype=np.uint8)
     if magic is None:
         magic = bytes([0, 0, 0x08, arr.ndim])
@@ -167,8 +168,10 @@ def test_read_idx_wrong_magic(tmp_path):
 
 def test_read_idx_labels_where_images_expected(tmp_path):
     path = write_idx(tmp_path / "labels", np.zeros(5))
-    with pytest.raises(DatasetFormatError, match="expected an IDX file of images.*"
-                       "0x00000803.*0x00000801"):
+    with pytest.raises(
+        DatasetFormatError,
+        match="expected an IDX file of images.*0x00000803.*0x00000801",
+    ):
         read_idx(path, expect="images")
 
 
@@ -213,19 +216,30 @@ def test_npz_path(raw, tmp_path):
 
 def test_npz_path_flat_float(raw, tmp_path):
     src = tmp_path / "flat.npz"
-    np.savez(src, x_train=raw["x_train"].reshape(60000, 784),
-             y_train=raw["y_train"].astype(np.int64),
-             x_test=raw["x_test"].reshape(10000, 784) / np.float32(255),
-             y_test=raw["y_test"])
+    np.savez(
+        src,
+        x_train=raw["x_train"].reshape(60000, 784),
+        y_train=raw["y_train"].astype(np.int64),
+        x_test=raw["x_test"].reshape(10000, 784) / np.float32(255),
+        y_test=raw["y_test"],
+    )
     assert_same(load_mnist(path=src, cache_dir=tmp_path / "cache", **U8), raw)
 
 
 def test_npz_path_wrong_content(tmp_path):
     src = tmp_path / "tiny.npz"
-    np.savez(src, x_train=np.zeros((5, 28, 28), np.uint8), y_train=np.zeros(5, int),
-             x_test=np.zeros((5, 28, 28), np.uint8), y_test=np.zeros(5, int))
-    with pytest.raises(DatasetFormatError, match=r"expected uint8 images of shape "
-                       r"\(60000, 28, 28\), got uint8 \(5, 28, 28\)"):
+    np.savez(
+        src,
+        x_train=np.zeros((5, 28, 28), np.uint8),
+        y_train=np.zeros(5, int),
+        x_test=np.zeros((5, 28, 28), np.uint8),
+        y_test=np.zeros(5, int),
+    )
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"expected uint8 images of shape "
+        r"\(60000, 28, 28\), got uint8 \(5, 28, 28\)",
+    ):
         load_mnist(path=src, cache_dir=tmp_path / "cache")
     assert not (tmp_path / "cache" / "mnist.npz").exists()
     src2 = tmp_path / "keys.npz"

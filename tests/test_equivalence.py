@@ -55,7 +55,7 @@ def make_net(sizes, activations, dtype, bias=True, seed=0):
     """A flat ``params`` buffer, its ``layout`` and ``decay_spans`` (He-normal W)."""
     rng = np.random.default_rng(seed)
     rows, spans, chunks, off = [], [], [], 0
-    for n_in, n_out, act in zip(sizes[:-1], sizes[1:], activations):
+    for n_in, n_out, act in zip(sizes[:-1], sizes[1:], activations, strict=True):
         w_off = off
         chunks.append(rng.standard_normal(n_in * n_out) * np.sqrt(2.0 / n_in))
         off += n_in * n_out
@@ -70,10 +70,26 @@ def make_net(sizes, activations, dtype, bias=True, seed=0):
     return params, np.array(rows, np.int64), np.array(spans, np.int64)
 
 
-def run_train_steps(train, X, labels, Y, order, batch_size, params, layout, loss,
-                    spans, *, step_begin=0, step_end=None, learning_rates=None,
-                    momentum=0.9, nesterov=False, weight_decay=1e-3,
-                    velocity=None):
+def run_train_steps(
+    train,
+    X,
+    labels,
+    Y,
+    order,
+    batch_size,
+    params,
+    layout,
+    loss,
+    spans,
+    *,
+    step_begin=0,
+    step_end=None,
+    learning_rates=None,
+    momentum=0.9,
+    nesterov=False,
+    weight_decay=1e-3,
+    velocity=None,
+):
     """Call ``train(...)`` with the contract's arguments on copies; return results."""
     n = X.shape[0]
     if step_end is None:
@@ -85,16 +101,35 @@ def run_train_steps(train, X, labels, Y, order, batch_size, params, layout, loss
     grads = np.zeros_like(params)
     velocity = np.zeros_like(params) if velocity is None else velocity.copy()
     losses = np.full(steps, -1.0)
-    done = train(X, labels, Y, order, batch_size, step_begin, step_end, params,
-                 grads, velocity, layout, int(loss), learning_rates, momentum,
-                 nesterov, weight_decay, spans, losses)
+    done = train(
+        X,
+        labels,
+        Y,
+        order,
+        batch_size,
+        step_begin,
+        step_end,
+        params,
+        grads,
+        velocity,
+        layout,
+        int(loss),
+        learning_rates,
+        momentum,
+        nesterov,
+        weight_decay,
+        spans,
+        losses,
+    )
     return done, params, velocity, losses
 
 
 def composed(kernels):
     """The composed loop over ``kernels``' per-layer functions."""
+
     def train(*args):
         return _compose.train_steps(kernels, *args)
+
     return train
 
 
@@ -109,8 +144,9 @@ def training_data(dtype, n=50, n_in=13, k=4, seed=1):
 
 def assert_unchanged(arrays, copies):
     for name in arrays:
-        np.testing.assert_array_equal(arrays[name], copies[name],
-                                      err_msg=f"{name} was modified")
+        np.testing.assert_array_equal(
+            arrays[name], copies[name], err_msg=f"{name} was modified"
+        )
 
 
 # --------------------------------------------------------------------------- #
@@ -185,8 +221,9 @@ def test_dense_backward(compiled_backend, dtype, activation, shape, bias, want_d
 
 LOGITS = {
     "normal": lambda rng, shape, dt: 3 * rng.standard_normal(shape),
-    "pm_1e4": lambda rng, shape, dt: 1e4 * rng.choice([-1.0, 1.0], shape)
-    * rng.uniform(0.5, 1.0, shape),
+    "pm_1e4": lambda rng, shape, dt: (
+        1e4 * rng.choice([-1.0, 1.0], shape) * rng.uniform(0.5, 1.0, shape)
+    ),
     # Near the float max: finite only with the row max subtracted (the spread
     # is small enough that the mean over 64 rows stays finite).
     "near_max": lambda rng, shape, dt: np.finfo(dt).max * rng.uniform(0.99, 1, shape),
@@ -250,13 +287,16 @@ def test_sgd_update(compiled_backend, dtype, momentum, nesterov, weight_decay, s
     results = []
     for kernels in (ref, compiled_backend):
         params, grads, velocity = params0.copy(), grads0.copy(), velocity0.copy()
-        sq = kernels.sgd_update(params, grads, velocity, 0.05, momentum, nesterov,
-                                weight_decay, decay_spans)
+        sq = kernels.sgd_update(
+            params, grads, velocity, 0.05, momentum, nesterov, weight_decay, decay_spans
+        )
         results.append((sq, params, grads, velocity))
     (sq_ref, *expected), (sq, *actual) = results
     assert isinstance(sq, float)
     assert_close(sq, sq_ref, dtype, err_msg="sum of squares")
-    for name, a, e in zip(("params", "grads", "velocity"), actual, expected):
+    for name, a, e in zip(
+        ("params", "grads", "velocity"), actual, expected, strict=True
+    ):
         assert a.dtype == dtype
         assert_close(a, e, dtype, err_msg=name)
 
@@ -267,10 +307,14 @@ def test_sgd_update(compiled_backend, dtype, momentum, nesterov, weight_decay, s
 #: (sizes, activations) per loss. CE runs its softmax output linear (fused into
 #: the loss); mse differentiates a softmax output through its JVP.
 NETS = {
-    Loss.CROSS_ENTROPY: ([13, 11, 7, 4], [Activation.RELU, Activation.TANH,
-                                         Activation.SOFTMAX]),
-    Loss.MSE: ([13, 11, 7, 4], [Activation.SIGMOID, Activation.RELU,
-                                Activation.SOFTMAX]),
+    Loss.CROSS_ENTROPY: (
+        [13, 11, 7, 4],
+        [Activation.RELU, Activation.TANH, Activation.SOFTMAX],
+    ),
+    Loss.MSE: (
+        [13, 11, 7, 4],
+        [Activation.SIGMOID, Activation.RELU, Activation.SOFTMAX],
+    ),
 }
 OPTIMIZERS = {
     "plain": {"momentum": 0.0, "nesterov": False, "weight_decay": 0.0},
@@ -282,8 +326,9 @@ OPTIMIZERS = {
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 @pytest.mark.parametrize("loss", list(Loss), ids=lambda v: v.name.lower())
-def test_train_steps_matches_composed_and_reference(compiled_backend, dtype, loss,
-                                                    optimizer, bias):
+def test_train_steps_matches_composed_and_reference(
+    compiled_backend, dtype, loss, optimizer, bias
+):
     X, labels, Y, order = training_data(dtype)  # 50 samples: last batch of 2
     sizes, acts = NETS[loss]
     params, layout, spans = make_net(sizes, acts, dtype, bias)
@@ -296,7 +341,9 @@ def test_train_steps_matches_composed_and_reference(compiled_backend, dtype, los
     expected = run_train_steps(ref.train_steps, *args, **kw)
     assert fused[0] == comp[0] == expected[0] == 7
     for other, scale in ((comp, 1.0), (expected, 10.0)):
-        for name, a, e in zip(("params", "velocity", "losses"), fused[1:], other[1:]):
+        for name, a, e in zip(
+            ("params", "velocity", "losses"), fused[1:], other[1:], strict=True
+        ):
             assert_close(a, e, dtype, err_msg=name, scale=scale)
     assert fused[1].dtype == dtype
     assert_unchanged(inputs, copies)
@@ -310,11 +357,24 @@ def test_train_steps_in_chunks_equals_one_call(compiled_backend, dtype, loss):
     rates = np.linspace(0.1, 0.02, 6)
     args = (X, labels, Y, order, 8, params, layout, loss, spans)
     whole = run_train_steps(compiled_backend.train_steps, *args, learning_rates=rates)
-    first = run_train_steps(compiled_backend.train_steps, *args, step_end=2,
-                            learning_rates=rates[:2])
-    second = run_train_steps(compiled_backend.train_steps, X, labels, Y, order, 8,
-                             first[1], layout, loss, spans, step_begin=2,
-                             learning_rates=rates[2:], velocity=first[2])
+    first = run_train_steps(
+        compiled_backend.train_steps, *args, step_end=2, learning_rates=rates[:2]
+    )
+    second = run_train_steps(
+        compiled_backend.train_steps,
+        X,
+        labels,
+        Y,
+        order,
+        8,
+        first[1],
+        layout,
+        loss,
+        spans,
+        step_begin=2,
+        learning_rates=rates[2:],
+        velocity=first[2],
+    )
     assert (first[0], second[0]) == (2, 4)
     assert_close(second[1], whole[1], dtype, err_msg="params")
     assert_close(second[2], whole[2], dtype, err_msg="velocity")
@@ -333,8 +393,12 @@ def test_train_steps_stops_before_a_non_finite_loss(compiled_backend, dtype, los
     assert np.all(np.isfinite(p))
     assert np.all(losses[3:] == -1.0), "losses_out written past the stop"
     # The parameters are those after exactly three steps ...
-    three = run_train_steps(compiled_backend.train_steps, *args, step_end=3,
-                            learning_rates=np.linspace(0.1, 0.05, 7)[:3])
+    three = run_train_steps(
+        compiled_backend.train_steps,
+        *args,
+        step_end=3,
+        learning_rates=np.linspace(0.1, 0.05, 7)[:3],
+    )
     np.testing.assert_array_equal(p, three[1])
     np.testing.assert_array_equal(v, three[2])
     # ... and the reference stops at the same step with the same state.
@@ -355,10 +419,23 @@ def test_mnist_epoch_float64_matches_reference(compiled_backend, mnist_small):
     acts = [Activation.RELU, Activation.RELU, Activation.SOFTMAX]
     params, layout, spans = make_net([784, 64, 32, 10], acts, np.float64, seed=5)
     steps = -(-X.shape[0] // 64)
-    config = {"learning_rates": np.full(steps, 0.05), "momentum": 0.9,
-              "nesterov": False, "weight_decay": 1e-4}
-    args = (X, labels, np.empty((0, 10)), order, 64, params, layout,
-            Loss.CROSS_ENTROPY, spans)
+    config = {
+        "learning_rates": np.full(steps, 0.05),
+        "momentum": 0.9,
+        "nesterov": False,
+        "weight_decay": 1e-4,
+    }
+    args = (
+        X,
+        labels,
+        np.empty((0, 10)),
+        order,
+        64,
+        params,
+        layout,
+        Loss.CROSS_ENTROPY,
+        spans,
+    )
     done, p, _, losses = run_train_steps(compiled_backend.train_steps, *args, **config)
     done_ref, p_ref, _, losses_ref = run_train_steps(ref.train_steps, *args, **config)
     assert done == done_ref == steps
@@ -376,20 +453,24 @@ def test_mnist_epoch_float64_matches_reference(compiled_backend, mnist_small):
 # --------------------------------------------------------------------------- #
 @HYPOTHESIS
 @given(
-    n=st.integers(1, 9), n_in=st.integers(1, 17), n_out=st.integers(1, 9),
-    activation=st.sampled_from(ACTIVATIONS), bias=st.booleans(),
+    n=st.integers(1, 9),
+    n_in=st.integers(1, 17),
+    n_out=st.integers(1, 9),
+    activation=st.sampled_from(ACTIVATIONS),
+    bias=st.booleans(),
     dtype=st.sampled_from([np.float32, np.float64]),
-    scale=st.sampled_from([1e-3, 1.0, 30.0]), seed=st.integers(0, 2**16),
+    scale=st.sampled_from([1e-3, 1.0, 30.0]),
+    seed=st.integers(0, 2**16),
 )
-def test_dense_layer_sweep(compiled_backend, n, n_in, n_out, activation, bias, dtype,
-                           scale, seed):
+def test_dense_layer_sweep(
+    compiled_backend, n, n_in, n_out, activation, bias, dtype, scale, seed
+):
     rng = np.random.default_rng(seed)
     X = (scale * rng.standard_normal((n, n_in))).astype(dtype)
     W = (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(dtype)
     b = rng.standard_normal(n_out if bias else 0).astype(dtype)
     A_ref = ref.dense_forward(X, W, b, activation, np.empty((n, n_out), dtype))
-    A = compiled_backend.dense_forward(X, W, b, activation,
-                                       np.empty((n, n_out), dtype))
+    A = compiled_backend.dense_forward(X, W, b, activation, np.empty((n, n_out), dtype))
     assert_close(A, A_ref, dtype, scale=max(1.0, scale))
     dA = rng.standard_normal((n, n_out)).astype(dtype)
     out = []
@@ -399,15 +480,17 @@ def test_dense_layer_sweep(compiled_backend, n, n_in, n_out, activation, bias, d
         dX = np.empty((n, n_in), dtype)
         kernels.dense_backward(dA, X, W, A_ref, activation, dW, db, dX)
         out.append((dW, db, dX))
-    for name, a, e in zip(("dW", "db", "dX"), out[1], out[0]):
+    for name, a, e in zip(("dW", "db", "dX"), out[1], out[0], strict=True):
         assert_close(a, e, dtype, err_msg=name, scale=max(1.0, scale))
 
 
 @HYPOTHESIS
 @given(
-    n=st.integers(1, 12), k=st.integers(1, 12),
+    n=st.integers(1, 12),
+    k=st.integers(1, 12),
     dtype=st.sampled_from([np.float32, np.float64]),
-    scale=st.sampled_from([1e-2, 1.0, 1e2, 1e4]), seed=st.integers(0, 2**16),
+    scale=st.sampled_from([1e-2, 1.0, 1e2, 1e4]),
+    seed=st.integers(0, 2**16),
 )
 def test_losses_sweep(compiled_backend, n, k, dtype, scale, seed):
     rng = np.random.default_rng(seed)
@@ -429,12 +512,17 @@ def test_losses_sweep(compiled_backend, n, k, dtype, scale, seed):
 @given(
     widths=st.lists(st.integers(1, 9), min_size=1, max_size=3),
     hidden=st.lists(st.sampled_from(ACTIVATIONS), min_size=3, max_size=3),
-    output=st.sampled_from(ACTIVATIONS), loss=st.sampled_from(list(Loss)),
-    bias=st.booleans(), n=st.integers(1, 30), batch_size=st.integers(1, 10),
-    optimizer=st.sampled_from(list(OPTIMIZERS)), seed=st.integers(0, 2**16),
+    output=st.sampled_from(ACTIVATIONS),
+    loss=st.sampled_from(list(Loss)),
+    bias=st.booleans(),
+    n=st.integers(1, 30),
+    batch_size=st.integers(1, 10),
+    optimizer=st.sampled_from(list(OPTIMIZERS)),
+    seed=st.integers(0, 2**16),
 )
-def test_train_steps_sweep(compiled_backend, widths, hidden, output, loss, bias, n,
-                           batch_size, optimizer, seed):
+def test_train_steps_sweep(
+    compiled_backend, widths, hidden, output, loss, bias, n, batch_size, optimizer, seed
+):
     dtype = np.float64
     sizes = [5, *widths]
     acts = [*hidden[: len(widths) - 1], output]
@@ -445,7 +533,9 @@ def test_train_steps_sweep(compiled_backend, widths, hidden, output, loss, bias,
     fused = run_train_steps(compiled_backend.train_steps, *args, **kw)
     expected = run_train_steps(ref.train_steps, *args, **kw)
     assert fused[0] == expected[0]
-    for name, a, e in zip(("params", "velocity", "losses"), fused[1:], expected[1:]):
+    for name, a, e in zip(
+        ("params", "velocity", "losses"), fused[1:], expected[1:], strict=True
+    ):
         assert_close(a, e, dtype, err_msg=name, scale=100.0)
 
 
@@ -456,11 +546,13 @@ def test_refuses_mixed_dtypes_and_non_contiguous(compiled_backend):
     X = np.ones((4, 3))
     W = np.ones((3, 2))
     with pytest.raises((TypeError, ValueError)):
-        compiled_backend.dense_forward(X, W.astype(np.float32), np.empty(0),
-                                       0, np.empty((4, 2)))
+        compiled_backend.dense_forward(
+            X, W.astype(np.float32), np.empty(0), 0, np.empty((4, 2))
+        )
     with pytest.raises((TypeError, ValueError)):
-        compiled_backend.dense_forward(np.ones((4, 6))[:, ::2], W, np.empty(0), 0,
-                                       np.empty((4, 2)))
+        compiled_backend.dense_forward(
+            np.ones((4, 6))[:, ::2], W, np.empty(0), 0, np.empty((4, 2))
+        )
     with pytest.raises((TypeError, ValueError)):
         compiled_backend.dense_forward(X, W, np.empty(0), 0, np.empty((3, 2)))
 
@@ -470,8 +562,9 @@ def test_refuses_labels_out_of_range(compiled_backend):
     with pytest.raises(ValueError):
         compiled_backend.softmax_cross_entropy(Z, np.array([0, 4, 1]), np.empty_like(Z))
     with pytest.raises(ValueError):
-        compiled_backend.softmax_cross_entropy(Z, np.array([0, -1, 1]),
-                                               np.empty_like(Z))
+        compiled_backend.softmax_cross_entropy(
+            Z, np.array([0, -1, 1]), np.empty_like(Z)
+        )
 
 
 def test_train_steps_refuses_bad_layout_and_order(compiled_backend):
@@ -516,5 +609,7 @@ def test_backend_pairs_agree(pair, dtype):
         r1 = run_train_steps(first.train_steps, *args, nesterov=True)
         r2 = run_train_steps(second.train_steps, *args, nesterov=True)
         assert r1[0] == r2[0]
-        for name, a, e in zip(("params", "velocity", "losses"), r1[1:], r2[1:]):
+        for name, a, e in zip(
+            ("params", "velocity", "losses"), r1[1:], r2[1:], strict=True
+        ):
             assert_close(a, e, dtype, err_msg=f"{pair} {loss.name} {name}", scale=10)

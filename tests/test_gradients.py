@@ -13,10 +13,16 @@ HIDDEN = ["linear", "relu", "sigmoid", "tanh"]
 
 def _model(backend, hidden_act, out_act, loss, weight_decay, use_bias=True):
     return fastnn.Sequential(
-        [fastnn.Dense(6, activation=hidden_act, use_bias=use_bias),
-         fastnn.Dense(5, activation=hidden_act),
-         fastnn.Dense(3, activation=out_act, use_bias=use_bias)],
-        input_dim=4, loss=loss, dtype="float64", seed=3, backend=backend,
+        [
+            fastnn.Dense(6, activation=hidden_act, use_bias=use_bias),
+            fastnn.Dense(5, activation=hidden_act),
+            fastnn.Dense(3, activation=out_act, use_bias=use_bias),
+        ],
+        input_dim=4,
+        loss=loss,
+        dtype="float64",
+        seed=3,
+        backend=backend,
         optimizer=fastnn.SGD(0.1, weight_decay=weight_decay),
     )
 
@@ -39,15 +45,18 @@ def _numeric_gradient(model, x, y, eps=1e-6):
     return grads
 
 
-CASES = [(h, "softmax", "cross_entropy") for h in HIDDEN] + [
-    ("tanh", out, "mse") for out in ["linear", "relu", "sigmoid", "tanh", "softmax"]
-] + [("sigmoid", "softmax", "mse")]
+CASES = (
+    [(h, "softmax", "cross_entropy") for h in HIDDEN]
+    + [("tanh", out, "mse") for out in ["linear", "relu", "sigmoid", "tanh", "softmax"]]
+    + [("sigmoid", "softmax", "mse")]
+)
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.05])
 @pytest.mark.parametrize("hidden,out,loss", CASES)
-def test_gradient_matches_finite_differences(backend_name, hidden, out, loss,
-                                             weight_decay):
+def test_gradient_matches_finite_differences(
+    backend_name, hidden, out, loss, weight_decay
+):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(7, 4))
     y = rng.integers(0, 3, size=7)
@@ -59,7 +68,7 @@ def test_gradient_matches_finite_differences(backend_name, hidden, out, loss,
     loss_value, grads = model.loss_and_gradients(x, y)
     numeric = _numeric_gradient(model, x, y)
     assert np.isfinite(loss_value)
-    for analytic, approx in zip(grads, numeric):
+    for analytic, approx in zip(grads, numeric, strict=True):
         np.testing.assert_allclose(analytic, approx, rtol=1e-5, atol=1e-8)
 
 

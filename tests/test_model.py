@@ -14,11 +14,17 @@ from fastnn import backends
 def make_model(backend="numpy", dtype="float32", seed=0, **opt):
     opt = {"learning_rate": 0.05, "momentum": 0.9, "weight_decay": 1e-4} | opt
     return fastnn.Sequential(
-        [fastnn.Dense(16, activation="relu", kernel_initializer="he_uniform"),
-         fastnn.Dense(8, activation="tanh", use_bias=False),
-         fastnn.Dense(3, activation="softmax")],
-        input_dim=5, optimizer=fastnn.SGD(**opt), backend=backend, dtype=dtype,
-        seed=seed)
+        [
+            fastnn.Dense(16, activation="relu", kernel_initializer="he_uniform"),
+            fastnn.Dense(8, activation="tanh", use_bias=False),
+            fastnn.Dense(3, activation="softmax"),
+        ],
+        input_dim=5,
+        optimizer=fastnn.SGD(**opt),
+        backend=backend,
+        dtype=dtype,
+        seed=seed,
+    )
 
 
 @pytest.fixture
@@ -45,8 +51,9 @@ def test_training_learns_and_keeps_dtype(backend_name, dtype, data):
     x, y = data
     model = make_model(backend_name, dtype)
     before = model.evaluate(x, y)
-    history = model.fit(x, y, epochs=20, batch_size=16, verbose=0,
-                        validation_data=(x[:50], y[:50]))
+    history = model.fit(
+        x, y, epochs=20, batch_size=16, verbose=0, validation_data=(x[:50], y[:50])
+    )
     after = model.evaluate(x, y)
     assert after["loss"] < before["loss"] / 2
     assert after["accuracy"] > 0.9
@@ -77,8 +84,14 @@ def test_resume_from_checkpoint_matches_uninterrupted(tmp_path, data):
     straight.fit(x, y, epochs=3, batch_size=32, verbose=0)
     ckpt = tmp_path / "ckpt.npz"
     partial = make_model()
-    partial.fit(x, y, epochs=2, batch_size=32, verbose=0,
-                callbacks=[fastnn.ModelCheckpoint(ckpt)])
+    partial.fit(
+        x,
+        y,
+        epochs=2,
+        batch_size=32,
+        verbose=0,
+        callbacks=[fastnn.ModelCheckpoint(ckpt)],
+    )
     resumed = make_model(seed=123)  # a fresh process would start from scratch
     resumed.fit(x, y, epochs=3, batch_size=32, verbose=0, resume=ckpt)
     np.testing.assert_array_equal(resumed.params, straight.params)
@@ -93,7 +106,7 @@ def test_get_set_weights_keras_order(data):
     assert [w.shape for w in weights] == [(5, 16), (16,), (16, 8), (8, 3), (3,)]
     new = [np.full_like(w, 0.01 * i) for i, w in enumerate(weights)]
     model.set_weights(new)
-    for got, want in zip(model.get_weights(), new):
+    for got, want in zip(model.get_weights(), new, strict=True):
         np.testing.assert_array_equal(got, want)
     weights[0][...] = 99  # get_weights returns copies
     assert model.get_weights()[0][0, 0] == 0
@@ -147,22 +160,29 @@ def test_early_stopping_restores_best_weights(data):
                 self.best = self.model.get_weights()
 
     scripted = Scripted()
-    stop = fastnn.EarlyStopping(monitor="val_loss", patience=2,
-                                restore_best_weights=True)
+    stop = fastnn.EarlyStopping(
+        monitor="val_loss", patience=2, restore_best_weights=True
+    )
     model = make_model()
-    history = model.fit(x, y, epochs=6, batch_size=32, verbose=0,
-                        callbacks=[scripted, stop])
+    history = model.fit(
+        x, y, epochs=6, batch_size=32, verbose=0, callbacks=[scripted, stop]
+    )
     assert len(history.epoch) == 4  # best at epoch 1, then 3 worse epochs > patience
-    for got, best in zip(model.get_weights(), scripted.best):
+    for got, best in zip(model.get_weights(), scripted.best, strict=True):
         np.testing.assert_array_equal(got, best)
 
 
 def _diverging_model(backend):
     # Linear regression with a far too large step: the weights grow
     # geometrically until the loss overflows.
-    return fastnn.Sequential([fastnn.Dense(3, activation="linear")], input_dim=5,
-                             loss="mse", optimizer=fastnn.SGD(50.0), backend=backend,
-                             seed=0)
+    return fastnn.Sequential(
+        [fastnn.Dense(3, activation="linear")],
+        input_dim=5,
+        loss="mse",
+        optimizer=fastnn.SGD(50.0),
+        backend=backend,
+        seed=0,
+    )
 
 
 def test_divergence_keeps_last_finite_weights(backend_name, data):
@@ -172,8 +192,9 @@ def test_divergence_keeps_last_finite_weights(backend_name, data):
         model.fit(x, y, epochs=50, batch_size=8, verbose=0)
     assert model.weights_are_finite()
     model2 = _diverging_model(backend_name)
-    model2.fit(x, y, epochs=50, batch_size=8, verbose=0,
-               callbacks=[fastnn.TerminateOnNaN()])
+    model2.fit(
+        x, y, epochs=50, batch_size=8, verbose=0, callbacks=[fastnn.TerminateOnNaN()]
+    )
     assert model2.weights_are_finite() and model2.stop_training
     assert model2.epoch < 50
 
@@ -182,10 +203,17 @@ def test_model_checkpoint_best_only(tmp_path, data):
     x, y = data
     model = make_model()
     pattern = str(tmp_path / "m-{epoch:02d}.npz")
-    model.fit(x, y, epochs=3, batch_size=32, verbose=0,
-              validation_data=(x, y),
-              callbacks=[fastnn.ModelCheckpoint(pattern, monitor="val_accuracy",
-                                                save_best_only=True)])
+    model.fit(
+        x,
+        y,
+        epochs=3,
+        batch_size=32,
+        verbose=0,
+        validation_data=(x, y),
+        callbacks=[
+            fastnn.ModelCheckpoint(pattern, monitor="val_accuracy", save_best_only=True)
+        ],
+    )
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files and files[0] == "m-01.npz"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -10,8 +10,14 @@ import sys
 import fastnn
 from fastnn.backends import BACKEND_NAMES
 
-CONTRACT = ["dense_forward", "dense_backward", "softmax_cross_entropy",
-            "mean_squared_error", "sgd_update", "train_steps"]
+CONTRACT = [
+    "dense_forward",
+    "dense_backward",
+    "softmax_cross_entropy",
+    "mean_squared_error",
+    "sgd_update",
+    "train_steps",
+]
 
 
 def test_reference_is_installed_as_fastnn_reference():
@@ -24,12 +30,15 @@ def test_reference_is_installed_as_fastnn_reference():
 
 
 def test_import_loads_no_backend_and_reads_no_environment():
-    code = ("import sys, os; os.environ['FASTNN_BACKEND'] = 'bogus'; import fastnn; "
-            "bad = [m for m in ('numba', 'fastnn.reference', "
-            "'fastnn._kernels.numba_backend', 'fastnn._kernels.cython_backend', "
-            "'matplotlib') if m in sys.modules]; print(bad)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, os; os.environ['FASTNN_BACKEND'] = 'bogus'; import fastnn; "
+        "bad = [m for m in ('numba', 'fastnn.reference', "
+        "'fastnn._kernels.numba_backend', 'fastnn._kernels.cython_backend', "
+        "'matplotlib') if m in sys.modules]; print(bad)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -45,5 +54,6 @@ def test_signature_parity_with_reference(compiled_backend):
     import fastnn.reference as ref
 
     for name in CONTRACT:
-        assert inspect.signature(getattr(compiled_backend, name)) == \
-            inspect.signature(getattr(ref, name)), name
+        assert inspect.signature(getattr(compiled_backend, name)) == inspect.signature(
+            getattr(ref, name)
+        ), name

@@ -9,8 +9,13 @@ import fastnn
 
 
 def _one_layer(backend, optimizer):
-    model = fastnn.Sequential([fastnn.Dense(2, activation="softmax")], input_dim=2,
-                              optimizer=optimizer, dtype="float64", backend=backend)
+    model = fastnn.Sequential(
+        [fastnn.Dense(2, activation="softmax")],
+        input_dim=2,
+        optimizer=optimizer,
+        dtype="float64",
+        backend=backend,
+    )
     W = np.array([[0.1, 0.2], [0.3, 0.4]])
     b = np.array([0.05, -0.05])
     model.set_weights([W, b])
@@ -47,8 +52,9 @@ def test_two_hand_worked_steps(backend_name, nesterov):
 def test_exponential_decay_per_step():
     schedule = fastnn.ExponentialDecay(0.1, decay_rate=0.999)
     opt = fastnn.SGD(schedule)
-    np.testing.assert_allclose(opt.learning_rates(3, 2), [0.1 * 0.999**3,
-                                                          0.1 * 0.999**4])
+    np.testing.assert_allclose(
+        opt.learning_rates(3, 2), [0.1 * 0.999**3, 0.1 * 0.999**4]
+    )
     model, W, _ = _one_layer("numpy", opt)
     x = np.ones((4, 2))
     model.fit(x, np.zeros(4, int), epochs=1, batch_size=1, verbose=0)
@@ -56,15 +62,18 @@ def test_exponential_decay_per_step():
     assert model.history.history["learning_rate"][0] == pytest.approx(0.1 * 0.999**4)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"learning_rate": 0}, "learning_rate"),
-    ({"learning_rate": -1}, "learning_rate"),
-    ({"learning_rate": float("nan")}, "learning_rate"),
-    ({"learning_rate": 0.1, "momentum": 1.0}, "momentum"),
-    ({"learning_rate": 0.1, "momentum": -0.1}, "momentum"),
-    ({"learning_rate": 0.1, "weight_decay": -1}, "weight_decay"),
-    ({"learning_rate": 0.1, "nesterov": True}, "nesterov"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"learning_rate": 0}, "learning_rate"),
+        ({"learning_rate": -1}, "learning_rate"),
+        ({"learning_rate": float("nan")}, "learning_rate"),
+        ({"learning_rate": 0.1, "momentum": 1.0}, "momentum"),
+        ({"learning_rate": 0.1, "momentum": -0.1}, "momentum"),
+        ({"learning_rate": 0.1, "weight_decay": -1}, "weight_decay"),
+        ({"learning_rate": 0.1, "nesterov": True}, "nesterov"),
+    ],
+)
 def test_bad_optimizer_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         fastnn.SGD(**kwargs)

@@ -10,9 +10,12 @@ import fastnn
 
 @pytest.fixture
 def model(backend_name):
-    return fastnn.Sequential([fastnn.Dense(4, activation="relu"),
-                              fastnn.Dense(3, activation="softmax")],
-                             input_dim=5, backend=backend_name, seed=0)
+    return fastnn.Sequential(
+        [fastnn.Dense(4, activation="relu"), fastnn.Dense(3, activation="softmax")],
+        input_dim=5,
+        backend=backend_name,
+        seed=0,
+    )
 
 
 GOOD_X = np.zeros((6, 5), np.float32)
@@ -68,19 +71,30 @@ def test_bad_y_everywhere(model, y, exc, match):
     np.testing.assert_array_equal(model.params, before)
 
 
-@pytest.mark.parametrize("kwargs,exc,match", [
-    ({"batch_size": 0}, ValueError, "batch_size: expected an int >= 1"),
-    ({"batch_size": -3}, ValueError, "batch_size"),
-    ({"batch_size": 7}, ValueError, "batch_size: expected at most the number"),
-    ({"batch_size": 2.5}, TypeError, "batch_size"),
-    ({"epochs": -1}, ValueError, "epochs: expected an int >= 0"),
-    ({"verbose": 5}, ValueError, "verbose"),
-    ({"callbacks": "nope"}, TypeError, "callbacks"),
-    ({"callbacks": [object()]}, TypeError, r"callbacks\[0\]"),
-    ({"validation_data": (GOOD_X[:, :2], GOOD_Y)}, ValueError, r"validation_data\[0\]"),
-    ({"validation_data": (GOOD_X, GOOD_Y[:3])}, ValueError, r"validation_data\[1\]"),
-    ({"validation_data": GOOD_X}, ValueError, "validation_data"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        ({"batch_size": 0}, ValueError, "batch_size: expected an int >= 1"),
+        ({"batch_size": -3}, ValueError, "batch_size"),
+        ({"batch_size": 7}, ValueError, "batch_size: expected at most the number"),
+        ({"batch_size": 2.5}, TypeError, "batch_size"),
+        ({"epochs": -1}, ValueError, "epochs: expected an int >= 0"),
+        ({"verbose": 5}, ValueError, "verbose"),
+        ({"callbacks": "nope"}, TypeError, "callbacks"),
+        ({"callbacks": [object()]}, TypeError, r"callbacks\[0\]"),
+        (
+            {"validation_data": (GOOD_X[:, :2], GOOD_Y)},
+            ValueError,
+            r"validation_data\[0\]",
+        ),
+        (
+            {"validation_data": (GOOD_X, GOOD_Y[:3])},
+            ValueError,
+            r"validation_data\[1\]",
+        ),
+        ({"validation_data": GOOD_X}, ValueError, "validation_data"),
+    ],
+)
 def test_bad_fit_arguments(model, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         model.fit(GOOD_X, GOOD_Y, **kwargs)
@@ -104,35 +118,49 @@ def test_unusual_but_valid_inputs_match_contiguous(model):
     for variant in (fortran, strided, readonly, x.tolist()):
         np.testing.assert_array_equal(model.predict(variant), reference)
     images = (x * 255).astype(np.uint8)
-    np.testing.assert_array_equal(model.predict(images),
-                                  model.predict(images.astype(np.float32)))
+    np.testing.assert_array_equal(
+        model.predict(images), model.predict(images.astype(np.float32))
+    )
     one_hot = np.eye(3)[GOOD_Y]
     assert model.evaluate(x, one_hot) == model.evaluate(x, GOOD_Y)
 
 
-@pytest.mark.parametrize("kwargs,exc,match", [
-    ({"layers": []}, ValueError, "layers"),
-    ({"layers": ["dense"]}, TypeError, r"layers\[0\]"),
-    ({"input_dim": 0}, ValueError, "input_dim"),
-    ({"loss": "hinge"}, ValueError, "loss: expected one of"),
-    ({"dtype": "float16"}, ValueError, "dtype"),
-    ({"optimizer": "sgd"}, TypeError, "optimizer"),
-    ({"seed": -1}, ValueError, "seed"),
-    ({"layers": [fastnn.Dense(3, activation="relu")]}, ValueError, "softmax output"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        ({"layers": []}, ValueError, "layers"),
+        ({"layers": ["dense"]}, TypeError, r"layers\[0\]"),
+        ({"input_dim": 0}, ValueError, "input_dim"),
+        ({"loss": "hinge"}, ValueError, "loss: expected one of"),
+        ({"dtype": "float16"}, ValueError, "dtype"),
+        ({"optimizer": "sgd"}, TypeError, "optimizer"),
+        ({"seed": -1}, ValueError, "seed"),
+        (
+            {"layers": [fastnn.Dense(3, activation="relu")]},
+            ValueError,
+            "softmax output",
+        ),
+    ],
+)
 def test_bad_model_arguments(kwargs, exc, match):
-    args = {"layers": [fastnn.Dense(3, activation="softmax")], "input_dim": 5,
-            "backend": "numpy"} | kwargs
+    args = {
+        "layers": [fastnn.Dense(3, activation="softmax")],
+        "input_dim": 5,
+        "backend": "numpy",
+    } | kwargs
     with pytest.raises(exc, match=match):
         fastnn.Sequential(**args)
 
 
-@pytest.mark.parametrize("kwargs,exc,match", [
-    ({"units": 0}, ValueError, "units"),
-    ({"units": 2.0}, TypeError, "units"),
-    ({"units": 2, "activation": "gelu"}, ValueError, "activation: expected one of"),
-    ({"units": 2, "kernel_initializer": "zeros"}, ValueError, "kernel_initializer"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        ({"units": 0}, ValueError, "units"),
+        ({"units": 2.0}, TypeError, "units"),
+        ({"units": 2, "activation": "gelu"}, ValueError, "activation: expected one of"),
+        ({"units": 2, "kernel_initializer": "zeros"}, ValueError, "kernel_initializer"),
+    ],
+)
 def test_bad_layer_arguments(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         fastnn.Dense(**kwargs)

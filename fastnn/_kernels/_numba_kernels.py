@@ -13,7 +13,9 @@ Design
   column sums in one pass, then the two ``gemm`` calls;
   softmax cross-entropy = loss and gradient in one pass per row (the row max
   subtracted for stability); SGD = weight decay + momentum/nesterov + update
-  + the L2 sum of squares in one pass over the flat buffers.
+  in one pass over the flat buffers (the L2 sum of squares of each decayed
+  span is a separate, cache-hot pass just before: mixed into the update loop
+  its float64 reduction stopped LLVM from vectorizing, 4x slower).
 * **train_steps** runs many SGD steps in compiled code: per step it gathers the
   batch rows into a preallocated buffer, runs forward, loss, backward and the
   update. All scratch is allocated once per call as flat 1-D buffers; a
@@ -22,16 +24,18 @@ Design
 * **Overwritten buffers**: ``A_out``, ``dW_out``, ``db_out``, ``dX_out``,
   ``dZ_out``, ``dA_out`` (written, never read); ``sgd_update`` updates
   ``params`` and ``velocity`` and overwrites ``grads`` with the step's ``g``.
-  Inside ``train_steps`` the backward pass turns ``dA`` into ``dZ`` in place in
-  its own scratch; the caller's ``X``, ``labels``, ``Y``, ``order`` are only
-  read and ``grads`` is scratch.
+  Inside ``train_steps`` the backward pass alternates two scratch tiles
+  (``dA`` in one, ``dZ`` in the other, then ``dX`` back into the first): an
+  in-place ``dZ`` would defeat LLVM's alias check and run scalar. The caller's
+  ``X``, ``labels``, ``Y``, ``order`` are only read; ``grads`` is scratch.
 * **No parallel=True.** The GEMMs, which are nearly all the work, already run on
   BLAS's threads; the fused passes are small, memory-bound tiles where starting
   a parallel region per pass costs more than it saves. Serial kernels are also
   re-entrant under ``nogil`` (thread-safe without a numba threading layer) and
   give results independent of the thread count.
 * **fastmath** = ``FASTMATH`` below: no ``nnan``/``ninf``, so NaN and Inf
-  propagate and are detected (the early stop on a non-finite loss).
+  propagate and are detected (the early stop on a non-finite loss); the
+  softmax cross-entropy drops ``reassoc`` (see ``_JIT_ORDERED``).
 * **float32 stays float32**: constants are cast with ``X.dtype.type``; only the
   scalar losses and the L2 sum of squares are accumulated in float64 (as the
   reference does for the losses).
@@ -52,6 +56,10 @@ from fastnn.losses import Loss
 #: ``nnan``/``ninf``), so non-finite values propagate and can be detected.
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 _JIT = {"cache": True, "nogil": True, "fastmath": set(FASTMATH)}
+# The softmax cross-entropy opts out of ``reassoc``: with it LLVM rewrites
+# ``log(s) - (z_y - max)`` so that the row-max shift no longer protects it, and
+# float64 logits near the float max give an infinite loss (found by the tests).
+_JIT_ORDERED = {"cache": True, "nogil": True, "fastmath": set(FASTMATH - {"reassoc"})}
 
 # Plain ints: numba freezes module globals as compile-time constants.
 LINEAR = int(Activation.LINEAR)
@@ -209,7 +217,7 @@ def dense_backward(dA, X, W, A, activation, dW_out, db_out, dX_out, want_dX):
             np.dot(dZ, W.T, dX_out)
 
 
-@njit(**_JIT)
+@njit(**_JIT_ORDERED)
 def softmax_cross_entropy(Z, labels, dZ_out):
     """Same contract as ``fastnn.reference.softmax_cross_entropy``.
 
@@ -309,8 +317,16 @@ def _spans_sorted_disjoint(decay_spans):
 
 
 @njit(**_JIT)
-def sgd_update(params, grads, velocity, learning_rate, momentum, nesterov,
-               weight_decay, decay_spans):
+def sgd_update(
+    params,
+    grads,
+    velocity,
+    learning_rate,
+    momentum,
+    nesterov,
+    weight_decay,
+    decay_spans,
+):
     """Same contract as ``fastnn.reference.sgd_update``; scalars in params dtype.
 
     Sorted, disjoint ``decay_spans`` (the usual case) take one fused pass over
@@ -330,15 +346,39 @@ def sgd_update(params, grads, velocity, learning_rate, momentum, nesterov,
             start = decay_spans[s, 0]
             stop = decay_spans[s, 1]
             if pos < start:
-                _update(params[pos:start], grads[pos:start], velocity[pos:start],
-                        lr, momentum, nesterov, zero, False)
+                _update(
+                    params[pos:start],
+                    grads[pos:start],
+                    velocity[pos:start],
+                    lr,
+                    momentum,
+                    nesterov,
+                    zero,
+                    False,
+                )
             sq += _sum_squares(params[start:stop])
-            _update(params[start:stop], grads[start:stop], velocity[start:stop],
-                    lr, momentum, nesterov, weight_decay, True)
+            _update(
+                params[start:stop],
+                grads[start:stop],
+                velocity[start:stop],
+                lr,
+                momentum,
+                nesterov,
+                weight_decay,
+                True,
+            )
             pos = max(pos, stop)
         if pos < size:
-            _update(params[pos:], grads[pos:], velocity[pos:], lr, momentum,
-                    nesterov, zero, False)
+            _update(
+                params[pos:],
+                grads[pos:],
+                velocity[pos:],
+                lr,
+                momentum,
+                nesterov,
+                zero,
+                False,
+            )
         return sq
     for s in range(decay_spans.shape[0]):
         for t in range(decay_spans[s, 0], decay_spans[s, 1]):
@@ -354,9 +394,26 @@ def sgd_update(params, grads, velocity, learning_rate, momentum, nesterov,
 # The fused multi-step training loop
 # --------------------------------------------------------------------------- #
 @njit(**_JIT)
-def train_steps(X, labels, Y, order, batch_size, step_begin, step_end, params,
-                grads, velocity, layout, loss, learning_rates, momentum,
-                nesterov, weight_decay, decay_spans, losses_out):
+def train_steps(
+    X,
+    labels,
+    Y,
+    order,
+    batch_size,
+    step_begin,
+    step_end,
+    params,
+    grads,
+    velocity,
+    layout,
+    loss,
+    learning_rates,
+    momentum,
+    nesterov,
+    weight_decay,
+    decay_spans,
+    losses_out,
+):
     """Same contract as ``fastnn.reference.train_steps``.
 
     ``labels`` is int64 (n,) or empty, ``Y`` is 2-D (n, k) or (0, k) when
@@ -472,7 +529,15 @@ def train_steps(X, labels, Y, order, batch_size, step_begin, step_end, params,
                 np.dot(dZ, W.T, dX)
                 dA = dX
 
-        sq = sgd_update(params, grads, velocity, dt(learning_rates[i]), momentum,
-                        nesterov, wd, decay_spans)
+        sq = sgd_update(
+            params,
+            grads,
+            velocity,
+            dt(learning_rates[i]),
+            momentum,
+            nesterov,
+            wd,
+            decay_spans,
+        )
         losses_out[i] = value + 0.5 * weight_decay * sq
     return step_end - step_begin

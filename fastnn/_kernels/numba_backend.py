@@ -71,8 +71,9 @@ def _float_array(name, a, dtype=None, ndim=None):
     if ndim is not None and a.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-d array; received shape {a.shape}")
     if not a.flags.c_contiguous:
-        raise ValueError(f"{name}: expected a C-contiguous array; received strides "
-                         f"{a.strides}")
+        raise ValueError(
+            f"{name}: expected a C-contiguous array; received strides {a.strides}"
+        )
     return a.dtype
 
 
@@ -89,8 +90,10 @@ def _shape(name, a, shape):
 def _activation(activation):
     code = int(activation)
     if not 0 <= code < _N_ACTIVATIONS:
-        raise ValueError(f"activation: expected a code in 0..{_N_ACTIVATIONS - 1}; "
-                         f"received {activation!r}")
+        raise ValueError(
+            f"activation: expected a code in 0..{_N_ACTIVATIONS - 1}; "
+            f"received {activation!r}"
+        )
     return code
 
 
@@ -109,8 +112,10 @@ def _check_labels(labels, n, k):
     labels = _int64_array("labels", labels, 1)
     _shape("labels", labels, (n,))
     if n and (labels.min() < 0 or labels.max() >= k):
-        raise ValueError(f"labels: expected class indices in [0, {k}); received "
-                         f"values in [{labels.min()}, {labels.max()}]")
+        raise ValueError(
+            f"labels: expected class indices in [0, {k}); received "
+            f"values in [{labels.min()}, {labels.max()}]"
+        )
     return labels
 
 
@@ -121,8 +126,10 @@ def _check_spans(decay_spans, size):
     if spans.size and (
         spans.min() < 0 or spans.max() > size or np.any(spans[:, 0] > spans[:, 1])
     ):
-        raise ValueError(f"decay_spans: expected [start, stop) ranges inside "
-                         f"params (size {size}); received {spans.tolist()}")
+        raise ValueError(
+            f"decay_spans: expected [start, stop) ranges inside "
+            f"params (size {size}); received {spans.tolist()}"
+        )
     return spans
 
 
@@ -139,12 +146,15 @@ def _check_flat(params, grads, velocity):
 def _check_layout(layout, size, n_in0):
     layout = _int64_array("layout", layout, 2)
     if layout.shape[0] == 0 or layout.shape[1] != 5:
-        raise ValueError(f"layout: expected shape (n_layers, 5); received "
-                         f"{layout.shape}")
+        raise ValueError(
+            f"layout: expected shape (n_layers, 5); received {layout.shape}"
+        )
     previous = n_in0
     for l, (n_in, n_out, w_off, b_off, act) in enumerate(layout.tolist()):
         ok = (
-            n_in == previous and n_out >= 1 and 0 <= w_off
+            n_in == previous
+            and n_out >= 1
+            and 0 <= w_off
             and w_off + n_in * n_out <= size
             and (b_off == -1 or 0 <= b_off <= size - n_out)
             and 0 <= act < _N_ACTIVATIONS
@@ -171,8 +181,9 @@ def dense_forward(X, W, b, activation, A_out):
     _float_array("A_out", A_out, dtype, ndim=2)
     n, n_in = X.shape
     if W.shape[0] != n_in:
-        raise ValueError(f"W: expected {n_in} rows (X has {n_in} columns); received "
-                         f"shape {W.shape}")
+        raise ValueError(
+            f"W: expected {n_in} rows (X has {n_in} columns); received shape {W.shape}"
+        )
     n_out = W.shape[1]
     if b.shape[0] not in (0, n_out):
         raise ValueError(f"b: expected shape ({n_out},) or (0,); received {b.shape}")
@@ -194,8 +205,9 @@ def dense_backward(dA, X, W, A, activation, dW_out, db_out, dX_out=None):
     _shape("A", A, (n, n_out))
     _shape("dW_out", dW_out, (n_in, n_out))
     if db_out.shape[0] not in (0, n_out):
-        raise ValueError(f"db_out: expected shape ({n_out},) or (0,); received "
-                         f"{db_out.shape}")
+        raise ValueError(
+            f"db_out: expected shape ({n_out},) or (0,); received {db_out.shape}"
+        )
     _writable("dW_out", dW_out)
     _writable("db_out", db_out)
     want_dX = dX_out is not None
@@ -205,8 +217,9 @@ def dense_backward(dA, X, W, A, activation, dW_out, db_out, dX_out=None):
         _writable("dX_out", dX_out)
     else:
         dX_out = _NO_DX[dtype]
-    _k.dense_backward(dA, X, W, A, _activation(activation), dW_out, db_out, dX_out,
-                      want_dX)
+    _k.dense_backward(
+        dA, X, W, A, _activation(activation), dW_out, db_out, dX_out, want_dX
+    )
 
 
 def softmax_cross_entropy(Z, labels, dZ_out):
@@ -217,8 +230,9 @@ def softmax_cross_entropy(Z, labels, dZ_out):
     _writable("dZ_out", dZ_out)
     n, k = Z.shape
     if k == 0:
-        raise ValueError("Z: expected at least one class column; received shape "
-                         f"{Z.shape}")
+        raise ValueError(
+            f"Z: expected at least one class column; received shape {Z.shape}"
+        )
     labels = _check_labels(labels, n, k)
     if n == 0:
         return float("nan")  # the mean over no samples, as the reference
@@ -238,20 +252,54 @@ def mean_squared_error(A, Y, dA_out):
     return float(_k.mean_squared_error(A, Y, dA_out))
 
 
-def sgd_update(params, grads, velocity, learning_rate, momentum, nesterov,
-               weight_decay, decay_spans):
+def sgd_update(
+    params,
+    grads,
+    velocity,
+    learning_rate,
+    momentum,
+    nesterov,
+    weight_decay,
+    decay_spans,
+):
     """Same contract as ``fastnn.reference.sgd_update``."""
     dtype = _check_flat(params, grads, velocity)
     spans = _check_spans(decay_spans, params.shape[0])
     dt = dtype.type
-    return float(_k.sgd_update(params, grads, velocity, dt(learning_rate),
-                               dt(momentum), bool(nesterov), dt(weight_decay),
-                               spans))
+    return float(
+        _k.sgd_update(
+            params,
+            grads,
+            velocity,
+            dt(learning_rate),
+            dt(momentum),
+            bool(nesterov),
+            dt(weight_decay),
+            spans,
+        )
+    )
 
 
-def train_steps(X, labels, Y, order, batch_size, step_begin, step_end, params,
-                grads, velocity, layout, loss, learning_rates, momentum,
-                nesterov, weight_decay, decay_spans, losses_out):
+def train_steps(
+    X,
+    labels,
+    Y,
+    order,
+    batch_size,
+    step_begin,
+    step_end,
+    params,
+    grads,
+    velocity,
+    layout,
+    loss,
+    learning_rates,
+    momentum,
+    nesterov,
+    weight_decay,
+    decay_spans,
+    losses_out,
+):
     """Same contract as ``fastnn.reference.train_steps``, fused in compiled code."""
     dtype = _check_flat(params, grads, velocity)
     _float_array("X", X, dtype, ndim=2)
@@ -259,14 +307,18 @@ def train_steps(X, labels, Y, order, batch_size, step_begin, step_end, params,
     batch_size, step_begin, step_end = int(batch_size), int(step_begin), int(step_end)
     steps = step_end - step_begin
     if batch_size < 1 or step_begin < 0 or steps < 0:
-        raise ValueError(f"expected batch_size >= 1 and 0 <= step_begin <= step_end;"
-                         f" received {batch_size}, {step_begin}, {step_end}")
+        raise ValueError(
+            f"expected batch_size >= 1 and 0 <= step_begin <= step_end;"
+            f" received {batch_size}, {step_begin}, {step_end}"
+        )
     if steps == 0:
         return 0
     if step_end > -(-n // batch_size):
-        raise ValueError(f"step_end: expected at most {-(-n // batch_size)} steps "
-                         f"for {n} samples in batches of {batch_size}; received "
-                         f"{step_end}")
+        raise ValueError(
+            f"step_end: expected at most {-(-n // batch_size)} steps "
+            f"for {n} samples in batches of {batch_size}; received "
+            f"{step_end}"
+        )
     layout = _check_layout(layout, params.shape[0], n_in)
     k_out = int(layout[-1, 1])
     spans = _check_spans(decay_spans, params.shape[0])
@@ -283,25 +335,52 @@ def train_steps(X, labels, Y, order, batch_size, step_begin, step_end, params,
     order = _int64_array("order", order, 1)
     used = order[step_begin * batch_size : min(n, step_end * batch_size)]
     if used.shape[0] != min(n, step_end * batch_size) - step_begin * batch_size:
-        raise ValueError(f"order: expected at least {min(n, step_end * batch_size)} "
-                         f"indices; received {order.shape[0]}")
+        raise ValueError(
+            f"order: expected at least {min(n, step_end * batch_size)} "
+            f"indices; received {order.shape[0]}"
+        )
     if used.min() < 0 or used.max() >= n:
-        raise ValueError(f"order: expected sample indices in [0, {n}); received "
-                         f"values in [{used.min()}, {used.max()}]")
+        raise ValueError(
+            f"order: expected sample indices in [0, {n}); received "
+            f"values in [{used.min()}, {used.max()}]"
+        )
     learning_rates = np.ascontiguousarray(learning_rates, dtype=np.float64)
     if learning_rates.ndim != 1 or learning_rates.shape[0] < steps:
-        raise ValueError(f"learning_rates: expected at least {steps} rates; received "
-                         f"shape {learning_rates.shape}")
+        raise ValueError(
+            f"learning_rates: expected at least {steps} rates; received "
+            f"shape {learning_rates.shape}"
+        )
     if not isinstance(losses_out, np.ndarray) or losses_out.shape[0] < steps:
         raise ValueError(f"losses_out: expected an array of at least {steps} entries")
-    direct = (losses_out.dtype == np.float64 and losses_out.ndim == 1
-              and losses_out.flags.c_contiguous and losses_out.flags.writeable)
+    direct = (
+        losses_out.dtype == np.float64
+        and losses_out.ndim == 1
+        and losses_out.flags.c_contiguous
+        and losses_out.flags.writeable
+    )
     out = losses_out if direct else np.empty(steps, np.float64)
-    done = int(_k.train_steps(
-        X, labels, Y, order, batch_size, step_begin, step_end, params, grads,
-        velocity, layout, loss, learning_rates, dtype.type(momentum),
-        bool(nesterov), float(weight_decay), spans, out,
-    ))
+    done = int(
+        _k.train_steps(
+            X,
+            labels,
+            Y,
+            order,
+            batch_size,
+            step_begin,
+            step_end,
+            params,
+            grads,
+            velocity,
+            layout,
+            loss,
+            learning_rates,
+            dtype.type(momentum),
+            bool(nesterov),
+            float(weight_decay),
+            spans,
+            out,
+        )
+    )
     if not direct:
         losses_out[:done] = out[:done]
     return done

@@ -1,0 +1,261 @@
+"""Checks that only the numba backend needs: compiled-code hygiene, the pure
+Python fallback (``NUMBA_DISABLE_JIT=1``), threads, float32 purity, and the
+error raised when numba is missing."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from _tolerance import assert_close
+from conftest import load_backend_or_skip
+
+from fastnn import reference as ref
+from fastnn.losses import Loss
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def nb():
+    return load_backend_or_skip("numba")
+
+
+@pytest.fixture(scope="module")
+def kernels(nb):
+    from fastnn._kernels import _numba_kernels
+
+    return _numba_kernels
+
+
+def small_net(dtype, seed=0):
+    """A 6-5-3 net (relu, softmax), its data and training arguments."""
+    rng = np.random.default_rng(seed)
+    layout = np.array([[6, 5, 0, 30, 1], [5, 3, 35, 50, 4]], np.int64)
+    params = (0.5 * rng.standard_normal(53)).astype(dtype)
+    spans = np.array([[0, 30], [35, 50]], np.int64)
+    X = rng.standard_normal((20, 6)).astype(dtype)
+    labels = rng.integers(0, 3, 20)
+    return X, labels, rng.permutation(20), params, layout, spans
+
+
+def train(backend, X, labels, order, params, layout, spans, steps=3):
+    params = params.copy()
+    grads, velocity = np.zeros_like(params), np.zeros_like(params)
+    losses = np.zeros(steps)
+    done = backend.train_steps(
+        X,
+        labels,
+        np.empty((0, 3)),
+        order,
+        7,
+        0,
+        steps,
+        params,
+        grads,
+        velocity,
+        layout,
+        int(Loss.CROSS_ENTROPY),
+        np.full(steps, 0.1),
+        0.9,
+        True,
+        1e-3,
+        spans,
+        losses,
+    )
+    return done, params, losses
+
+
+# --------------------------------------------------------------------------- #
+# Hygiene
+# --------------------------------------------------------------------------- #
+def test_fastmath_keeps_nan_and_inf_semantics(kernels):
+    assert not {"nnan", "ninf", "fast"} & set(kernels.FASTMATH)
+    for name in (
+        "bias_activation",
+        "activation_grad",
+        "dense_forward",
+        "dense_backward",
+        "softmax_cross_entropy",
+        "mean_squared_error",
+        "sgd_update",
+        "train_steps",
+    ):
+        options = getattr(kernels, name).targetoptions
+        assert options["nogil"], name
+        assert not options.get("parallel"), f"{name}: no parallel kernels"
+        assert not {"nnan", "ninf", "fast"} & set(options["fastmath"]), name
+        assert getattr(kernels, name)._cache.__class__.__name__ != "NullCache", name
+
+
+def test_float32_kernels_do_no_float64_arithmetic(kernels):
+    """Fresh (uncached) float32 compilations: no double arithmetic, no fpext."""
+    from numba import njit
+
+    options = {k: v for k, v in kernels._JIT.items() if k != "cache"}
+    f32 = np.float32
+    A = np.full((3, 4), 0.5, f32)
+    b = np.ones(4, f32)
+    p = np.ones(10, f32)
+    cases = {
+        "bias_activation": [(A.copy(), b, act) for act in range(5)],
+        "activation_grad": [(A.copy(), A, act, A.copy(), b) for act in range(5)],
+        "_update": [(p, p.copy(), p.copy(), f32(0.1), f32(0.9), True, f32(0.1), True)],
+    }
+    for name, calls in cases.items():
+        fresh = njit(**options)(getattr(kernels, name).py_func)
+        for args in calls:
+            fresh(*args)
+        for ir in fresh.inspect_llvm().values():
+            promoted = re.findall(
+                r"= (?:fadd|fsub|fmul|fdiv)[^\n]* double [^\n]*"
+                r"|= fpext float[^\n]*",
+                ir,
+            )
+            assert not promoted, f"{name}: float64 arithmetic {promoted[:2]}"
+
+
+def test_float32_stays_float32(nb):
+    X, labels, order, params, layout, spans = small_net(np.float32)
+    W = params[:30].reshape(6, 5)
+    A = nb.dense_forward(X, W, params[30:35], 1, np.empty((20, 5), np.float32))
+    assert A.dtype == np.float32
+    done, p, losses = train(nb, X, labels, order, params, layout, spans)
+    assert done == 3 and p.dtype == np.float32
+    # Every float argument of the float32 train_steps is float32, except the
+    # float64 learning_rates (12), losses_out (17) and weight_decay (15).
+    for sig in nb._k.train_steps.nopython_signatures:
+        if str(sig.args[7].dtype) != "float32":
+            continue
+        for i, t in enumerate(sig.args):
+            name = str(getattr(t, "dtype", t))
+            if i not in (12, 15, 17) and name.startswith("float"):
+                assert name == "float32", (i, t)
+
+
+# --------------------------------------------------------------------------- #
+# The pure-Python fallback
+# --------------------------------------------------------------------------- #
+def test_runs_with_jit_disabled(nb):
+    script = textwrap.dedent("""
+        import numpy as np
+        from numba import config
+        assert config.DISABLE_JIT
+        from fastnn import reference as ref
+        from fastnn._kernels import _numba_kernels as K, numba_backend as nb
+        assert not hasattr(K.train_steps, "py_func"), "still compiled"
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((5, 4)); W = rng.standard_normal((4, 3))
+        b = rng.standard_normal(3)
+        for act in range(5):
+            A = nb.dense_forward(X, W, b, act, np.empty((5, 3)))
+            A_ref = ref.dense_forward(X, W, b, act, np.empty((5, 3)))
+            np.testing.assert_allclose(A, A_ref, rtol=1e-12)
+            dA = rng.standard_normal((5, 3))
+            out = [np.empty((4, 3)), np.empty(3), np.empty((5, 4))]
+            out_ref = [np.empty((4, 3)), np.empty(3), np.empty((5, 4))]
+            nb.dense_backward(dA, X, W, A_ref, act, *out)
+            ref.dense_backward(dA, X, W, A_ref, act, *out_ref)
+            for a, e in zip(out, out_ref):
+                np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-14)
+        labels = rng.integers(0, 3, 5)
+        d, d_ref = np.empty((5, 3)), np.empty((5, 3))
+        Z = np.ascontiguousarray(X[:, :3])
+        assert abs(nb.softmax_cross_entropy(Z, labels, d)
+                   - ref.softmax_cross_entropy(Z, labels, d_ref)) < 1e-12
+        np.testing.assert_allclose(d, d_ref, rtol=1e-12)
+        layout = np.array([[4, 3, 0, 12, 1], [3, 2, 15, 21, 0]], np.int64)
+        params = rng.standard_normal(23)
+        spans = np.array([[0, 12], [15, 21]], np.int64)
+        results = []
+        for train in (nb.train_steps, ref.train_steps):
+            p = params.copy(); g = np.zeros(23); v = np.zeros(23); lo = np.zeros(3)
+            done = train(X, labels % 2, np.empty((0, 2)), np.arange(5), 2, 0, 3, p,
+                         g, v, layout, 0, np.full(3, 0.1), 0.9, True, 1e-3, spans, lo)
+            results.append((done, p, lo))
+        assert results[0][0] == results[1][0] == 3
+        np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-10)
+        np.testing.assert_allclose(results[0][2], results[1][2], rtol=1e-10)
+        print("pure python ok")
+    """)
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "pure python ok" in run.stdout
+
+
+# --------------------------------------------------------------------------- #
+# Threads
+# --------------------------------------------------------------------------- #
+def test_concurrent_calls_from_threads(nb):
+    X, labels, order, params, layout, spans = small_net(np.float64, seed=4)
+    rng = np.random.default_rng(5)
+    Xbig = rng.standard_normal((256, 300))
+    Wbig = rng.standard_normal((300, 200)) / 20
+    b = rng.standard_normal(200)
+    expected_A = ref.dense_forward(Xbig, Wbig, b, 2, np.empty((256, 200)))
+    expected_train = train(ref, X, labels, order, params, layout, spans)
+
+    def work(i):
+        out = []
+        for _ in range(10):
+            A = nb.dense_forward(Xbig, Wbig, b, 2, np.empty((256, 200)))
+            out.append((A, train(nb, X, labels, order, params, layout, spans)))
+        return out
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(work, range(4)))
+    for per_thread in results:
+        for A, (done, p, losses) in per_thread:
+            assert_close(A, expected_A, np.float64)
+            assert done == expected_train[0]
+            assert_close(p, expected_train[1], np.float64)
+            assert_close(losses, expected_train[2], np.float64)
+
+
+# --------------------------------------------------------------------------- #
+# numba missing
+# --------------------------------------------------------------------------- #
+def test_missing_numba_raises_a_clear_import_error():
+    script = textwrap.dedent("""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name == "numba" or name.startswith("numba."):
+                    raise ImportError("No module named 'numba'")
+        sys.meta_path.insert(0, Block())
+        try:
+            import fastnn._kernels.numba_backend
+        except ImportError as err:
+            assert "numba" in str(err), err
+        else:
+            raise SystemExit("imported without numba")
+        from fastnn.backends import BackendUnavailableError, get_backend
+        try:
+            get_backend("numba")
+        except BackendUnavailableError as err:
+            assert 'pip install "fastnn[numba]"' in str(err), err
+            print("clear error ok")
+    """)
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "clear error ok" in run.stdout
