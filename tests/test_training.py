@@ -9,7 +9,7 @@ import fastnn
 
 
 @pytest.mark.slow
-def test_small_network_reaches_97_percent_in_two_epochs(backend_name, mnist):
+def test_small_network_reaches_96_percent_in_two_epochs(backend_name, mnist):
     (x, y), (xt, yt) = mnist
     model = fastnn.Sequential(
         [
@@ -25,7 +25,7 @@ def test_small_network_reaches_97_percent_in_two_epochs(backend_name, mnist):
         x, y, epochs=2, batch_size=64, verbose=0, validation_data=(xt, yt)
     )
     assert history.history["loss"][1] < history.history["loss"][0] < 0.5
-    assert history.history["val_accuracy"][-1] >= 0.97
+    assert history.history["val_accuracy"][-1] >= 0.96
     assert model.evaluate(xt, yt)["accuracy"] == history.history["val_accuracy"][-1]
 
 
