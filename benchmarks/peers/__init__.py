@@ -1,0 +1,1 @@
+"""Side-by-side epoch times against the tools users would pick instead."""
