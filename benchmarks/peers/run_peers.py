@@ -17,6 +17,7 @@ import argparse
 import json
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,11 @@ import numpy as np
 import fastnn
 from fastnn import bench
 
-CONFIGS = {"S": ([784, 128, 10], 64), "L64": ([784, 512, 512, 512, 10], 64),
-           "L256": ([784, 512, 512, 512, 10], 256)}
+CONFIGS = {
+    "S": ([784, 128, 10], 64),
+    "L64": ([784, 512, 512, 512, 10], 64),
+    "L256": ([784, 512, 512, 512, 10], 256),
+}
 LR, MOMENTUM, WD = 0.05, 0.9, 1e-4
 
 
@@ -79,8 +83,12 @@ def time_jax(sizes, bs, x, y, orders):
     for a, b in zip(sizes[:-1], sizes[1:], strict=True):
         key, sub = jax.random.split(key)
         lim = np.sqrt(6 / a)
-        params.append((jax.random.uniform(sub, (a, b), jnp.float32, -lim, lim),
-                       jnp.zeros(b, jnp.float32)))
+        params.append(
+            (
+                jax.random.uniform(sub, (a, b), jnp.float32, -lim, lim),
+                jnp.zeros(b, jnp.float32),
+            )
+        )
     vel = jax.tree_util.tree_map(jnp.zeros_like, params)
 
     def loss_fn(p, xb, yb):
@@ -123,12 +131,18 @@ def time_keras(sizes, bs, x, y, orders):
 
     model = keras.Sequential(
         [keras.Input((sizes[0],))]
-        + [keras.layers.Dense(s, activation="relu",
-                              kernel_regularizer=keras.regularizers.L2(WD / 2))
-           for s in sizes[1:-1]]
-        + [keras.layers.Dense(sizes[-1])])
-    model.compile(optimizer=keras.optimizers.SGD(LR, momentum=MOMENTUM),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        + [
+            keras.layers.Dense(
+                s, activation="relu", kernel_regularizer=keras.regularizers.L2(WD / 2)
+            )
+            for s in sizes[1:-1]
+        ]
+        + [keras.layers.Dense(sizes[-1])]
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(LR, momentum=MOMENTUM),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     times = []
     for order in orders:
         t = time.perf_counter()
@@ -140,10 +154,17 @@ def time_keras(sizes, bs, x, y, orders):
 def time_sklearn(sizes, bs, x, y, orders):
     from sklearn.neural_network import MLPClassifier
 
-    clf = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), solver="sgd",
-                        learning_rate_init=LR, momentum=MOMENTUM, alpha=WD,
-                        batch_size=bs, nesterovs_momentum=False, shuffle=False,
-                        max_iter=1)
+    clf = MLPClassifier(
+        hidden_layer_sizes=tuple(sizes[1:-1]),
+        solver="sgd",
+        learning_rate_init=LR,
+        momentum=MOMENTUM,
+        alpha=WD,
+        batch_size=bs,
+        nesterovs_momentum=False,
+        shuffle=False,
+        max_iter=1,
+    )
     classes = np.arange(10)
     times = []
     for order in orders:
@@ -153,8 +174,12 @@ def time_sklearn(sizes, bs, x, y, orders):
     return times[1:]
 
 
-PEERS = {"pytorch": time_torch, "jax": time_jax, "keras": time_keras,
-         "sklearn": time_sklearn}
+PEERS = {
+    "pytorch": time_torch,
+    "jax": time_jax,
+    "keras": time_keras,
+    "sklearn": time_sklearn,
+}
 
 
 def main(argv=None):
@@ -171,13 +196,11 @@ def main(argv=None):
     results, skipped = {}, {}
     for config in args.configs:
         sizes, bs = CONFIGS[config]
-        runners = [(f"fastnn-{b}", lambda b=b: time_fastnn(b, sizes, bs, x, y, orders))
-                   for b in args.backends]
-        runners += [(p, lambda p=p: PEERS[p](sizes, bs, x, y, orders))
-                    for p in args.peers]
+        runners = [(f"fastnn-{b}", partial(time_fastnn, b)) for b in args.backends]
+        runners += [(p, PEERS[p]) for p in args.peers]
         for name, run in runners:
             try:
-                times = run()
+                times = run(sizes, bs, x, y, orders)
             except ImportError as err:
                 skipped[name] = f"not installed ({err.name or err})"
                 continue
@@ -189,12 +212,15 @@ def main(argv=None):
 def write_report(results, skipped, out: Path):
     out.mkdir(parents=True, exist_ok=True)
     names = sorted({n for r in results.values() for n in r})
-    lines = ["# fastnn against its peers: one MNIST epoch, float32, median seconds", "",
-             "| framework | " + " | ".join(results) + " |",
-             "| --- | " + " | ".join("---" for _ in results) + " |"]
+    lines = [
+        "# fastnn against its peers: one MNIST epoch, float32, median seconds",
+        "",
+        "| framework | " + " | ".join(results) + " |",
+        "| --- | " + " | ".join("---" for _ in results) + " |",
+    ]
     for name in names:
         cells = []
-        for config, r in results.items():
+        for r in results.values():
             if name not in r:
                 cells.append("n/a")
                 continue
@@ -204,11 +230,21 @@ def write_report(results, skipped, out: Path):
             cells.append(f"{r[name]:.3f}{ratio}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if skipped:
-        lines += ["", "Not measured: " + "; ".join(f"{k}: {v}" for k, v in
-                                                  sorted(skipped.items()))]
+        lines += [
+            "",
+            "Not measured: "
+            + "; ".join(f"{k}: {v}" for k, v in sorted(skipped.items())),
+        ]
     env = bench.environment_info()
-    lines += ["", "Environment:", "", "```", json.dumps(env, indent=1, default=str),
-              "```", ""]
+    lines += [
+        "",
+        "Environment:",
+        "",
+        "```",
+        json.dumps(env, indent=1, default=str),
+        "```",
+        "",
+    ]
     from fastnn import io
 
     io.atomic_write(out / "peers.md", lambda f: f.write("\n".join(lines).encode()))
@@ -225,9 +261,13 @@ def _plot(results, path):
     axes = fig.subplots(1, len(results), squeeze=False)[0]
     for ax, (config, r) in zip(axes, results.items(), strict=True):
         names = sorted(r, key=r.get)
-        ax.barh(names, [r[n] for n in names],
-                color=["tab:green" if n.startswith("fastnn") else "tab:gray"
-                       for n in names])
+        ax.barh(
+            names,
+            [r[n] for n in names],
+            color=[
+                "tab:green" if n.startswith("fastnn") else "tab:gray" for n in names
+            ],
+        )
         ax.set_title(config)
         ax.set_xlabel("seconds per epoch")
     fig.tight_layout()

@@ -326,8 +326,14 @@ def dense_forward(X, W, b, activation, A_out):
     _shape("A_out", A_out, (n, n_out))
     _writable("A_out", A_out)
     _dense.dense_forward(
-        X.reshape(-1), W.reshape(-1), b, _activation(activation), A_out.reshape(-1),
-        n, n_in, n_out,
+        X.reshape(-1),
+        W.reshape(-1),
+        b,
+        _activation(activation),
+        A_out.reshape(-1),
+        n,
+        n_in,
+        n_out,
     )
     return A_out
 
@@ -361,8 +367,18 @@ def dense_backward(dA, X, W, A, activation, dW_out, db_out, dX_out=None):
     # dZ needs scratch: dA is not modified. A linear layer uses dA as dZ.
     dZ = _EMPTY[dtype] if activation == Activation.LINEAR else np.empty(dA.size, dtype)
     _dense.dense_backward(
-        dA.reshape(-1), dZ, X.reshape(-1), W.reshape(-1), A.reshape(-1), activation,
-        dW_out.reshape(-1), db_out, dX, n, n_in, n_out,
+        dA.reshape(-1),
+        dZ,
+        X.reshape(-1),
+        W.reshape(-1),
+        A.reshape(-1),
+        activation,
+        dW_out.reshape(-1),
+        db_out,
+        dX,
+        n,
+        n_in,
+        n_out,
     )
 
 
@@ -396,20 +412,52 @@ def mean_squared_error(A, Y, dA_out):
     return _loss.mean_squared_error(A.reshape(-1), Y.reshape(-1), dA_out.reshape(-1))
 
 
-def sgd_update(params, grads, velocity, learning_rate, momentum, nesterov,
-               weight_decay, decay_spans):
+def sgd_update(
+    params,
+    grads,
+    velocity,
+    learning_rate,
+    momentum,
+    nesterov,
+    weight_decay,
+    decay_spans,
+):
     """Same contract as ``fastnn.reference.sgd_update``."""
     _check_flat(params, grads, velocity)
     spans, disjoint = _check_spans(decay_spans, params.shape[0])
     return _sgd.sgd_update(
-        params, grads, velocity, float(learning_rate), float(momentum),
-        bool(nesterov), float(weight_decay), spans, disjoint,
+        params,
+        grads,
+        velocity,
+        float(learning_rate),
+        float(momentum),
+        bool(nesterov),
+        float(weight_decay),
+        spans,
+        disjoint,
     )
 
 
-def train_steps(X, labels, Y, order, batch_size, step_begin, step_end, params,
-                grads, velocity, layout, loss, learning_rates, momentum,
-                nesterov, weight_decay, decay_spans, losses_out):
+def train_steps(
+    X,
+    labels,
+    Y,
+    order,
+    batch_size,
+    step_begin,
+    step_end,
+    params,
+    grads,
+    velocity,
+    layout,
+    loss,
+    learning_rates,
+    momentum,
+    nesterov,
+    weight_decay,
+    decay_spans,
+    losses_out,
+):
     """Same contract as ``fastnn.reference.train_steps``, fused in compiled code."""
     dtype = _check_flat(params, grads, velocity)
     _float_array("X", X, dtype, ndim=2)
@@ -472,10 +520,27 @@ def train_steps(X, labels, Y, order, batch_size, step_begin, step_end, params,
     )
     out = losses_out if direct else np.empty(steps, np.float64)
     done = _train.train_steps(
-        X.reshape(-1), n, labels, Y, order, batch_size, step_begin, step_end,
-        params, grads, velocity, layout, loss, learning_rates, float(momentum),
-        bool(nesterov), float(weight_decay), spans, disjoint,
-        _layers_tile_params(layout, size), out,
+        X.reshape(-1),
+        n,
+        labels,
+        Y,
+        order,
+        batch_size,
+        step_begin,
+        step_end,
+        params,
+        grads,
+        velocity,
+        layout,
+        loss,
+        learning_rates,
+        float(momentum),
+        bool(nesterov),
+        float(weight_decay),
+        spans,
+        disjoint,
+        _layers_tile_params(layout, size),
+        out,
     )
     if not direct:
         losses_out[:done] = out[:done]
