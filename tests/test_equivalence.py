@@ -323,6 +323,31 @@ OPTIMIZERS = {
 }
 
 
+@pytest.mark.parametrize(
+    "which", ["none", "first_only", "weights_and_biases"], ids=lambda v: v
+)
+def test_train_steps_with_other_decay_spans(compiled_backend, dtype, which):
+    """Decay spans that are not exactly the weight matrices (the compiled
+    backends then take their general update path) still match the reference."""
+    X, labels, Y, order = training_data(dtype)
+    sizes, acts = NETS[Loss.CROSS_ENTROPY]
+    params, layout, spans = make_net(sizes, acts, dtype, True)
+    if which == "none":
+        spans = spans[:0]
+    elif which == "first_only":
+        spans = spans[:1]
+    else:
+        spans = np.array([[0, params.shape[0]]], np.int64)
+    args = (X, labels, Y, order, 8, params, layout, Loss.CROSS_ENTROPY, spans)
+    fused = run_train_steps(compiled_backend.train_steps, *args)
+    expected = run_train_steps(ref.train_steps, *args)
+    assert fused[0] == expected[0]
+    for name, a, e in zip(
+        ("params", "velocity", "losses"), fused[1:], expected[1:], strict=True
+    ):
+        assert_close(a, e, dtype, err_msg=name, scale=10.0)
+
+
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 @pytest.mark.parametrize("loss", list(Loss), ids=lambda v: v.name.lower())

@@ -309,6 +309,35 @@ def _update(params, grads, velocity, lr, momentum, nesterov, wd, decay):
 
 
 @njit(**_JIT)
+def _update_layer(params, grads, velocity, lr, momentum, nesterov, wd, decay):
+    """``_update`` for one layer inside ``train_steps``: ``grads`` is only read.
+
+    Same arithmetic, element by element, as ``_update``; skipping the write of
+    ``g`` back into the (scratch) gradient saves one of six memory streams.
+    """
+    zero = params.dtype.type(0)
+    if momentum == zero:
+        for t in range(params.shape[0]):
+            w = params[t]
+            g = grads[t]
+            if decay:
+                g = g + wd * w
+            params[t] = w - lr * g
+    else:
+        for t in range(params.shape[0]):
+            w = params[t]
+            g = grads[t]
+            if decay:
+                g = g + wd * w
+            v = momentum * velocity[t] + g
+            velocity[t] = v
+            if nesterov:
+                params[t] = w - lr * (g + momentum * v)
+            else:
+                params[t] = w - lr * v
+
+
+@njit(**_JIT)
 def _spans_sorted_disjoint(decay_spans):
     for s in range(decay_spans.shape[0]):
         if s > 0 and decay_spans[s, 0] < decay_spans[s - 1, 1]:
@@ -413,17 +442,23 @@ def train_steps(
     weight_decay,
     decay_spans,
     losses_out,
+    per_layer_update,
 ):
     """Same contract as ``fastnn.reference.train_steps``.
 
     ``labels`` is int64 (n,) or empty, ``Y`` is 2-D (n, k) or (0, k) when
     unused; ``momentum`` is of the params dtype, ``weight_decay`` a float64.
+    ``per_layer_update`` (the wrapper decides: the layers tile ``params`` and
+    ``decay_spans`` are exactly the weight matrices) updates each layer as soon
+    as its backward GEMMs are done, while its W and dW are still in cache,
+    instead of one ``sgd_update`` pass over every buffer at the end.
     """
     dt = params.dtype.type
     n = X.shape[0]
     n_layers = layout.shape[0]
     ce = loss == CROSS_ENTROPY
     wd = dt(weight_decay)
+    zero = dt(0)
 
     # Scratch, allocated once: activations of every layer (flat, one segment per
     # layer), two gradient tiles (dA/dX and dZ alternate between them: never
@@ -496,6 +531,8 @@ def train_steps(
         # Backward: dZ = dA * f'(A) into the other gradient tile (LINEAR: dZ is
         # dA), then dW = X.T @ dZ and dX = dZ @ W.T into a tile dZ does not use.
         in_a = True  # dA lives in grad_a
+        lr = dt(learning_rates[i])
+        sq = 0.0
         for l in range(n_layers - 1, -1, -1):
             n_in = layout[l, N_IN]
             n_out = layout[l, N_OUT]
@@ -528,16 +565,35 @@ def train_steps(
                 dX = dX_flat[: m * n_in].reshape(m, n_in)
                 np.dot(dZ, W.T, dX)
                 dA = dX
+            if per_layer_update:  # this layer's W is not read again this step
+                w_end = w_off + n_in * n_out
+                if wd != zero:
+                    sq += _sum_squares(params[w_off:w_end])
+                _update_layer(
+                    params[w_off:w_end],
+                    grads[w_off:w_end],
+                    velocity[w_off:w_end],
+                    lr,
+                    momentum,
+                    nesterov,
+                    wd,
+                    wd != zero,
+                )
+                if b_off >= 0:
+                    _update_layer(
+                        params[b_off : b_off + n_out],
+                        grads[b_off : b_off + n_out],
+                        velocity[b_off : b_off + n_out],
+                        lr,
+                        momentum,
+                        nesterov,
+                        zero,
+                        False,
+                    )
 
-        sq = sgd_update(
-            params,
-            grads,
-            velocity,
-            dt(learning_rates[i]),
-            momentum,
-            nesterov,
-            wd,
-            decay_spans,
-        )
+        if not per_layer_update:
+            sq = sgd_update(
+                params, grads, velocity, lr, momentum, nesterov, wd, decay_spans
+            )
         losses_out[i] = value + 0.5 * weight_decay * sq
     return step_end - step_begin

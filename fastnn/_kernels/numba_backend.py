@@ -280,6 +280,22 @@ def sgd_update(
     )
 
 
+def _decay_is_exactly_the_weights(layout, spans, size):
+    """Whether the layers tile ``params`` and ``decay_spans`` are exactly their
+    weight matrices (what every ``Sequential`` passes): then ``train_steps`` may
+    update layer by layer with the same arithmetic as ``sgd_update``."""
+    weights = sorted((int(w), int(w + i * o)) for i, o, w, _, _ in layout.tolist())
+    biases = [(int(b), int(b + o)) for _, o, _, b, _ in layout.tolist() if b >= 0]
+    if sorted(map(tuple, spans.tolist())) != weights:
+        return False
+    position = 0
+    for start, stop in sorted(weights + biases):
+        if start != position:
+            return False
+        position = stop
+    return position == size
+
+
 def train_steps(
     X,
     labels,
@@ -379,6 +395,7 @@ def train_steps(
             float(weight_decay),
             spans,
             out,
+            _decay_is_exactly_the_weights(layout, spans, params.shape[0]),
         )
     )
     if not direct:
