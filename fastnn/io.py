@@ -25,6 +25,7 @@ import json
 import os
 import secrets
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +85,7 @@ def save(model, path: str | os.PathLike) -> None:
 
 
 def _bad(path, why: str) -> ValueError:
-    return ValueError(f"path: {str(path)!r} is not a valid fastnn model file: {why}")
+    return _Invalid(f"path: {str(path)!r} is not a valid fastnn model file: {why}")
 
 
 def _headers(path) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
@@ -117,52 +118,63 @@ def _headers(path) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
     return out
 
 
-def _read(path):
-    from fastnn.model import Sequential
+class _Invalid(ValueError):
+    """A file that is not a valid fastnn model (the message says why)."""
 
+
+def _read(path):
+    """Read and check a model file; any failure is one ``ValueError`` saying why."""
     try:
-        headers = _headers(path)
-        for name in ("format", "config", "state"):
-            shape, dtype, nbytes = headers[name]
-            if shape != () or dtype.kind != "U" or nbytes > _MAX_JSON:
-                raise _bad(path, f"member {name!r} is not a short string")
-        with np.load(path, allow_pickle=False) as data:
-            if str(data["format"]) != FORMAT:
-                raise _bad(
-                    path, f"format is {str(data['format'])!r}, expected {FORMAT!r}"
-                )
-            version = int(data["version"])
-            if version != VERSION:
-                raise _bad(
-                    path, f"format version {version}; this fastnn reads {VERSION}"
-                )
-            config = json.loads(str(data["config"]))
-            state = json.loads(str(data["state"]))
-            n_params = _expected_params(config)
-            dtype = np.dtype(config["dtype"])
-            for name in ("params", "velocity"):
-                shape, dt, nbytes = headers[name]
-                if (
-                    shape != (n_params,)
-                    or dt != dtype
-                    or nbytes < n_params * dt.itemsize
-                ):
-                    raise _bad(
-                        path,
-                        f"member {name!r} has shape {shape} and dtype {dt}; "
-                        f"the architecture needs ({n_params},) {dtype}",
-                    )
-            params = data["params"]
-            velocity = data["velocity"]
+        return _read_checked(path)
+    except _Invalid:
+        raise
+    except FileNotFoundError as err:
+        raise _bad(path, "no such file") from err
     except (
         zipfile.BadZipFile,
+        zipfile.LargeZipFile,
         OSError,
         EOFError,
         KeyError,
         TypeError,
+        ValueError,
+        NotImplementedError,
+        UnicodeError,
+        OverflowError,
+        zlib.error,
         json.JSONDecodeError,
     ) as err:
         raise _bad(path, f"{type(err).__name__}: {err}") from err
+
+
+def _read_checked(path):
+    from fastnn.model import Sequential
+
+    headers = _headers(path)
+    for name in ("format", "config", "state"):
+        shape, dtype, nbytes = headers[name]
+        if shape != () or dtype.kind != "U" or nbytes > _MAX_JSON:
+            raise _bad(path, f"member {name!r} is not a short string")
+    with np.load(path, allow_pickle=False) as data:
+        if str(data["format"]) != FORMAT:
+            raise _bad(path, f"format is {str(data['format'])!r}, expected {FORMAT!r}")
+        version = int(data["version"])
+        if version != VERSION:
+            raise _bad(path, f"format version {version}; this fastnn reads {VERSION}")
+        config = json.loads(str(data["config"]))
+        state = json.loads(str(data["state"]))
+        n_params = _expected_params(config)
+        dtype = np.dtype(config["dtype"])
+        for name in ("params", "velocity"):
+            shape, dt, nbytes = headers[name]
+            if shape != (n_params,) or dt != dtype or nbytes < n_params * dt.itemsize:
+                raise _bad(
+                    path,
+                    f"member {name!r} has shape {shape} and dtype {dt}; "
+                    f"the architecture needs ({n_params},) {dtype}",
+                )
+        params = data["params"]
+        velocity = data["velocity"]
     if not (np.isfinite(params).all() and np.isfinite(velocity).all()):
         raise _bad(path, "parameters contain NaN or inf")
     return config, state, params, velocity, Sequential
@@ -201,7 +213,7 @@ def load(path: str | os.PathLike, backend: str | None = None):
     try:
         model = Sequential.from_config(config, backend=backend)
         _apply_state(model, state, params, velocity)
-    except (KeyError, TypeError) as err:
+    except (KeyError, TypeError, ValueError) as err:
         raise _bad(path, f"{type(err).__name__}: {err}") from err
     return model
 
