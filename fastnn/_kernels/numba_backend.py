@@ -32,7 +32,17 @@ except ImportError as err:  # the registry adds the install hint
 import numpy as np
 
 from fastnn._kernels import _numba_kernels as _k
-from fastnn.activations import Activation
+from fastnn._kernels._checks import FLOAT_DTYPES as _FLOAT_DTYPES
+from fastnn._kernels._checks import activation as _activation
+from fastnn._kernels._checks import check_flat as _check_flat
+from fastnn._kernels._checks import check_labels as _check_labels
+from fastnn._kernels._checks import check_layout as _check_layout
+from fastnn._kernels._checks import check_spans as _check_spans
+from fastnn._kernels._checks import decay_is_exactly_the_weights
+from fastnn._kernels._checks import float_array as _float_array
+from fastnn._kernels._checks import int64_array as _int64_array
+from fastnn._kernels._checks import shape as _shape
+from fastnn._kernels._checks import writable as _writable
 from fastnn.losses import Loss
 
 __all__ = [
@@ -46,128 +56,8 @@ __all__ = [
 
 NAME = "numba"
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_N_ACTIVATIONS = len(Activation)
-_INT64 = np.dtype(np.int64)
 # Placeholder for an unrequested dX (never written; size 0).
 _NO_DX = {dt: np.empty((0, 0), dt) for dt in _FLOAT_DTYPES}
-
-
-# --------------------------------------------------------------------------- #
-# Checks
-# --------------------------------------------------------------------------- #
-def _float_array(name, a, dtype=None, ndim=None):
-    """Check that ``a`` is a C-contiguous float32/float64 array; return its dtype."""
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy array; received {type(a).__name__}")
-    if dtype is None:
-        if a.dtype not in _FLOAT_DTYPES:
-            raise TypeError(f"{name}: expected float32 or float64; received {a.dtype}")
-    elif a.dtype != dtype:
-        raise TypeError(
-            f"{name}: expected dtype {dtype} (all float arrays of one call share "
-            f"one dtype); received {a.dtype}"
-        )
-    if ndim is not None and a.ndim != ndim:
-        raise ValueError(f"{name}: expected a {ndim}-d array; received shape {a.shape}")
-    if not a.flags.c_contiguous:
-        raise ValueError(
-            f"{name}: expected a C-contiguous array; received strides {a.strides}"
-        )
-    return a.dtype
-
-
-def _writable(name, a):
-    if not a.flags.writeable:
-        raise ValueError(f"{name}: expected a writable array; received a read-only one")
-
-
-def _shape(name, a, shape):
-    if a.shape != shape:
-        raise ValueError(f"{name}: expected shape {shape}; received {a.shape}")
-
-
-def _activation(activation):
-    code = int(activation)
-    if not 0 <= code < _N_ACTIVATIONS:
-        raise ValueError(
-            f"activation: expected a code in 0..{_N_ACTIVATIONS - 1}; "
-            f"received {activation!r}"
-        )
-    return code
-
-
-def _int64_array(name, a, ndim):
-    a = np.asarray(a)
-    if a.size == 0:
-        return np.zeros((0,) * (ndim - 1) + (0 if ndim == 1 else 2,), np.int64)
-    if a.dtype.kind not in "iu":
-        raise TypeError(f"{name}: expected an integer array; received {a.dtype}")
-    if a.ndim != ndim:
-        raise ValueError(f"{name}: expected a {ndim}-d array; received shape {a.shape}")
-    return np.ascontiguousarray(a, dtype=_INT64)
-
-
-def _check_labels(labels, n, k):
-    labels = _int64_array("labels", labels, 1)
-    _shape("labels", labels, (n,))
-    if n and (labels.min() < 0 or labels.max() >= k):
-        raise ValueError(
-            f"labels: expected class indices in [0, {k}); received "
-            f"values in [{labels.min()}, {labels.max()}]"
-        )
-    return labels
-
-
-def _check_spans(decay_spans, size):
-    spans = _int64_array("decay_spans", decay_spans, 2)
-    if spans.shape[1] != 2:
-        raise ValueError(f"decay_spans: expected shape (k, 2); received {spans.shape}")
-    if spans.size and (
-        spans.min() < 0 or spans.max() > size or np.any(spans[:, 0] > spans[:, 1])
-    ):
-        raise ValueError(
-            f"decay_spans: expected [start, stop) ranges inside "
-            f"params (size {size}); received {spans.tolist()}"
-        )
-    return spans
-
-
-def _check_flat(params, grads, velocity):
-    dtype = _float_array("params", params, ndim=1)
-    for name, a in (("grads", grads), ("velocity", velocity)):
-        _float_array(name, a, dtype, ndim=1)
-        _shape(name, a, params.shape)
-    for name, a in (("params", params), ("grads", grads), ("velocity", velocity)):
-        _writable(name, a)
-    return dtype
-
-
-def _check_layout(layout, size, n_in0):
-    layout = _int64_array("layout", layout, 2)
-    if layout.shape[0] == 0 or layout.shape[1] != 5:
-        raise ValueError(
-            f"layout: expected shape (n_layers, 5); received {layout.shape}"
-        )
-    previous = n_in0
-    for l, (n_in, n_out, w_off, b_off, act) in enumerate(layout.tolist()):
-        ok = (
-            n_in == previous
-            and n_out >= 1
-            and 0 <= w_off
-            and w_off + n_in * n_out <= size
-            and (b_off == -1 or 0 <= b_off <= size - n_out)
-            and 0 <= act < _N_ACTIVATIONS
-        )
-        if not ok:
-            raise ValueError(
-                f"layout: row {l} = {[n_in, n_out, w_off, b_off, act]} is "
-                f"inconsistent (expected N_IN = {previous}, N_OUT >= 1, W and b "
-                f"inside params of size {size}, B_OFF = -1 or >= 0, ACT in "
-                f"0..{_N_ACTIVATIONS - 1})"
-            )
-        previous = n_out
-    return layout
 
 
 # --------------------------------------------------------------------------- #
@@ -280,22 +170,6 @@ def sgd_update(
     )
 
 
-def _decay_is_exactly_the_weights(layout, spans, size):
-    """Whether the layers tile ``params`` and ``decay_spans`` are exactly their
-    weight matrices (what every ``Sequential`` passes): then ``train_steps`` may
-    update layer by layer with the same arithmetic as ``sgd_update``."""
-    weights = sorted((int(w), int(w + i * o)) for i, o, w, _, _ in layout.tolist())
-    biases = [(int(b), int(b + o)) for _, o, _, b, _ in layout.tolist() if b >= 0]
-    if sorted(map(tuple, spans.tolist())) != weights:
-        return False
-    position = 0
-    for start, stop in sorted(weights + biases):
-        if start != position:
-            return False
-        position = stop
-    return position == size
-
-
 def train_steps(
     X,
     labels,
@@ -395,7 +269,7 @@ def train_steps(
             float(weight_decay),
             spans,
             out,
-            _decay_is_exactly_the_weights(layout, spans, params.shape[0]),
+            decay_is_exactly_the_weights(layout, spans, params.shape[0]),
         )
     )
     if not direct:
