@@ -139,78 +139,26 @@ def train_steps(
     # Divergence is detected explicitly (a non-finite loss stops the loop), so
     # NumPy's overflow warnings on the way there are noise.
     with np.errstate(over="ignore", invalid="ignore"):
-        return _train_steps(
-            kernels,
-            X,
-            labels,
-            Y,
-            order,
-            batch_size,
-            step_begin,
-            step_end,
-            params,
-            grads,
-            velocity,
-            layout,
-            loss,
-            learning_rates,
-            momentum,
-            nesterov,
-            weight_decay,
-            decay_spans,
-            losses_out,
-            buffers,
-            Xb_buf,
-            ce,
-            n,
-        )
-
-
-def _train_steps(
-    kernels,
-    X,
-    labels,
-    Y,
-    order,
-    batch_size,
-    step_begin,
-    step_end,
-    params,
-    grads,
-    velocity,
-    layout,
-    loss,
-    learning_rates,
-    momentum,
-    nesterov,
-    weight_decay,
-    decay_spans,
-    losses_out,
-    buffers,
-    Xb_buf,
-    ce,
-    n,
-):
-    for i, s in enumerate(range(step_begin, step_end)):
-        idx = order[s * batch_size : min(n, (s + 1) * batch_size)]
-        m = idx.shape[0]
-        Xb = np.take(X, idx, axis=0, out=Xb_buf[:m])
-        lb = labels[idx] if ce else labels
-        Yb = Y if ce else Y[idx]
-        value = data_loss_and_gradients(
-            kernels, Xb, lb, Yb, params, grads, layout, loss, buffers
-        )
-        if not np.isfinite(value):
-            return i
-        sq = kernels.sgd_update(
-            params,
-            grads,
-            velocity,
-            learning_rates[i],
-            momentum,
-            nesterov,
-            weight_decay,
-            decay_spans,
-        )
-        losses_out[i] = value + 0.5 * weight_decay * sq
-    return step_end - step_begin
+        for i, s in enumerate(range(step_begin, step_end)):
+            idx = order[s * batch_size : min(n, (s + 1) * batch_size)]
+            m = idx.shape[0]
+            Xb = np.take(X, idx, axis=0, out=Xb_buf[:m])
+            lb = labels[idx] if ce else labels
+            Yb = Y if ce else Y[idx]
+            value = data_loss_and_gradients(
+                kernels, Xb, lb, Yb, params, grads, layout, loss, buffers
+            )
+            if not np.isfinite(value):
+                return i
+            sq = kernels.sgd_update(
+                params,
+                grads,
+                velocity,
+                learning_rates[i],
+                momentum,
+                nesterov,
+                weight_decay,
+                decay_spans,
+            )
+            losses_out[i] = value + 0.5 * weight_decay * sq
+        return step_end - step_begin

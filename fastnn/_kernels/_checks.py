@@ -9,6 +9,8 @@ received, and are the same for every compiled backend.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from fastnn.activations import Activation
@@ -163,3 +165,118 @@ def decay_is_exactly_the_weights(layout, spans, size):
     if sorted(map(tuple, spans.tolist())) != weights:
         return False
     return layers_tile_params(layout, size)
+
+
+class TrainStepsArgs(NamedTuple):
+    """``train_steps``' arguments, checked and normalised for a compiled kernel."""
+
+    dtype: np.dtype
+    n: int
+    steps: int
+    batch_size: int
+    step_begin: int
+    step_end: int
+    layout: np.ndarray
+    spans: np.ndarray
+    loss: int
+    labels: np.ndarray  # int64 (n,) with cross-entropy, else empty
+    Y: np.ndarray  # (n, k) with mse, else (0, k)
+    order: np.ndarray
+    learning_rates: np.ndarray
+    out: np.ndarray  # losses_out itself, or float64 scratch to copy back
+
+
+def check_train_steps(
+    X,
+    labels,
+    Y,
+    order,
+    batch_size,
+    step_begin,
+    step_end,
+    params,
+    grads,
+    velocity,
+    layout,
+    loss,
+    learning_rates,
+    decay_spans,
+    losses_out,
+) -> TrainStepsArgs | None:
+    """Check ``train_steps``' arguments; ``None`` when there are no steps to run."""
+    from fastnn.losses import Loss
+
+    dtype = check_flat(params, grads, velocity)
+    float_array("X", X, dtype, ndim=2)
+    n, n_in = X.shape
+    batch_size, step_begin, step_end = int(batch_size), int(step_begin), int(step_end)
+    steps = step_end - step_begin
+    if batch_size < 1 or step_begin < 0 or steps < 0:
+        raise ValueError(
+            f"expected batch_size >= 1 and 0 <= step_begin <= step_end; received "
+            f"{batch_size}, {step_begin}, {step_end}"
+        )
+    if steps == 0:
+        return None
+    n_batches = -(-n // batch_size)
+    if step_end > n_batches:
+        raise ValueError(
+            f"step_end: expected at most {n_batches} steps for {n} samples in "
+            f"batches of {batch_size}; received {step_end}"
+        )
+    layout = check_layout(layout, params.shape[0], n_in)
+    k_out = int(layout[-1, 1])
+    spans = check_spans(decay_spans, params.shape[0])
+    loss = int(loss)
+    if loss == Loss.CROSS_ENTROPY:
+        labels = check_labels(labels, n, k_out)
+        Y = np.empty((0, k_out), dtype)
+    elif loss == Loss.MSE:
+        float_array("Y", Y, dtype, ndim=2)
+        shape("Y", Y, (n, k_out))
+        labels = np.empty(0, np.int64)
+    else:
+        raise ValueError(f"loss: expected a Loss code; received {loss!r}")
+    order = int64_array("order", order, 1)
+    stop = min(n, step_end * batch_size)
+    used = order[step_begin * batch_size : stop]
+    if used.shape[0] != stop - step_begin * batch_size:
+        raise ValueError(
+            f"order: expected at least {stop} indices; received {order.shape[0]}"
+        )
+    if used.min() < 0 or used.max() >= n:
+        raise ValueError(
+            f"order: expected sample indices in [0, {n}); received values in "
+            f"[{used.min()}, {used.max()}]"
+        )
+    learning_rates = np.ascontiguousarray(learning_rates, dtype=np.float64)
+    if learning_rates.ndim != 1 or learning_rates.shape[0] < steps:
+        raise ValueError(
+            f"learning_rates: expected at least {steps} rates; received shape "
+            f"{learning_rates.shape}"
+        )
+    if not isinstance(losses_out, np.ndarray) or losses_out.shape[0] < steps:
+        raise ValueError(f"losses_out: expected an array of at least {steps} entries")
+    direct = (
+        losses_out.dtype == np.float64
+        and losses_out.ndim == 1
+        and losses_out.flags.c_contiguous
+        and losses_out.flags.writeable
+    )
+    out = losses_out if direct else np.empty(steps, np.float64)
+    return TrainStepsArgs(
+        dtype,
+        n,
+        steps,
+        batch_size,
+        step_begin,
+        step_end,
+        layout,
+        spans,
+        loss,
+        labels,
+        Y,
+        order,
+        learning_rates,
+        out,
+    )

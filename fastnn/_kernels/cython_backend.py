@@ -40,10 +40,9 @@ from fastnn._kernels._checks import FLOAT_DTYPES as _FLOAT_DTYPES
 from fastnn._kernels._checks import activation as _activation
 from fastnn._kernels._checks import check_flat as _check_flat
 from fastnn._kernels._checks import check_labels as _check_labels
-from fastnn._kernels._checks import check_layout as _check_layout
 from fastnn._kernels._checks import check_spans as _check_spans_only
+from fastnn._kernels._checks import check_train_steps as _check_train_steps
 from fastnn._kernels._checks import float_array as _float_array
-from fastnn._kernels._checks import int64_array as _int64_array
 from fastnn._kernels._checks import layers_tile_params as _layers_tile
 from fastnn._kernels._checks import shape as _shape
 from fastnn._kernels._checks import sorted_disjoint as _sorted_disjoint
@@ -340,69 +339,8 @@ def train_steps(
     losses_out,
 ):
     """Same contract as ``fastnn.reference.train_steps``, fused in compiled code."""
-    dtype = _check_flat(params, grads, velocity)
-    _float_array("X", X, dtype, ndim=2)
-    n, n_in = X.shape
-    batch_size, step_begin, step_end = int(batch_size), int(step_begin), int(step_end)
-    steps = step_end - step_begin
-    if batch_size < 1 or step_begin < 0 or steps < 0:
-        raise ValueError(
-            f"expected batch_size >= 1 and 0 <= step_begin <= step_end; received "
-            f"{batch_size}, {step_begin}, {step_end}"
-        )
-    if steps == 0:
-        return 0
-    n_batches = -(-n // batch_size)
-    if step_end > n_batches:
-        raise ValueError(
-            f"step_end: expected at most {n_batches} steps for {n} samples in "
-            f"batches of {batch_size}; received {step_end}"
-        )
-    size = params.shape[0]
-    layout = _check_layout(layout, size, n_in)
-    k_out = int(layout[-1, 1])
-    spans, disjoint = _check_spans(decay_spans, size)
-    loss = int(loss)
-    if loss == Loss.CROSS_ENTROPY:
-        labels = _check_labels(labels, n, k_out)
-        Y = _EMPTY[dtype]
-    elif loss == Loss.MSE:
-        _float_array("Y", Y, dtype, ndim=2)
-        _shape("Y", Y, (n, k_out))
-        Y = Y.reshape(-1)
-        labels = _NO_LABELS
-    else:
-        raise ValueError(f"loss: expected a Loss code; received {loss!r}")
-    order = _int64_array("order", order, 1)
-    stop = min(n, step_end * batch_size)
-    used = order[step_begin * batch_size : stop]
-    if used.shape[0] != stop - step_begin * batch_size:
-        raise ValueError(
-            f"order: expected at least {stop} indices; received {order.shape[0]}"
-        )
-    if used.min() < 0 or used.max() >= n:
-        raise ValueError(
-            f"order: expected sample indices in [0, {n}); received values in "
-            f"[{used.min()}, {used.max()}]"
-        )
-    learning_rates = np.ascontiguousarray(learning_rates, dtype=np.float64)
-    if learning_rates.ndim != 1 or learning_rates.shape[0] < steps:
-        raise ValueError(
-            f"learning_rates: expected at least {steps} rates; received shape "
-            f"{learning_rates.shape}"
-        )
-    if not isinstance(losses_out, np.ndarray) or losses_out.shape[0] < steps:
-        raise ValueError(f"losses_out: expected an array of at least {steps} entries")
-    direct = (
-        losses_out.dtype == np.float64
-        and losses_out.ndim == 1
-        and losses_out.flags.c_contiguous
-        and losses_out.flags.writeable
-    )
-    out = losses_out if direct else np.empty(steps, np.float64)
-    done = _train.train_steps(
-        X.reshape(-1),
-        n,
+    a = _check_train_steps(
+        X,
         labels,
         Y,
         order,
@@ -415,14 +353,37 @@ def train_steps(
         layout,
         loss,
         learning_rates,
+        decay_spans,
+        losses_out,
+    )
+    if a is None:
+        return 0
+    spans, disjoint = _sorted_disjoint(a.spans)
+    labels = a.labels if a.loss == Loss.CROSS_ENTROPY else _NO_LABELS
+    Y = a.Y.reshape(-1) if a.loss == Loss.MSE else _EMPTY[a.dtype]
+    done = _train.train_steps(
+        X.reshape(-1),
+        a.n,
+        labels,
+        Y,
+        a.order,
+        a.batch_size,
+        a.step_begin,
+        a.step_end,
+        params,
+        grads,
+        velocity,
+        a.layout,
+        a.loss,
+        a.learning_rates,
         float(momentum),
         bool(nesterov),
         float(weight_decay),
         spans,
         disjoint,
-        _layers_tile(layout, size),
-        out,
+        _layers_tile(a.layout, params.shape[0]),
+        a.out,
     )
-    if not direct:
-        losses_out[:done] = out[:done]
+    if a.out is not losses_out:
+        losses_out[:done] = a.out[:done]
     return done

@@ -36,14 +36,12 @@ from fastnn._kernels._checks import FLOAT_DTYPES as _FLOAT_DTYPES
 from fastnn._kernels._checks import activation as _activation
 from fastnn._kernels._checks import check_flat as _check_flat
 from fastnn._kernels._checks import check_labels as _check_labels
-from fastnn._kernels._checks import check_layout as _check_layout
 from fastnn._kernels._checks import check_spans as _check_spans
+from fastnn._kernels._checks import check_train_steps as _check_train_steps
 from fastnn._kernels._checks import decay_is_exactly_the_weights
 from fastnn._kernels._checks import float_array as _float_array
-from fastnn._kernels._checks import int64_array as _int64_array
 from fastnn._kernels._checks import shape as _shape
 from fastnn._kernels._checks import writable as _writable
-from fastnn.losses import Loss
 
 __all__ = [
     "dense_forward",
@@ -191,87 +189,48 @@ def train_steps(
     losses_out,
 ):
     """Same contract as ``fastnn.reference.train_steps``, fused in compiled code."""
-    dtype = _check_flat(params, grads, velocity)
-    _float_array("X", X, dtype, ndim=2)
-    n, n_in = X.shape
-    batch_size, step_begin, step_end = int(batch_size), int(step_begin), int(step_end)
-    steps = step_end - step_begin
-    if batch_size < 1 or step_begin < 0 or steps < 0:
-        raise ValueError(
-            f"expected batch_size >= 1 and 0 <= step_begin <= step_end;"
-            f" received {batch_size}, {step_begin}, {step_end}"
-        )
-    if steps == 0:
-        return 0
-    if step_end > -(-n // batch_size):
-        raise ValueError(
-            f"step_end: expected at most {-(-n // batch_size)} steps "
-            f"for {n} samples in batches of {batch_size}; received "
-            f"{step_end}"
-        )
-    layout = _check_layout(layout, params.shape[0], n_in)
-    k_out = int(layout[-1, 1])
-    spans = _check_spans(decay_spans, params.shape[0])
-    loss = int(loss)
-    if loss == Loss.CROSS_ENTROPY:
-        labels = _check_labels(labels, n, k_out)
-        Y = np.empty((0, k_out), dtype)
-    elif loss == Loss.MSE:
-        _float_array("Y", Y, dtype, ndim=2)
-        _shape("Y", Y, (n, k_out))
-        labels = np.empty(0, np.int64)
-    else:
-        raise ValueError(f"loss: expected a Loss code; received {loss!r}")
-    order = _int64_array("order", order, 1)
-    used = order[step_begin * batch_size : min(n, step_end * batch_size)]
-    if used.shape[0] != min(n, step_end * batch_size) - step_begin * batch_size:
-        raise ValueError(
-            f"order: expected at least {min(n, step_end * batch_size)} "
-            f"indices; received {order.shape[0]}"
-        )
-    if used.min() < 0 or used.max() >= n:
-        raise ValueError(
-            f"order: expected sample indices in [0, {n}); received "
-            f"values in [{used.min()}, {used.max()}]"
-        )
-    learning_rates = np.ascontiguousarray(learning_rates, dtype=np.float64)
-    if learning_rates.ndim != 1 or learning_rates.shape[0] < steps:
-        raise ValueError(
-            f"learning_rates: expected at least {steps} rates; received "
-            f"shape {learning_rates.shape}"
-        )
-    if not isinstance(losses_out, np.ndarray) or losses_out.shape[0] < steps:
-        raise ValueError(f"losses_out: expected an array of at least {steps} entries")
-    direct = (
-        losses_out.dtype == np.float64
-        and losses_out.ndim == 1
-        and losses_out.flags.c_contiguous
-        and losses_out.flags.writeable
+    a = _check_train_steps(
+        X,
+        labels,
+        Y,
+        order,
+        batch_size,
+        step_begin,
+        step_end,
+        params,
+        grads,
+        velocity,
+        layout,
+        loss,
+        learning_rates,
+        decay_spans,
+        losses_out,
     )
-    out = losses_out if direct else np.empty(steps, np.float64)
+    if a is None:
+        return 0
     done = int(
         _k.train_steps(
             X,
-            labels,
-            Y,
-            order,
-            batch_size,
-            step_begin,
-            step_end,
+            a.labels,
+            a.Y,
+            a.order,
+            a.batch_size,
+            a.step_begin,
+            a.step_end,
             params,
             grads,
             velocity,
-            layout,
-            loss,
-            learning_rates,
-            dtype.type(momentum),
+            a.layout,
+            a.loss,
+            a.learning_rates,
+            a.dtype.type(momentum),
             bool(nesterov),
             float(weight_decay),
-            spans,
-            out,
-            decay_is_exactly_the_weights(layout, spans, params.shape[0]),
+            a.spans,
+            a.out,
+            decay_is_exactly_the_weights(a.layout, a.spans, params.shape[0]),
         )
     )
-    if not direct:
-        losses_out[:done] = out[:done]
+    if a.out is not losses_out:
+        losses_out[:done] = a.out[:done]
     return done
