@@ -1,0 +1,41 @@
+"""The CI speed gate of ``benchmarks/compare.py`` (``fastnn.bench.check_results``)."""
+
+from __future__ import annotations
+
+from fastnn.bench import BenchRow, check_results
+
+
+def _rows(numba_s, cython_s, numpy_s=1.0):
+    rows = []
+    for group in ("S-float32", "L64-float32"):
+        for backend, t in (
+            ("numpy", numpy_s),
+            ("numba", numba_s),
+            ("cython", cython_s),
+        ):
+            rows.append(
+                BenchRow(
+                    backend,
+                    group.split("-")[0],
+                    "float32",
+                    t,
+                    t / numpy_s,
+                    60000 / t,
+                    group,
+                )
+            )
+    return rows
+
+
+def test_gate_passes_faster_backends_and_fails_slower_ones():
+    assert check_results(_rows(0.5, 0.7), ("numba", "cython"), True) == []
+    failures = check_results(_rows(0.5, 1.05), ("numba", "cython"), True)
+    assert len(failures) == 2 and all("cython is slower" in f for f in failures)
+
+
+def test_noise_allowance_and_missing_backends():
+    assert check_results(_rows(0.5, 1.05), (), True, noise=0.1) == []
+    assert len(check_results(_rows(0.5, 1.2), (), True, noise=0.1)) == 2
+    rows = [r for r in _rows(0.5, 0.7) if r.backend != "cython"]
+    failures = check_results(rows, ("numba", "cython"), True)
+    assert failures and all("'cython' has no result" in f for f in failures)
