@@ -244,3 +244,16 @@ def test_load_refuses_pickle_and_damage(tmp_path, data):
         fastnn.load(tmp_path / "x.npz")
     with pytest.raises(ValueError, match="not a valid"):
         fastnn.load(tmp_path / "nope.npz")
+
+
+def test_model_checkpoint_never_writes_non_finite_weights(tmp_path):
+    model = make_model()
+    checkpoint = fastnn.ModelCheckpoint(tmp_path / "ckpt.npz")
+    checkpoint.set_model(model)
+    model.params[3] = np.nan  # as a diverged step would leave them
+    with pytest.warns(UserWarning, match="not finite; not saved"):
+        checkpoint.on_epoch_end(0, {"loss": float("nan")})
+    assert list(tmp_path.iterdir()) == []
+    model.params[3] = 0.0
+    checkpoint.on_epoch_end(0, {"loss": 1.0})
+    assert fastnn.load(tmp_path / "ckpt.npz").weights_are_finite()
