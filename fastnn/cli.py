@@ -6,6 +6,8 @@
     fastnn evaluate MODEL [--backend auto]
     fastnn predict MODEL IMAGE... [--invert | --no-invert] [--plot FILE]
     fastnn backends
+    fastnn train --workers 2 [--scheduler tcp://host:8786] [--strategy local]
+    fastnn sweep --learning-rate 0.02 0.05 --hidden 128 512x512 --seeds 0 1
 
 ``python -m fastnn`` is the same command. Every error is reported as one line
 ``fastnn: error: ...`` on stderr, never a traceback: exit status 2 for bad
@@ -73,6 +75,16 @@ def _integer(minimum: int):
 _positive_int = _integer(1)
 
 
+def _architecture(text: str) -> tuple[int, ...]:
+    """``"256x128"`` -> ``(256, 128)``."""
+    parts = text.lower().split("x")
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected hidden sizes like 128 or 256x256; received {text!r}"
+        )
+    return tuple(int(p) for p in parts)
+
+
 def _number(low: float, high: float, low_open: bool = False, high_open: bool = False):
     lo = f"{'>' if low_open else '>='} {low:g}"
     hi = "" if math.isinf(high) else f" and {'<' if high_open else '<='} {high:g}"
@@ -95,6 +107,25 @@ def _number(low: float, high: float, low_open: bool = False, high_open: bool = F
 
 
 # ----------------------------------------------------------------- parser
+def _add_cluster(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="run on N single-threaded Dask workers (needs "
+        "'pip install \"fastnn[distributed]\"'); without --scheduler a "
+        "local cluster of N processes is started",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="address of a running Dask scheduler, e.g. tcp://host:8786 "
+        "(default with --workers: a local cluster)",
+    )
+
+
 def _add_backend(p: argparse.ArgumentParser) -> None:
     from fastnn.backends import BACKEND_NAMES
 
@@ -218,6 +249,22 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not write loss.png and confusion_matrix.png",
     )
+    _add_cluster(train)
+    train.add_argument(
+        "--strategy",
+        choices=("sync", "local"),
+        default="sync",
+        help="with --workers/--scheduler: sync = synchronous SGD (every step "
+        "is the global batch's step), local = local SGD (average every "
+        "--sync-every steps). Default: sync",
+    )
+    train.add_argument(
+        "--sync-every",
+        type=_positive_int,
+        default=8,
+        metavar="K",
+        help="local SGD: steps between parameter averages (default: %(default)s)",
+    )
     train.add_argument(
         "-q",
         "--quiet",
@@ -316,6 +363,96 @@ def build_parser() -> argparse.ArgumentParser:
         help="bar chart PNG to write (default: bench.png)",
     )
     bench.set_defaults(handler=cmd_bench)
+
+    sweep = sub.add_parser(
+        "sweep",
+        help="hyperparameter sweep on MNIST over a Dask cluster",
+        description="Train one MNIST model per combination of the values given "
+        "(and per seed) on a Dask cluster, each trial on one single-threaded "
+        "worker; score each on a held-out validation split; write sweep.md, "
+        "sweep.json and sweep.png. A failing trial is reported in its row, the "
+        "others go on. Needs 'pip install \"fastnn[distributed]\"'.",
+    )
+    sweep.add_argument(
+        "--learning-rate",
+        nargs="+",
+        type=_number(0, math.inf, low_open=True),
+        default=[LEARNING_RATE],
+        metavar="LR",
+        help="initial learning rates to try (default: %(default)s)",
+    )
+    sweep.add_argument(
+        "--hidden",
+        nargs="+",
+        type=_architecture,
+        default=[HIDDEN],
+        metavar="UNITSxUNITS...",
+        help="hidden layer sizes to try, e.g. 128 256x256 512x512x512 "
+        "(default: 512x512x512)",
+    )
+    sweep.add_argument(
+        "--momentum",
+        nargs="+",
+        type=_number(0, 1, high_open=True),
+        default=[MOMENTUM],
+        help="momenta to try (default: %(default)s)",
+    )
+    sweep.add_argument(
+        "--weight-decay",
+        nargs="+",
+        type=_number(0, math.inf),
+        default=[WEIGHT_DECAY],
+        help="weight decays to try (default: %(default)s)",
+    )
+    sweep.add_argument(
+        "--seeds",
+        nargs="+",
+        type=_integer(0),
+        default=[SEED],
+        help="seeds; every configuration runs once per seed (default: 0)",
+    )
+    sweep.add_argument("--epochs", type=_positive_int, default=2, help="default: 2")
+    sweep.add_argument(
+        "--batch-size", type=_positive_int, default=BATCH_SIZE, help="default: 64"
+    )
+    sweep.add_argument(
+        "--lr-decay",
+        type=_number(0, 1, low_open=True),
+        default=LR_DECAY,
+        help="learning-rate decay over each trial (default: %(default)s)",
+    )
+    sweep.add_argument(
+        "--validation-split",
+        type=_number(0, 1, low_open=True, high_open=True),
+        default=0.1,
+        metavar="FRACTION",
+        help="last fraction of the training data held out to score the "
+        "trials (default: %(default)s)",
+    )
+    sweep.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="use the first N training samples only",
+    )
+    sweep.add_argument(
+        "--dtype",
+        default="float32",
+        choices=("float32", "float64"),
+        help="default: float32",
+    )
+    _add_backend(sweep)
+    _add_cluster(sweep)
+    sweep.add_argument(
+        "-o",
+        "--output",
+        default="runs/sweep",
+        metavar="FOLDER",
+        help="folder for sweep.md, sweep.json and sweep.png (default: %(default)s)",
+    )
+    sweep.add_argument("--no-plots", action="store_true", help="do not write sweep.png")
+    sweep.set_defaults(handler=cmd_sweep)
     return parser
 
 
@@ -371,8 +508,62 @@ def _percent(x: float) -> str:
 
 
 # ----------------------------------------------------------------- commands
-def cmd_train(args: argparse.Namespace) -> int:
+def mnist_model(
+    seed,
+    learning_rate=LEARNING_RATE,
+    hidden=HIDDEN,
+    momentum=MOMENTUM,
+    weight_decay=WEIGHT_DECAY,
+    lr_decay=1.0,
+    decay_steps=1,
+    backend="auto",
+    dtype="float32",
+    input_dim=784,
+):
+    """The command's network: relu hidden layers (he_uniform), a softmax
+    output (glorot_uniform), SGD (Nesterov when ``momentum > 0``) with a
+    learning rate falling by ``lr_decay`` over ``decay_steps`` steps."""
     import fastnn
+
+    hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+    optimizer = fastnn.SGD(
+        learning_rate=fastnn.ExponentialDecay(
+            learning_rate, decay_rate=lr_decay, decay_steps=decay_steps
+        ),
+        momentum=momentum,
+        nesterov=momentum > 0,
+        weight_decay=weight_decay,
+    )
+    layers = [
+        fastnn.Dense(units, activation="relu", kernel_initializer="he_uniform")
+        for units in hidden
+    ]
+    layers.append(
+        fastnn.Dense(10, activation="softmax", kernel_initializer="glorot_uniform")
+    )
+    return fastnn.Sequential(
+        layers,
+        input_dim=input_dim,
+        optimizer=optimizer,
+        backend=backend,
+        dtype=dtype,
+        seed=seed,
+        metrics=("accuracy",),
+    )
+
+
+def _distributed(args):
+    """``fastnn.distributed`` when the command should run on a cluster (and
+    Dask is installed: else ImportError with the install command), or None."""
+    if args.workers is None and args.scheduler is None:
+        return None
+    from fastnn import distributed
+
+    distributed._require_dask()
+    return distributed
+
+
+def cmd_train(args: argparse.Namespace) -> int:
     from fastnn import backends
 
     quiet = args.quiet
@@ -384,6 +575,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         from fastnn import plots
 
         plots.require_matplotlib()
+    distributed = _distributed(args)
+    if args.workers is not None and args.workers > args.batch_size:
+        raise UsageError(
+            f"argument --workers: {args.workers} workers would leave some "
+            f"without a sample of a batch of {args.batch_size}; expected at "
+            f"most --batch-size"
+        )
 
     (x_train, y_train), (x_test, y_test) = _load_mnist(args.dtype)
     if args.limit is not None:
@@ -411,31 +609,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     output.mkdir(parents=True, exist_ok=True)  # an unwritable folder fails here
 
     steps = math.ceil(len(x_train) / args.batch_size) * args.epochs
-    # decay_steps = the whole run: lr(step) = lr0 * lr_decay ** (step / steps).
-    learning_rate = fastnn.ExponentialDecay(
-        args.learning_rate, decay_rate=args.lr_decay, decay_steps=steps
-    )
-    optimizer = fastnn.SGD(
-        learning_rate=learning_rate,
+    model = mnist_model(
+        seed,
+        learning_rate=args.learning_rate,
+        hidden=tuple(args.hidden),
         momentum=args.momentum,
-        nesterov=args.momentum > 0,
         weight_decay=args.weight_decay,
-    )
-    layers = [
-        fastnn.Dense(units, activation="relu", kernel_initializer="he_uniform")
-        for units in args.hidden
-    ]
-    layers.append(
-        fastnn.Dense(10, activation="softmax", kernel_initializer="glorot_uniform")
-    )
-    model = fastnn.Sequential(
-        layers,
-        input_dim=x_train.shape[1],
-        optimizer=optimizer,
+        lr_decay=args.lr_decay,
+        decay_steps=steps,
         backend=backend,
         dtype=args.dtype,
-        seed=seed,
-        metrics=("accuracy",),
+        input_dim=x_train.shape[1],
     )
     _say(model.summary(), quiet=quiet)
     _say(
@@ -448,14 +632,30 @@ def cmd_train(args: argparse.Namespace) -> int:
         quiet=quiet,
     )
 
-    history = model.fit(
-        x_train,
-        y_train,
+    fit_args = dict(
         epochs=args.epochs,
         batch_size=args.batch_size,
         validation_data=validation_data,
         verbose=0 if quiet else 1,
     )
+    if distributed is None:
+        history = model.fit(x_train, y_train, **fit_args)
+    else:
+        strategy = (
+            distributed.LocalSGD(args.sync_every)
+            if args.strategy == "local"
+            else distributed.SyncSGD()
+        )
+        _say(f"data-parallel: {strategy} on a Dask cluster", quiet=quiet)
+        history = distributed.fit(
+            model,
+            x_train,
+            y_train,
+            client=args.scheduler,
+            workers=args.workers,
+            strategy=strategy,
+            **fit_args,
+        )
     probs = model.predict(x_test)
     scores = model.evaluate(x_test, y_test)
     predicted = probs.argmax(axis=1)
@@ -542,6 +742,87 @@ def cmd_bench(args: argparse.Namespace) -> int:
     bench.print_table(rows)
     print(f"wrote {args.output}")
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import functools
+
+    from fastnn import backends, distributed
+
+    distributed._require_dask()
+    backend = backends.resolve_backend_name(args.backend)
+    backends.get_backend(backend)
+    if not args.no_plots:
+        from fastnn import plots
+
+        plots.require_matplotlib()
+    (x, y), _ = _load_mnist(args.dtype)
+    if args.limit is not None:
+        x, y = x[: args.limit], y[: args.limit]
+    n_val = int(round(len(x) * args.validation_split))
+    if n_val < 1 or n_val >= len(x):
+        raise UsageError(
+            f"argument --validation-split: {args.validation_split:g} of {len(x)} "
+            "samples leaves no training or no validation data"
+        )
+    x, y, validation_data = x[:-n_val], y[:-n_val], (x[-n_val:], y[-n_val:])
+    if args.batch_size > len(x):
+        raise UsageError(
+            f"argument --batch-size: {args.batch_size} is more than the "
+            f"{len(x)} training samples"
+        )
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    grid = {
+        "learning_rate": args.learning_rate,
+        "hidden": [list(h) for h in args.hidden],
+        "momentum": args.momentum,
+        "weight_decay": args.weight_decay,
+    }
+    build = functools.partial(
+        mnist_model,
+        lr_decay=args.lr_decay,
+        decay_steps=math.ceil(len(x) / args.batch_size) * args.epochs,
+        backend=backend,
+        dtype=args.dtype,
+    )
+    trials = math.prod(len(v) for v in grid.values()) * len(args.seeds)
+    print(
+        f"sweep: {trials} trials of {args.epochs} epoch(s) on {len(x)} MNIST "
+        f"samples, scored on the last {n_val}",
+        flush=True,
+    )
+    result = distributed.sweep(
+        build,
+        x,
+        y,
+        grid=grid,
+        seeds=args.seeds,
+        client=args.scheduler,
+        workers=args.workers,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_data=validation_data,
+    )
+    table = result.to_markdown()
+    print(table, end="")
+    best = result.best()
+    if best is not None:
+        print(
+            "best: "
+            + ", ".join(f"{p}={best[p]}" for p in result.params)
+            + f": val_accuracy {_percent(best['mean'])} (mean of {best['trials']})"
+        )
+    written = [output / "sweep.md", output / "sweep.json"]
+    from fastnn.io import atomic_write
+
+    atomic_write(written[0], lambda f: f.write(table.encode()))
+    result.to_json(written[1])
+    if not args.no_plots:
+        written.append(result.plot(output / "sweep.png"))
+    for path in written:
+        print(f"wrote {path}")
+    return 0 if best is not None else 1
 
 
 # ----------------------------------------------------------------- main

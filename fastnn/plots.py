@@ -26,6 +26,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_digit_predictions",
     "plot_history",
+    "plot_sweep",
     "require_matplotlib",
 ]
 
@@ -300,3 +301,48 @@ def plot_digit_predictions(
 def _shorten(name: str, width: int = 18) -> str:
     name = os.path.basename(str(name))
     return name if len(name) <= width else name[: width - 3] + "..."
+
+
+def plot_sweep(result, path: str | os.PathLike) -> Path:
+    """A :class:`fastnn.distributed.SweepResult`'s metric per configuration:
+    a bar for the mean over seeds and a dot per seed; writes a PNG atomically."""
+    rows = result.summary()
+    metric = result.metric
+    k = len(rows)
+    # Label the bars with the parameters that vary; the others are constant.
+    varying = [
+        p for p in result.params if len({repr(row[p]) for row in rows}) > 1
+    ] or list(result.params[:1])
+    labels = ["\n".join(f"{p}={row[p]}" for p in varying) for row in rows]
+    fig = _new_figure(
+        max(5.0, 1.1 * k + 1.5),
+        3.6 + 0.25 * len(varying),
+        left=0.12,
+        right=0.98,
+        bottom=0.1 + 0.07 * len(varying),
+        top=0.9,
+    )
+    ax = fig.subplots()
+    means = [row["mean"] if row["mean"] is not None else 0.0 for row in rows]
+    ax.bar(range(k), means, color="#9ecae1", label="mean over seeds")
+    for i, row in enumerate(rows):
+        values = [
+            r[metric]
+            for r in result.records
+            if r["status"] == "ok"
+            and r.get(metric) is not None
+            and all(r[p] == row[p] for p in result.params)
+        ]
+        ax.plot([i] * len(values), values, "o", color="#08519c", markersize=4)
+        if row["failed"]:
+            ax.text(
+                i, 0, f"{row['failed']} failed", ha="center", va="bottom", color="red"
+            )
+    ok = [v for v in means if v]
+    if ok and not metric.endswith("loss"):
+        ax.set_ylim(max(0.0, min(ok) - 0.05), min(1.0, max(ok) + 0.02) + 0.01)
+    ax.set_xticks(range(k), labels, fontsize=8)
+    ax.set_ylabel(metric)
+    ax.set_title(f"Sweep: {metric} per configuration ({len(result)} trials)")
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)

@@ -85,6 +85,20 @@ def fit(
     :class:`~fastnn.TerminateOnNaN` callback; the model keeps its last finite
     weights either way.
     """
+    checked = check_fit_arguments(
+        model, x, y, epochs, batch_size, validation_data, callbacks, verbose, resume
+    )
+    return run(model, *checked, verbose=verbose, shuffle=shuffle, runner=LocalSteps)
+
+
+def check_fit_arguments(
+    model, x, y, epochs, batch_size, validation_data, callbacks, verbose, resume
+):
+    """Validate ``fit``'s arguments; restore ``resume``'s state into ``model``.
+
+    Returns ``(xs, labels, Y, epochs, batch_size, val, callbacks)`` with
+    ``epochs`` the number still to run.
+    """
     epochs = _validation.check_positive_int(epochs, "epochs", minimum=0)
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose: expected 0, 1 or 2; received {verbose!r}")
@@ -106,6 +120,67 @@ def fit(
 
         io.restore_state(model, resume)
         epochs = max(0, epochs - model.epoch)
+    return xs, labels, Y, epochs, batch_size, val, user_callbacks
+
+
+class LocalSteps:
+    """Runs SGD steps in this process with the backend's fused ``train_steps``.
+
+    The trainer calls ``steps(order, batch_size, s, e, learning_rates,
+    losses_out)`` for each chunk of steps ``[s, e)`` of an epoch; it updates
+    ``model.params`` and ``model.velocity`` in place and returns the number of
+    steps applied (fewer than ``e - s`` when a loss was not finite).
+    :mod:`fastnn.distributed` provides the same interface over a cluster.
+    """
+
+    #: SGD steps per call.
+    chunk_steps = CHUNK_STEPS
+
+    def __init__(self, model, xs, labels, Y) -> None:
+        self.model, self.xs, self.labels, self.Y = model, xs, labels, Y
+
+    def __call__(self, order, batch_size, s, e, learning_rates, losses_out) -> int:
+        model, opt = self.model, self.model.optimizer
+        return model.kernels.train_steps(
+            self.xs,
+            self.labels,
+            self.Y,
+            order,
+            batch_size,
+            s,
+            e,
+            model.params,
+            model.grads,
+            model.velocity,
+            model.layout,
+            int(model.loss),
+            learning_rates,
+            opt.momentum,
+            opt.nesterov,
+            opt.weight_decay,
+            model.decay_spans,
+            losses_out,
+        )
+
+
+def run(
+    model,
+    xs,
+    labels,
+    Y,
+    epochs,
+    batch_size,
+    val,
+    user_callbacks,
+    verbose,
+    shuffle,
+    runner,
+):
+    """The epoch loop over checked arguments. ``runner(model, xs, labels, Y)``
+    makes the step runner: :class:`LocalSteps` here, a cluster's in
+    :mod:`fastnn.distributed`; everything else is this one loop."""
+    n = xs.shape[0]
+    runner = runner(model, xs, labels, Y)
 
     history = History()
     cbs: list[Callback] = [history]
@@ -117,7 +192,6 @@ def fit(
         cb.set_model(model)
     model.history = history
 
-    kernels = model.kernels
     opt = model.optimizer
     steps = math.ceil(n / batch_size)
     sizes = np.full(steps, batch_size, np.float64)
@@ -140,30 +214,11 @@ def fit(
         start_time = time.perf_counter()
         s = 0
         while s < steps:
-            e = min(steps, s + CHUNK_STEPS)
+            e = min(steps, s + runner.chunk_steps)
             lrs = opt.learning_rates(model.step, e - s)
             np.copyto(saved_params, model.params)
             np.copyto(saved_velocity, model.velocity)
-            done = kernels.train_steps(
-                xs,
-                labels,
-                Y,
-                order,
-                batch_size,
-                s,
-                e,
-                model.params,
-                model.grads,
-                model.velocity,
-                model.layout,
-                int(model.loss),
-                lrs,
-                opt.momentum,
-                opt.nesterov,
-                opt.weight_decay,
-                model.decay_spans,
-                losses[s:e],
-            )
+            done = runner(order, batch_size, s, e, lrs, losses[s:e])
             model.step += done
             running = float(
                 np.dot(losses[: s + done], sizes[: s + done])
@@ -178,7 +233,7 @@ def fit(
                     np.copyto(model.velocity, saved_velocity)
                     model.step -= done
                 return _diverged(
-                    model, cbs, history, epoch, s + done, verbose, terminate_on_nan
+                    model, cbs, epoch, s + done, e - s, verbose, terminate_on_nan
                 )
             for cb in cbs:
                 cb.on_batch_end(e - 1, {"loss": running, "steps": done})
@@ -202,14 +257,14 @@ def fit(
             break
     for cb in cbs:
         cb.on_train_end()
-    return history
+    return model.history
 
 
-def _diverged(model, cbs, history, epoch, step, verbose, terminate_on_nan):
+def _diverged(model, cbs, epoch, step, chunk, verbose, terminate_on_nan):
     message = (
         f"training diverged at epoch {epoch + 1}, step {step + 1}: the loss is "
         "not finite. That step was not applied and the model keeps its last "
-        f"finite weights (at most {CHUNK_STEPS} steps earlier). Lower the "
+        f"finite weights (at most {chunk} steps earlier). Lower the "
         "learning rate, check the inputs for extreme values, or add weight "
         "decay."
     )
@@ -223,4 +278,4 @@ def _diverged(model, cbs, history, epoch, step, verbose, terminate_on_nan):
         print(f"TerminateOnNaN: {message}", file=sys.stderr, flush=True)
     for cb in cbs:
         cb.on_train_end()
-    return history
+    return model.history

@@ -1,0 +1,445 @@
+"""Data-parallel training and sweeps on Dask (fastnn.distributed).
+
+One module-wide LocalCluster of 2 single-threaded worker processes; the
+3-worker test starts its own through ``client=None``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import distributed
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import _compose
+from fastnn import _data_parallel as dp
+from fastnn import distributed as fd
+
+RNG = np.random.default_rng(7)
+X = RNG.random((150, 12))
+Y = RNG.integers(0, 4, 150)
+
+
+def _build(backend="numpy", seed=0, hidden=16, dtype="float64", lr=0.1, wd=1e-3):
+    return fastnn.Sequential(
+        [
+            fastnn.Dense(hidden, activation="tanh"),
+            fastnn.Dense(4, activation="softmax"),
+        ],
+        input_dim=X.shape[1],
+        optimizer=fastnn.SGD(lr, momentum=0.9, nesterov=True, weight_decay=wd),
+        backend=backend,
+        dtype=dtype,
+        seed=seed,
+    )
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+def _relative(a, b):
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+# ------------------------------------------------------------- the maths
+@pytest.mark.parametrize("ranks", [1, 2, 3, 5, 23])
+def test_combined_gradient_sums_equal_the_full_batch_gradient(backend_name, ranks):
+    model = _build(backend_name)
+    idx = np.arange(23, dtype=np.int64) * 3  # 23 samples: every split is uneven
+    parts = dp.split_batch(idx, ranks)
+    assert sorted({p.shape[0] for p in parts}) in (
+        [23 // ranks],
+        [23 // ranks, 23 // ranks + 1],
+    )
+    results = [
+        dp.gradient_sum(
+            model.kernels,
+            X,
+            Y,
+            np.empty((0, 4)),
+            p,
+            model.params,
+            model.layout,
+            model.loss,
+        )
+        for p in parts
+    ]
+    combined = np.empty_like(model.params)
+    data_loss = dp.combine_gradient_sums(results, idx.shape[0], combined)
+    # L2 is added once, by the driver's update (as model.loss_and_gradients does).
+    wd = model.optimizer.weight_decay
+    l2 = _compose.add_weight_decay(model.params, combined, wd, model.decay_spans)
+    loss, expected = model.loss_and_gradients(X[idx], Y[idx])
+    got = [a.copy() for a in model.get_weights()]
+    for l in range(len(model.layers)):
+        W, b = _compose.layer_views(combined, model.layout, l)
+        got[2 * l], got[2 * l + 1] = W, b
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-14)
+    assert abs(data_loss + l2 - loss) <= 1e-12 * abs(loss)
+
+
+def test_weighted_average_of_one_rank_is_that_rank():
+    a = RNG.standard_normal(50)
+    out = np.empty_like(a)
+    dp.weighted_average([a], [7], out)
+    assert np.array_equal(out, a)
+    dp.weighted_average([a, 3 * a], [1, 3], out)
+    np.testing.assert_allclose(out, 2.5 * a, rtol=1e-15)
+
+
+# ------------------------------------------------------ against model.fit
+def test_one_worker_is_bit_identical_to_fit(client, backend_name):
+    local = _build(backend_name)
+    local.fit(X, Y, epochs=3, batch_size=32, verbose=0)
+    for strategy in (fd.SyncSGD(), fd.LocalSGD(sync_every=4)):
+        model = _build(backend_name)
+        history = fd.fit(
+            model,
+            X,
+            Y,
+            client=client,
+            workers=1,
+            strategy=strategy,
+            epochs=3,
+            batch_size=32,
+            verbose=0,
+        )
+        assert np.array_equal(model.params, local.params), strategy
+        assert np.array_equal(model.velocity, local.velocity), strategy
+        assert history.history["loss"] == local.history.history["loss"]
+        assert (model.epoch, model.step) == (local.epoch, local.step)
+
+
+def test_two_workers_sync_sgd_match_fit(client, backend_name):
+    local = _build(backend_name)
+    local.fit(X, Y, epochs=3, batch_size=32, verbose=0)
+    model = _build(backend_name)
+    history = fd.fit(
+        model, X, Y, client=client, workers=2, epochs=3, batch_size=32, verbose=0
+    )
+    assert _relative(model.params, local.params) < 1e-10
+    np.testing.assert_allclose(
+        history.history["loss"], local.history.history["loss"], rtol=1e-10
+    )
+    # Local SGD that averages after every step is synchronous SGD.
+    every_step = _build(backend_name)
+    fd.fit(
+        every_step,
+        X,
+        Y,
+        client=client,
+        workers=2,
+        strategy=fd.LocalSGD(sync_every=1),
+        epochs=3,
+        batch_size=32,
+        verbose=0,
+    )
+    assert _relative(every_step.params, model.params) < 1e-10
+    assert _relative(every_step.velocity, model.velocity) < 1e-10
+
+
+def test_three_workers_on_a_new_local_cluster_match_fit():
+    """``client=None`` starts (and closes) a LocalCluster of 3 workers."""
+    reference = {}
+    for backend in fastnn.available_backends():
+        if fastnn.available_backends()[backend] is None:
+            local = _build(backend)
+            local.fit(X, Y, epochs=3, batch_size=32, verbose=0)
+            reference[backend] = local.params
+    assert "numpy" in reference
+    models = {b: _build(b) for b in reference}
+    with fd.connect(None, workers=3) as (c, addresses):
+        assert len(addresses) == 3
+        for model in models.values():
+            fd.fit(model, X, Y, client=c, epochs=3, batch_size=32, verbose=0)
+    for backend, model in models.items():
+        assert _relative(model.params, reference[backend]) < 1e-10, backend
+
+
+class _Delay(distributed.WorkerPlugin):
+    """Slows one worker's tasks down, so that ranks finish in a chosen order."""
+
+    name = "test-delay"
+
+    def __init__(self, slow_address):
+        self.slow = slow_address
+
+    def transition(self, key, start, finish, **kwargs):
+        import time
+
+        if finish == "executing" and self.worker.address == self.slow:
+            time.sleep(0.01)
+
+    def setup(self, worker):
+        self.worker = worker
+
+
+def test_runs_are_bit_identical_whatever_order_workers_finish(client):
+    workers = sorted(client.scheduler_info()["workers"])
+    params = []
+    for slow in workers:
+        client.register_plugin(_Delay(slow))
+        model = _build("numpy")
+        fd.fit(model, X, Y, client=client, epochs=2, batch_size=40, verbose=0)
+        params.append(model.params)
+        client.unregister_worker_plugin("test-delay")
+    assert np.array_equal(params[0], params[1])
+
+
+def test_local_sgd_every_8_steps_is_within_2_points_of_fit(client, mnist):
+    (x, y), (xt, yt) = mnist
+    x, y = x[:12000], y[:12000]
+
+    def build():
+        return fastnn.Sequential(
+            [
+                fastnn.Dense(64, activation="relu"),
+                fastnn.Dense(10, activation="softmax"),
+            ],
+            input_dim=784,
+            optimizer=fastnn.SGD(0.05, momentum=0.9),
+            backend="numpy",
+            seed=3,
+        )
+
+    local = build()
+    local.fit(x, y, epochs=2, batch_size=64, verbose=0)
+    model = build()
+    fd.fit(
+        model,
+        x,
+        y,
+        client=client,
+        strategy=fd.LocalSGD(sync_every=8),
+        epochs=2,
+        batch_size=64,
+        verbose=0,
+    )
+    single = local.evaluate(xt, yt)["accuracy"]
+    parallel = model.evaluate(xt, yt)["accuracy"]
+    assert single > 0.9
+    assert parallel >= single - 0.02, (parallel, single)
+
+
+# ----------------------------------------------------------- failures
+class _KillAWorker(fastnn.Callback):
+    def __init__(self, client, at_step):
+        self.client, self.at_step, self.killed = client, at_step, False
+
+    def on_batch_end(self, batch, logs=None):
+        if not self.killed and self.model.step >= self.at_step:
+            pids = self.client.run(os.getpid)
+            os.kill(sorted(pids.values())[-1], signal.SIGKILL)
+            self.killed = True
+
+
+def test_a_killed_worker_completes_the_same_or_resumes_exactly(client, tmp_path):
+    x = np.concatenate([X] * 4)
+    y = np.concatenate([Y] * 4)
+    expected = _build("numpy")
+    fd.fit(expected, x, y, client=client, epochs=2, batch_size=8, verbose=0)
+
+    model = _build("numpy")
+    killer = _KillAWorker(client, at_step=64)
+    checkpoint = tmp_path / "ckpt.npz"
+    try:
+        fd.fit(
+            model,
+            x,
+            y,
+            client=client,
+            epochs=2,
+            batch_size=8,
+            verbose=0,
+            callbacks=[killer],
+            checkpoint=checkpoint,
+        )
+    except fd.WorkerLostError as err:  # Dask could not recover: resume exactly
+        assert str(checkpoint) in str(err) or "No checkpoint" in str(err)
+        client.wait_for_workers(2, timeout=60)
+        model = _build("numpy")
+        resume = checkpoint if checkpoint.exists() else None
+        fd.fit(
+            model, x, y, client=client, epochs=2, batch_size=8, verbose=0, resume=resume
+        )
+    assert killer.killed
+    assert np.array_equal(model.params, expected.params)
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_resume_from_a_driver_checkpoint_is_exact(client, tmp_path):
+    expected = _build("numpy")
+    fd.fit(expected, X, Y, client=client, epochs=3, batch_size=16, verbose=0)
+    checkpoint = tmp_path / "ckpt.npz"
+    first = _build("numpy")
+    fd.fit(
+        first,
+        X,
+        Y,
+        client=client,
+        epochs=1,
+        batch_size=16,
+        verbose=0,
+        checkpoint=checkpoint,
+    )
+    resumed = _build("numpy", seed=99)  # different init: everything comes from the file
+    fd.fit(
+        resumed,
+        X,
+        Y,
+        client=client,
+        epochs=3,
+        batch_size=16,
+        verbose=0,
+        resume=checkpoint,
+    )
+    assert resumed.epoch == 3
+    assert np.array_equal(resumed.params, expected.params)
+
+
+def test_too_many_workers_is_a_value_error(client):
+    model = _build("numpy")
+    with pytest.raises(ValueError, match=r"workers: expected at most the 2 workers"):
+        fd.fit(model, X, Y, client=client, workers=3, batch_size=8, verbose=0)
+    with pytest.raises(ValueError, match=r"workers: expected at most batch_size \(2\)"):
+        fd.fit(model, X, Y, client=client, workers=3, batch_size=2, verbose=0)
+    with pytest.raises(ValueError, match=r"at most batch_size \(1\).*cluster has 2"):
+        fd.fit(model, X, Y, client=client, batch_size=1, verbose=0)
+    with pytest.raises(TypeError, match="strategy: expected"):
+        fd.fit(model, X, Y, client=client, strategy="sync", verbose=0)
+    with pytest.raises(ValueError, match="sync_every: expected an int >= 1"):
+        fd.LocalSGD(sync_every=0)
+    with pytest.raises(TypeError, match="client: expected None, a scheduler address"):
+        fd.fit(model, X, Y, client=3, verbose=0)
+    assert model.step == 0
+
+
+# --------------------------------------------------------------- sweeps
+def _sweep_model(seed, lr, hidden, backend="numpy"):
+    if lr > 1:
+        raise ValueError("lr: this trial is meant to fail")
+    return _build(backend, seed=seed, hidden=hidden, lr=lr)
+
+
+def test_sweep_equals_a_sequential_loop(client, tmp_path):
+    grid = {"lr": [0.05, 0.2, 5.0], "hidden": [8, 16]}
+    result = fd.sweep(
+        _sweep_model,
+        X,
+        Y,
+        grid=grid,
+        seeds=[0, 1],
+        client=client,
+        epochs=2,
+        batch_size=16,
+        validation_data=(X[:50], Y[:50]),
+    )
+    assert len(result) == 12
+    failed = [r for r in result if r["status"] == "failed"]
+    assert len(failed) == 4 and all(r["lr"] == 5.0 for r in failed)
+    assert all("meant to fail" in r["error"] for r in failed)
+    with fastnn.set_num_threads(1):
+        for record in result:
+            if record["lr"] == 5.0:
+                continue
+            model = _sweep_model(record["seed"], record["lr"], record["hidden"])
+            h = model.fit(
+                X,
+                Y,
+                epochs=2,
+                batch_size=16,
+                validation_data=(X[:50], Y[:50]),
+                verbose=0,
+            )
+            assert record["loss"] == h.history["loss"][-1]
+            assert record["val_accuracy"] == h.history["val_accuracy"][-1]
+    best = result.best()
+    assert best["lr"] in (0.05, 0.2) and best["trials"] == 2
+    assert "| lr | hidden | seed | status |" in result.to_markdown()
+    result.to_json(tmp_path / "sweep.json")
+    png = result.plot(tmp_path / "sweep.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_rejects_bad_arguments(client):
+    with pytest.raises(TypeError, match="build_model: expected a callable"):
+        fd.sweep(3, X, Y, grid={"lr": [0.1]}, client=client)
+    with pytest.raises(TypeError, match="grid: expected a non-empty dict"):
+        fd.sweep(_sweep_model, X, Y, grid={}, client=client)
+    with pytest.raises(ValueError, match=r"grid\['lr'\]: expected at least one value"):
+        fd.sweep(_sweep_model, X, Y, grid={"lr": []}, client=client)
+    with pytest.raises(ValueError, match="seeds: expected at least one seed"):
+        fd.sweep(_sweep_model, X, Y, grid={"lr": [0.1]}, seeds=[], client=client)
+
+
+def test_without_dask_fastnn_imports_and_distributed_says_how_to_install():
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["distributed"] = None  # as if Dask were not installed
+        import fastnn
+        from fastnn import distributed
+        try:
+            distributed.fit(None, None, None)
+        except ImportError as err:
+            print(err)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert 'pip install "fastnn[distributed]"' in out
+
+
+# ------------------------------------------------------------------ CLI
+def test_cli_train_and_sweep_on_the_cluster(client, tmp_path, capsys):
+    from fastnn import cli
+
+    address = client.scheduler.address
+    status = cli.main(
+        ["train", "--scheduler", address, "--strategy", "local", "--sync-every", "4",
+         "--limit", "1200", "--hidden", "32", "--epochs", "1", "--backend", "numpy",
+         "--no-plots", "-q", "-o", str(tmp_path / "train")]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "test accuracy:" in out
+    assert fastnn.load(tmp_path / "train" / "model.npz").epoch == 1
+
+    status = cli.main(
+        ["sweep", "--scheduler", address, "--limit", "1500", "--hidden", "16", "32",
+         "--learning-rate", "0.05", "0.1", "--seeds", "0", "1", "--epochs", "1",
+         "--backend", "numpy", "-o", str(tmp_path / "sweep")]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert out.count("| ok |") == 8
+    assert "best: learning_rate=" in out
+    for name in ("sweep.md", "sweep.json", "sweep.png"):
+        assert (tmp_path / "sweep" / name).stat().st_size > 0
+
+
+def test_cli_rejects_more_workers_than_the_batch(tmp_path, capsys):
+    from fastnn import cli
+
+    status = cli.main(
+        ["train", "--workers", "9", "--batch-size", "8", "-o", str(tmp_path)]
+    )
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "--workers" in err and "--batch-size" in err
