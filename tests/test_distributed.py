@@ -443,3 +443,27 @@ def test_cli_rejects_more_workers_than_the_batch(tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == 2
     assert "--workers" in err and "--batch-size" in err
+
+
+def _thread_limits():
+    from threadpoolctl import threadpool_info
+
+    return sorted({pool["num_threads"] for pool in threadpool_info()})
+
+
+def _two_threads():
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(2)
+    return _thread_limits()
+
+
+def test_every_worker_is_pinned_to_one_thread(client):
+    # Dask's nanny starts workers with OMP/OPENBLAS_NUM_THREADS=1; undo that
+    # first, so the test sees fastnn's own pinning at work.
+    assert all(v == [2] for v in client.run(_two_threads).values())
+    with fd.connect(client) as (c, addresses):
+        assert len(addresses) == 2
+        limits = c.run(_thread_limits)
+    assert set(limits) == set(addresses)
+    assert all(v == [1] for v in limits.values()), limits
