@@ -85,7 +85,7 @@ def extensions(debug: bool) -> list[Extension]:
                 ("FASTNN_DEBUG_BUILD", "1" if debug else "0"),
             ],
             extra_compile_args=compile_args(debug),
-            depends=[str(MODE_FILE)],
+            depends=[str(MODE_FILE), *map(str, sorted(KERNELS_DIR.glob("*.h")))],
         )
         for pyx in sorted(KERNELS_DIR.glob("*.pyx"))
     ]

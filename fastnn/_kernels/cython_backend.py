@@ -72,7 +72,7 @@ _KERNELS_DIR = Path(__file__).resolve().parent
 _SOURCES = {
     "_dense": ("_dense.pyx", "_dense.pxd", "_common.pxd"),
     "_loss": ("_loss.pyx", "_loss.pxd", "_common.pxd"),
-    "_sgd": ("_sgd.pyx", "_sgd.pxd"),
+    "_sgd": ("_sgd.pyx", "_sgd.pxd", "_sumsq.h"),
     "_train": ("_train.pyx", "_common.pxd", "_dense.pxd", "_loss.pxd", "_sgd.pxd"),
 }
 
