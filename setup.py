@@ -10,7 +10,10 @@ the two modes forces a full rebuild (see ``_note_build_mode``).
 The release build uses ``-O3`` without ``-march`` (the wheel must run on any
 CPU of its platform) and without ``-ffast-math`` (NaN/Inf checks must hold);
 ``-ffp-contract=off`` keeps the elementwise arithmetic rounded exactly as
-NumPy's reference does it (no fused multiply-adds). BLAS comes from SciPy
+NumPy's reference does it (no fused multiply-adds). The SGD update's C core
+(``fastnn/_kernels/_sgd_core.h``, a dependency of every extension) adds an AVX2
+copy of its loops through a function attribute, chosen at run time on CPUs that
+have AVX2, so the build itself stays at the baseline. BLAS comes from SciPy
 (``scipy.linalg.cython_blas``), so there is nothing to link and no OpenMP.
 """
 
@@ -85,7 +88,7 @@ def extensions(debug: bool) -> list[Extension]:
                 ("FASTNN_DEBUG_BUILD", "1" if debug else "0"),
             ],
             extra_compile_args=compile_args(debug),
-            depends=[str(MODE_FILE)],
+            depends=[str(MODE_FILE), *map(str, sorted(KERNELS_DIR.glob("*.h")))],
         )
         for pyx in sorted(KERNELS_DIR.glob("*.pyx"))
     ]

@@ -45,7 +45,11 @@ def cython_backend():
 
 def _copy_sources(dest: Path, mtime: float) -> None:
     dest.mkdir(parents=True, exist_ok=True)
-    for source in [*KERNELS.glob("*.pyx"), *KERNELS.glob("*.pxd")]:
+    for source in [
+        *KERNELS.glob("*.pyx"),
+        *KERNELS.glob("*.pxd"),
+        *KERNELS.glob("*.h"),
+    ]:
         shutil.copy(source, dest / source.name)
         os.utime(dest / source.name, (mtime, mtime))
 

@@ -23,7 +23,7 @@ from fastnn._kernels._common cimport (
     gemm,
 )
 
-KERNEL_API_VERSION = 1
+KERNEL_API_VERSION = 2
 
 cdef extern from *:
     """

@@ -19,7 +19,7 @@ from libc.stdint cimport int64_t
 
 from fastnn._kernels._common cimport exp_
 
-KERNEL_API_VERSION = 1
+KERNEL_API_VERSION = 2
 
 
 cdef double softmax_cross_entropy_core(

@@ -15,6 +15,7 @@ cdef double sgd_range(
     floating weight_decay,
     bint decay,
     const int64_t[:, ::1] spans,
+    bint write_grads,
 ) noexcept nogil
 
 cdef double sgd_full(
@@ -28,6 +29,7 @@ cdef double sgd_full(
     bint decay,
     const int64_t[:, ::1] spans,
     bint spans_disjoint,
+    bint write_grads,
 ) noexcept nogil
 
 

@@ -8,24 +8,58 @@
 #     params -= learning_rate * step;  grads <- g (g + momentum * v if nesterov)
 # The arithmetic is the reference's, operation by operation and in the array
 # dtype, so float32 results are bitwise those of NumPy (with -ffp-contract=off).
-# The pre-update ``sum(params**2)`` over the spans is accumulated in float64,
-# in blocks small enough to stay in L1 between the sum and the update, with
-# eight partial sums so the loop is not bound by the addition latency.
+# The loops themselves are C (_sgd_core.h, which says why): per block of 512
+# entries the pre-update ``sum(params**2)``, accumulated in float64 in eight
+# SSE2 partial sums, then the update, in an AVX2 copy chosen at run time on
+# CPUs that have it.
 # ``sgd_range`` updates one range [begin, end) and serves the fused training
 # loop, which updates each layer right after its gradients are computed; it
 # needs sorted, disjoint spans. ``sgd_full`` also takes overlapping spans
-# (each span then adds its own decay, as the reference does).
-# Buffers overwritten: params, grads, velocity (velocity only if momentum != 0).
+# (each span then adds its own decay, as the reference does). Both skip the
+# write of g into grads where it would not change grads (no decay, no
+# Nesterov) and, with ``write_grads`` false (the training loop, where grads is
+# scratch), everywhere: as numba's per-layer update, one memory stream less.
+# Buffers overwritten: params, grads (only if write_grads), velocity (only if
+# momentum != 0).
 
 from cython cimport floating
 from libc.stdint cimport int64_t
 
-KERNEL_API_VERSION = 1
+KERNEL_API_VERSION = 2
 
-# Entries per block: the block's params (4-8 KiB) stay in L1 between the
-# sum of squares and the update.
-cdef enum:
-    BLOCK = 1024
+cdef extern from "_sgd_core.h" nogil:
+    double sumsq_f32 "fastnn_sumsq_f32"(const float* x, Py_ssize_t n) noexcept
+    double sumsq_f64 "fastnn_sumsq_f64"(const double* x, Py_ssize_t n) noexcept
+    double sgd_f32 "fastnn_sgd_f32"(
+        float* P, float* G, float* V, Py_ssize_t n, float lr, float m, float wd,
+        int decay, int mode, int store) noexcept
+    double sgd_f64 "fastnn_sgd_f64"(
+        double* P, double* G, double* V, Py_ssize_t n, double lr, double m,
+        double wd, int decay, int mode, int store) noexcept
+    void sgd_init "fastnn_sgd_init"() noexcept
+    int sgd_set_avx2 "fastnn_sgd_set_avx2"(int on) noexcept
+    int sgd_use_avx2 "fastnn_sgd_use_avx2"
+
+sgd_init()
+
+
+def _use_avx2(on=None):
+    """Whether the update runs its AVX2 copy (see _sgd_core.h); ``on`` given:
+    use it (if the CPU can) or not. For tests and benchmarks; not thread-safe
+    with updates running."""
+    if on is not None:
+        sgd_set_avx2(bool(on))
+    return bool(sgd_use_avx2)
+
+
+cdef inline Py_ssize_t range_length(
+    const floating[::1] x,
+    Py_ssize_t lo,
+    Py_ssize_t hi,
+) noexcept nogil:
+    """``hi - lo`` (> 0), from the addresses of both ends: a debug build
+    bounds-checks the whole range the C code then reads or writes."""
+    return &x[hi - 1] - &x[lo] + 1
 
 
 cdef inline double sum_squares(
@@ -33,87 +67,13 @@ cdef inline double sum_squares(
     Py_ssize_t lo,
     Py_ssize_t hi,
 ) noexcept nogil:
-    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0
-    cdef double v
-    cdef Py_ssize_t i = lo
-    while i + 8 <= hi:
-        s0 += <double>x[i] * x[i]
-        s1 += <double>x[i + 1] * x[i + 1]
-        s2 += <double>x[i + 2] * x[i + 2]
-        s3 += <double>x[i + 3] * x[i + 3]
-        s4 += <double>x[i + 4] * x[i + 4]
-        s5 += <double>x[i + 5] * x[i + 5]
-        s6 += <double>x[i + 6] * x[i + 6]
-        s7 += <double>x[i + 7] * x[i + 7]
-        i += 8
-    while i < hi:
-        v = x[i]
-        s0 += v * v
-        i += 1
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-
-
-cdef inline void update(
-    floating[::1] params,    # IN/OUT
-    floating[::1] grads,     # IN/OUT  g on exit
-    floating[::1] velocity,  # IN/OUT  only if mode != 0
-    Py_ssize_t lo,
-    Py_ssize_t hi,
-    floating lr,
-    floating m,
-    floating wd,
-    bint decay,              # add wd * params to the gradient
-    int mode,                # 0: plain, 1: momentum, 2: nesterov
-) noexcept nogil:
-    # Inlined with literal ``decay`` and ``mode``: the compiler emits one
-    # branch-free, vectorisable loop per case.
-    cdef Py_ssize_t i
-    cdef floating g, v
-    for i in range(lo, hi):
-        g = grads[i]
-        if decay:
-            g = g + wd * params[i]
-        if mode == 0:
-            grads[i] = g
-            params[i] = params[i] - lr * g
-        else:
-            v = velocity[i] * m + g
-            velocity[i] = v
-            if mode == 2:
-                g = g + m * v
-                grads[i] = g
-                params[i] = params[i] - lr * g
-            else:
-                grads[i] = g
-                params[i] = params[i] - lr * v
-
-
-cdef inline void update_dispatch(
-    floating[::1] params,
-    floating[::1] grads,
-    floating[::1] velocity,
-    Py_ssize_t lo,
-    Py_ssize_t hi,
-    floating lr,
-    floating m,
-    floating wd,
-    bint decay,
-    int mode,
-) noexcept nogil:
-    if decay:
-        if mode == 0:
-            update(params, grads, velocity, lo, hi, lr, m, wd, True, 0)
-        elif mode == 1:
-            update(params, grads, velocity, lo, hi, lr, m, wd, True, 1)
-        else:
-            update(params, grads, velocity, lo, hi, lr, m, wd, True, 2)
+    """``sum(x[lo:hi]**2)`` in float64 (see _sgd_core.h)."""
+    if hi <= lo:
+        return 0.0
+    if floating is float:
+        return sumsq_f32(&x[lo], range_length(x, lo, hi))
     else:
-        if mode == 0:
-            update(params, grads, velocity, lo, hi, lr, m, wd, False, 0)
-        elif mode == 1:
-            update(params, grads, velocity, lo, hi, lr, m, wd, False, 1)
-        else:
-            update(params, grads, velocity, lo, hi, lr, m, wd, False, 2)
+        return sumsq_f64(&x[lo], range_length(x, lo, hi))
 
 
 cdef inline double segment(
@@ -127,20 +87,21 @@ cdef inline double segment(
     floating wd,
     bint decay,
     int mode,
+    bint write_grads,
 ) noexcept nogil:
     """Update [lo, hi); with ``decay`` return its pre-update sum of squares."""
-    cdef double sq = 0
-    cdef Py_ssize_t start, stop
-    if not decay:
-        update_dispatch(params, grads, velocity, lo, hi, lr, m, wd, False, mode)
+    cdef Py_ssize_t n
+    if hi <= lo:
         return 0.0
-    start = lo
-    while start < hi:
-        stop = start + BLOCK if start + BLOCK < hi else hi
-        sq += sum_squares(params, start, stop)
-        update_dispatch(params, grads, velocity, start, stop, lr, m, wd, True, mode)
-        start = stop
-    return sq
+    n = range_length(params, lo, hi)
+    if range_length(grads, lo, hi) != n or range_length(velocity, lo, hi) != n:
+        return 0.0  # unreachable (the checks are for a debug build)
+    if floating is float:
+        return sgd_f32(&params[lo], &grads[lo], &velocity[lo], n, lr, m, wd,
+                       decay, mode, write_grads)
+    else:
+        return sgd_f64(&params[lo], &grads[lo], &velocity[lo], n, lr, m, wd,
+                       decay, mode, write_grads)
 
 
 cdef double sgd_range(
@@ -155,6 +116,7 @@ cdef double sgd_range(
     floating weight_decay,
     bint decay,                       # weight_decay != 0 (as a double)
     const int64_t[:, ::1] spans,      # IN (k, 2) sorted, disjoint, within [0, P)
+    bint write_grads,                 # grads <- g; False: grads is scratch
 ) noexcept nogil:
     """Update entries [begin, end); return the pre-update sum of squares of
     the decayed entries among them (0.0 without decay)."""
@@ -167,12 +129,12 @@ cdef double sgd_range(
             if lo >= hi:
                 continue
             segment(params, grads, velocity, pos, lo, learning_rate, momentum,
-                    weight_decay, False, mode)
+                    weight_decay, False, mode, write_grads)
             sq += segment(params, grads, velocity, lo, hi, learning_rate,
-                          momentum, weight_decay, True, mode)
+                          momentum, weight_decay, True, mode, write_grads)
             pos = hi
     segment(params, grads, velocity, pos, end, learning_rate, momentum,
-            weight_decay, False, mode)
+            weight_decay, False, mode, write_grads)
     return sq
 
 
@@ -187,6 +149,7 @@ cdef double sgd_full(
     bint decay,
     const int64_t[:, ::1] spans,      # IN (k, 2) within [0, P)
     bint spans_disjoint,              # sorted and disjoint: one pass
+    bint write_grads,                 # grads <- g; False: grads is scratch
 ) noexcept nogil:
     """The whole buffer; same contract as ``reference.sgd_update``."""
     cdef Py_ssize_t s, i
@@ -194,14 +157,14 @@ cdef double sgd_full(
     cdef Py_ssize_t P = params.shape[0]
     if spans_disjoint or not decay:
         return sgd_range(params, grads, velocity, 0, P, learning_rate, momentum,
-                         mode, weight_decay, decay, spans)
+                         mode, weight_decay, decay, spans, write_grads)
     # Overlapping spans: decay span by span first, exactly as the reference.
     for s in range(spans.shape[0]):
         sq += sum_squares(params, spans[s, 0], spans[s, 1])
         for i in range(spans[s, 0], spans[s, 1]):
             grads[i] = grads[i] + weight_decay * params[i]
     sgd_range(params, grads, velocity, 0, P, learning_rate, momentum, mode,
-              0, False, spans)
+              0, False, spans, write_grads)
     return sq
 
 
@@ -222,5 +185,5 @@ def sgd_update(
         sq = sgd_full(params, grads, velocity, <floating>learning_rate,
                       <floating>momentum, sgd_mode(momentum, nesterov),
                       <floating>weight_decay, weight_decay != 0, spans,
-                      spans_disjoint)
+                      spans_disjoint, True)
     return sq

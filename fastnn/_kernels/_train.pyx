@@ -35,7 +35,7 @@ from fastnn._kernels._dense cimport backward, forward
 from fastnn._kernels._loss cimport mean_squared_error_core, softmax_cross_entropy_core
 from fastnn._kernels._sgd cimport sgd_full, sgd_mode, sgd_range
 
-KERNEL_API_VERSION = 1
+KERNEL_API_VERSION = 2
 
 # Columns of the layout array (as fastnn._compose).
 cdef enum:
@@ -232,14 +232,14 @@ def train_steps(
                 if update_per_layer:
                     sq += sgd_range(params, grads, velocity, w_off,
                                     w_off + n_in * n_out, lr_f, m_f, mode, wd_f,
-                                    decay, spans)
+                                    decay, spans, False)
                     if b_off >= 0:
                         sq += sgd_range(params, grads, velocity, b_off,
                                         b_off + n_out, lr_f, m_f, mode, wd_f,
-                                        decay, spans)
+                                        decay, spans, False)
             if not update_per_layer:
                 sq = sgd_full(params, grads, velocity, lr_f, m_f, mode, wd_f, decay,
-                              spans, spans_disjoint)
+                              spans, spans_disjoint, False)
             losses_out[i] = value + 0.5 * weight_decay * sq
 
     if bad_index >= 0:

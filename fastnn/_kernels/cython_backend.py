@@ -64,7 +64,7 @@ NAME = "cython"
 #: The kernel API these wrappers are written against; every extension defines
 #: the same ``KERNEL_API_VERSION``. Bump both together when a kernel's
 #: arguments change.
-KERNEL_API_VERSION = 1
+KERNEL_API_VERSION = 2
 
 _KERNELS_DIR = Path(__file__).resolve().parent
 #: Extension -> the sources it is built from (its .pyx and every .pxd it
@@ -72,7 +72,7 @@ _KERNELS_DIR = Path(__file__).resolve().parent
 _SOURCES = {
     "_dense": ("_dense.pyx", "_dense.pxd", "_common.pxd"),
     "_loss": ("_loss.pyx", "_loss.pxd", "_common.pxd"),
-    "_sgd": ("_sgd.pyx", "_sgd.pxd"),
+    "_sgd": ("_sgd.pyx", "_sgd.pxd", "_sgd_core.h"),
     "_train": ("_train.pyx", "_common.pxd", "_dense.pxd", "_loss.pxd", "_sgd.pxd"),
 }
 
