@@ -55,7 +55,12 @@ def test_set_num_threads_bounds_every_pool():
     import numba
     from threadpoolctl import threadpool_info
 
+    for name, why in fastnn.available_backends().items():
+        if why is None:  # load each backend, and with it its BLAS
+            fastnn.backends.get_backend(name)
     numba_before = numba.get_num_threads()  # starts numba's pool (OpenMP here)
+    if numba.threading_layer() == "omp":
+        assert any(p["user_api"] == "openmp" for p in threadpool_info())
     before = {p["filepath"]: p["num_threads"] for p in threadpool_info()}
     with fastnn.set_num_threads(1):
         assert all(p["num_threads"] == 1 for p in threadpool_info())
@@ -155,6 +160,37 @@ def test_extreme_weights_give_finite_probabilities(backend_name):
         warnings.simplefilter("error")
         out = sig.predict(x)
     assert np.isfinite(out).all() and np.abs(out).max() <= 1
+
+
+LOGITS = {
+    "+-1e4": lambda rng, dt: 1e4 * rng.choice([-1.0, 1.0], (5, 3)),
+    "near max": lambda rng, dt: np.finfo(dt).max * rng.uniform(0.99, 1, (5, 3)),
+    "near -max": lambda rng, dt: -np.finfo(dt).max * rng.uniform(0.99, 1, (5, 3)),
+}
+
+
+@pytest.mark.parametrize("logits", list(LOGITS))
+def test_extreme_logits_give_finite_loss_and_probabilities(backend_name, dtype, logits):
+    # One softmax layer fed one-hot rows: the logits are exactly W's rows.
+    model = fastnn.Sequential(
+        [fastnn.Dense(3, activation="softmax")],
+        input_dim=5,
+        backend=backend_name,
+        dtype=dtype,
+        seed=0,
+    )
+    Z = LOGITS[logits](np.random.default_rng(0), dtype).astype(dtype)
+    model.set_weights([Z, np.zeros(3, dtype)])
+    x, y = np.eye(5, dtype=dtype), np.array([0, 1, 2, 0, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = model.predict(x)
+        loss = model.evaluate(x, y)["loss"]
+        grad_loss, grads = model.loss_and_gradients(x, y)
+    assert np.isfinite(p).all() and (p >= 0).all()
+    np.testing.assert_allclose(p.sum(axis=1), 1, rtol=1e-5)
+    assert np.isfinite(loss) and np.isfinite(grad_loss), (loss, grad_loss)
+    assert all(np.isfinite(g).all() for g in grads)
 
 
 def test_no_pickle_anywhere_in_the_package():
