@@ -19,7 +19,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 from _child import run_child
 
 CASES_PER_BACKEND = 300
