@@ -55,6 +55,16 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        # Python < 3.12 parses "--epochs=--" as [] without calling the type.
+        for action in self._actions:
+            if action.option_strings and action.nargs is None:
+                if getattr(namespace, action.dest, None) == []:
+                    name = "/".join(action.option_strings)
+                    self.error(f"argument {name}: expected one argument")
+        return namespace, extras
+
 
 # ----------------------------------------------------------------- arg types
 def _integer(minimum: int):
@@ -320,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backends.set_defaults(handler=cmd_backends)
 
+    from fastnn.backends import BACKEND_NAMES
+
     bench = sub.add_parser(
         "bench",
         help="time one MNIST epoch per backend and compare them",
@@ -332,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="NAME",
         default=None,
+        choices=("auto",) + BACKEND_NAMES,
         help="backends to time (default: every one that loads)",
     )
     bench.add_argument(
@@ -503,6 +516,18 @@ def _check_mnist_shape(model, path: str) -> None:
         )
 
 
+def _check_file_option(option: str, path: str) -> None:
+    """Refuse an output file option whose folder is missing or which names a
+    folder, before any work is done."""
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"argument {option}: {path!r} is a folder; expected a file")
+    if not target.parent.is_dir():
+        raise UsageError(
+            f"argument {option}: the folder {str(target.parent)!r} does not exist"
+        )
+
+
 def _percent(x: float) -> str:
     return f"{100 * x:.2f}%"
 
@@ -582,6 +607,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"without a sample of a batch of {args.batch_size}; expected at "
             f"most --batch-size"
         )
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise UsageError(
+            f"argument -o/--output: {args.output!r} is a file; expected a folder"
+        )
 
     (x_train, y_train), (x_test, y_test) = _load_mnist(args.dtype)
     if args.limit is not None:
@@ -605,22 +635,26 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"argument --batch-size: {args.batch_size} is more than the "
             f"{len(x_train)} training samples"
         )
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)  # an unwritable folder fails here
-
     steps = math.ceil(len(x_train) / args.batch_size) * args.epochs
-    model = mnist_model(
-        seed,
-        learning_rate=args.learning_rate,
-        hidden=tuple(args.hidden),
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        lr_decay=args.lr_decay,
-        decay_steps=steps,
-        backend=backend,
-        dtype=args.dtype,
-        input_dim=x_train.shape[1],
-    )
+    try:
+        model = mnist_model(
+            seed,
+            learning_rate=args.learning_rate,
+            hidden=tuple(args.hidden),
+            momentum=args.momentum,
+            weight_decay=args.weight_decay,
+            lr_decay=args.lr_decay,
+            decay_steps=steps,
+            backend=backend,
+            dtype=args.dtype,
+            input_dim=x_train.shape[1],
+        )
+    except MemoryError as err:
+        raise UsageError(
+            f"argument --hidden: {' '.join(map(str, args.hidden))} hidden units "
+            f"need more memory than this machine has ({err})"
+        ) from err
+    output.mkdir(parents=True, exist_ok=True)  # an unwritable folder fails here
     _say(model.summary(), quiet=quiet)
     _say(
         f"training on {len(x_train)} MNIST samples, {args.epochs} "
@@ -699,6 +733,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from fastnn import images
 
+    if args.plot:
+        _check_file_option("--plot", args.plot)
     model = _load_model(args.model, args.backend)
     _check_mnist_shape(model, args.model)
     invert = "auto" if args.invert is None else args.invert
@@ -730,6 +766,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError(f"--rounds: expected an int >= 1; received {args.rounds}")
     if args.samples is not None and args.samples < 1:
         raise UsageError(f"--samples: expected an int >= 1; received {args.samples}")
+    _check_file_option("-o/--output", args.output)
     rows = bench.run_bench(
         backends=args.backends,
         configs=args.configs,
@@ -756,6 +793,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         from fastnn import plots
 
         plots.require_matplotlib()
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise UsageError(
+            f"argument -o/--output: {args.output!r} is a file; expected a folder"
+        )
     (x, y), _ = _load_mnist(args.dtype)
     if args.limit is not None:
         x, y = x[: args.limit], y[: args.limit]
@@ -771,7 +813,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             f"argument --batch-size: {args.batch_size} is more than the "
             f"{len(x)} training samples"
         )
-    output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     grid = {
         "learning_rate": args.learning_rate,

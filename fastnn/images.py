@@ -61,6 +61,8 @@ def _read_gray(path: Path) -> np.ndarray:
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 img = Image.alpha_composite(background, rgba)
             gray = img.convert("L")
+    except Image.DecompressionBombError as err:  # before decoding gigapixels
+        raise ValueError(f"image: {str(path)!r} is too large: {err}") from err
     except UnidentifiedImageError as err:
         raise ValueError(
             f"image: {str(path)!r} is not an image file Pillow can read "

@@ -68,6 +68,8 @@ def _save(fig, path: str | os.PathLike) -> Path:
         raise FileNotFoundError(
             f"path: the folder {str(path.parent)!r} does not exist; create it first"
         )
+    if path.is_dir():
+        raise IsADirectoryError(f"path: {str(path)!r} is a folder; expected a file")
     io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=_DPI))
     return path
 

@@ -4,12 +4,10 @@ bounds) fails the test instead of killing the test run."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from _child import run_child
 
 CASES_PER_ENTRY_POINT = 200
 
@@ -159,23 +157,6 @@ def test_generated_bad_input_is_refused_without_crashing(backend_name, tmp_path)
         "counts = {}",
         f"good_file = open({str(tmp_path / 'good.npz')!r}, 'rb').read()\ncounts = {{}}",
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            child,
-            backend_name,
-            str(CASES_PER_ENTRY_POINT),
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, (
-        f"child exited with {result.returncode} (negative: killed by a signal)\n"
-        f"{result.stderr[-3000:]}"
-    )
-    counts = json.loads(result.stdout.strip().splitlines()[-1])
+    counts = run_child(child, backend_name, CASES_PER_ENTRY_POINT, tmp_path)
     assert len(counts) == 10
     assert all(c >= CASES_PER_ENTRY_POINT for c in counts.values()), counts

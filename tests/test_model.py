@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,6 +200,51 @@ def test_divergence_keeps_last_finite_weights(backend_name, data):
     assert model2.epoch < 50
 
 
+def _nan_learning_rate_at(model, bad_step):
+    """Inject a NaN into training: the learning rate of global step
+    ``bad_step`` is NaN, so that step's update makes the weights NaN."""
+    rates = model.optimizer.learning_rates
+
+    def with_nan(first_step, n_steps):
+        lr = np.array(rates(first_step, n_steps), dtype=np.float64)
+        lr[np.arange(first_step, first_step + n_steps) == bad_step] = np.nan
+        return lr
+
+    model.optimizer.learning_rates = with_nan
+
+
+def test_injected_nan_stops_training_keeping_finite_weights(
+    backend_name, data, tmp_path
+):
+    x, y = data  # 200 samples at batch 8: 25 steps, one chunk, per epoch
+    after_one_epoch = make_model(backend_name)
+    after_one_epoch.fit(x, y, epochs=1, batch_size=8, verbose=0)
+
+    model = make_model(backend_name)
+    _nan_learning_rate_at(model, 25 + 4)  # the 5th step of epoch 2
+    with pytest.raises(FloatingPointError, match="diverged at epoch 2, step 6"):
+        model.fit(x, y, epochs=3, batch_size=8, verbose=0)
+    # The weights are the last finite ones (the start of the chunk).
+    assert model.weights_are_finite() and model.epoch == 1 and model.step == 25
+    np.testing.assert_array_equal(model.params, after_one_epoch.params)
+
+    model = make_model(backend_name)
+    _nan_learning_rate_at(model, 25 + 4)
+    pattern = str(tmp_path / "ckpt-{epoch:02d}.npz")
+    model.fit(
+        x,
+        y,
+        epochs=3,
+        batch_size=8,
+        verbose=0,
+        callbacks=[fastnn.TerminateOnNaN(), fastnn.ModelCheckpoint(pattern)],
+    )
+    assert model.stop_training and model.epoch == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt-01.npz"]
+    saved = fastnn.load(tmp_path / "ckpt-01.npz", backend=backend_name)
+    np.testing.assert_array_equal(saved.params, after_one_epoch.params)
+
+
 def test_model_checkpoint_best_only(tmp_path, data):
     x, y = data
     model = make_model()
@@ -220,6 +266,7 @@ def test_model_checkpoint_best_only(tmp_path, data):
 
 
 def test_load_refuses_pickle_and_damage(tmp_path, data):
+    x, y = data
     model = make_model()
     path = tmp_path / "m.npz"
     model.save(path)
@@ -232,10 +279,22 @@ def test_load_refuses_pickle_and_damage(tmp_path, data):
     (tmp_path / "flip.npz").write_bytes(bytes(flipped))
     with pytest.raises(ValueError, match="not a valid fastnn model file"):
         fastnn.load(tmp_path / "flip.npz")
+    marker = tmp_path / "pickle-ran"
+
+    class Evil:  # unpickling this would create the marker file
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
     evil = tmp_path / "evil.npz"
-    np.savez(evil, format=np.array([{"x": 1}], dtype=object))
-    with pytest.raises(ValueError, match="pickle|objects"):
-        fastnn.load(evil)
+    with np.load(path, allow_pickle=False) as good:
+        members = {k: good[k] for k in good.files}
+    for name in members:
+        np.savez(evil, **(members | {name: np.array([Evil()], dtype=object)}))
+        with pytest.raises(ValueError, match="holds Python objects"):
+            fastnn.load(evil)
+        with pytest.raises(ValueError, match="holds Python objects"):
+            model.fit(x, y, epochs=1, verbose=0, resume=evil)
+    assert not marker.exists(), "loading ran the file's pickle"
     with zipfile.ZipFile(path) as zf, zipfile.ZipFile(tmp_path / "x.npz", "w") as out:
         for info in zf.infolist():
             if info.filename != "velocity.npy":
@@ -244,6 +303,90 @@ def test_load_refuses_pickle_and_damage(tmp_path, data):
         fastnn.load(tmp_path / "x.npz")
     with pytest.raises(ValueError, match="not a valid"):
         fastnn.load(tmp_path / "nope.npz")
+
+
+def test_huge_or_wrong_architecture_file_refused_before_allocating(tmp_path):
+    import json
+    import tracemalloc
+
+    model = make_model()
+    path = tmp_path / "m.npz"
+    model.save(path)
+    with np.load(path, allow_pickle=False) as good:
+        members = {k: good[k] for k in good.files}
+    config = json.loads(str(members["config"]))
+    # A 784-2**21-10 network: 1.7e9 float32 parameters (6.6 GB) claimed by
+    # the headers, a few bytes of data behind them.
+    config["input_dim"] = 784
+    config["layers"][0]["units"] = 2**21
+    config["layers"][1]["units"] = 10
+    config["layers"] = [config["layers"][0], config["layers"][-1]]
+    n_params = 784 * 2**21 + 2**21 + 2**21 * 10 + 10
+    huge = tmp_path / "huge.npz"
+    with zipfile.ZipFile(huge, "w") as zf:
+        for name, value in members.items():
+            if name == "config":
+                value = np.array(json.dumps(config))
+            with zf.open(f"{name}.npy", "w") as f:
+                if name in ("params", "velocity"):
+                    header = {"descr": "<f4", "fortran_order": False}
+                    np.lib.format.write_array_header_2_0(
+                        f, header | {"shape": (n_params,)}
+                    )
+                    f.write(b"\0" * 64)
+                else:
+                    np.lib.format.write_array(f, value, allow_pickle=False)
+    wrong = tmp_path / "wrong.npz"  # 5-16-8-3 config, parameters of another net
+    other = fastnn.Sequential(
+        [fastnn.Dense(7, activation="softmax")], input_dim=5, backend="numpy"
+    )
+    np.savez(wrong, **(members | {"params": other.params, "velocity": other.velocity}))
+    for bad, why in ((huge, "member 'params' has shape"), (wrong, "has shape")):
+        tracemalloc.start()
+        try:
+            with pytest.raises(ValueError, match=why):
+                fastnn.load(bad)
+            with pytest.raises(ValueError, match=why):
+                model.fit(np.zeros((4, 5)), [0, 1, 2, 0], verbose=0, resume=bad)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 16 * 2**20, f"{bad.name}: {peak / 2**20:.0f} MiB allocated"
+
+
+def test_save_writes_a_temporary_file_fsyncs_then_renames(tmp_path, monkeypatch):
+    import os
+
+    from fastnn import io
+
+    calls = []
+    fsync, replace = os.fsync, os.replace
+
+    def record_fsync(fd):
+        calls.append("fsync")
+        fsync(fd)
+
+    def record_replace(src, dst):
+        calls.append(("replace", Path(src).name.startswith("."), Path(dst).name))
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", record_fsync)
+    monkeypatch.setattr(os, "replace", record_replace)
+    target = tmp_path / "m.npz"
+    target.write_bytes(b"old")
+
+    def fail_halfway(f):
+        f.write(b"half a file")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        io.atomic_write(target, fail_halfway)
+    assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
+    assert calls == []
+    make_model().save(target)
+    # The data reaches the disk before the rename; then the folder entry does.
+    assert calls == ["fsync", ("replace", True, "m.npz"), "fsync"]
+    assert fastnn.load(target).weights_are_finite()
 
 
 def test_model_checkpoint_never_writes_non_finite_weights(tmp_path):

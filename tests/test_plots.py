@@ -121,6 +121,9 @@ def test_plot_digit_predictions(mpl, tmp_path):
 def test_plots_need_an_existing_folder(mpl, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         plots.plot_history(HISTORY, tmp_path / "missing" / "loss.png")
+    with pytest.raises(IsADirectoryError, match="is a folder; expected a file"):
+        plots.plot_history(HISTORY, tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_plots_leave_pyplot_alone(mpl, tmp_path):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import textwrap
 import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _child import run_child
 
 import fastnn
 
@@ -53,7 +55,12 @@ def test_set_num_threads_bounds_every_pool():
     import numba
     from threadpoolctl import threadpool_info
 
+    for name, why in fastnn.available_backends().items():
+        if why is None:  # load each backend, and with it its BLAS
+            fastnn.backends.get_backend(name)
     numba_before = numba.get_num_threads()  # starts numba's pool (OpenMP here)
+    if numba.threading_layer() == "omp":
+        assert any(p["user_api"] == "openmp" for p in threadpool_info())
     before = {p["filepath"]: p["num_threads"] for p in threadpool_info()}
     with fastnn.set_num_threads(1):
         assert all(p["num_threads"] == 1 for p in threadpool_info())
@@ -76,25 +83,59 @@ def test_results_do_not_depend_on_thread_count(backend_name, mnist_small):
     np.testing.assert_allclose(runs[0], runs[1], rtol=1e-10, atol=1e-12)
 
 
-def _rss_bytes() -> int:
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    import os
+MEMORY_CHILD = textwrap.dedent(
+    """
+    import json, sys, time
+    import numpy as np
+    import fastnn
 
-    return pages * os.sysconf("SC_PAGE_SIZE")
+    def status(field):  # kB figures from /proc/self/status, in MiB
+        for line in open("/proc/self/status"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+        raise KeyError(field)
 
-
-@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs /proc")
-def test_training_does_not_grow_memory(backend_name, mnist):
-    (x, y), _ = mnist
-    x, y = x[:6000], y[:6000]
-    model = _model(backend_name, hidden=(512, 512, 512))
-    model.fit(x, y, epochs=2, batch_size=64, verbose=0)  # warm up: buffers, JIT
+    backend = sys.argv[1]
+    (x, y), _ = fastnn.datasets.load_mnist()
+    model = fastnn.Sequential(
+        [fastnn.Dense(512, activation="relu") for _ in range(3)]
+        + [fastnn.Dense(10, activation="softmax")],
+        input_dim=784, backend=backend, seed=0,
+        optimizer=fastnn.SGD(0.05, momentum=0.9))
+    t0 = time.perf_counter()
+    model.fit(x, y, epochs=1, batch_size=64, verbose=0)  # warm-up: buffers, JIT
+    warm_up = status("VmRSS")
     rss = []
     for _ in range(3):
         model.fit(x, y, epochs=1, batch_size=64, verbose=0)
-        rss.append(_rss_bytes())
+        rss.append(status("VmRSS"))
+    print(json.dumps({"samples": len(x), "warm_up_mib": warm_up, "rss_mib": rss,
+                      "peak_mib": status("VmHWM"),
+                      "seconds": time.perf_counter() - t0}))
+    """
+)
+
+
+@pytest.mark.memory
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_training_does_not_grow_memory(backend_name, record_property):
+    """Full MNIST, the L network (784-512-512-512-10) at batch 64: after a
+    warm-up epoch, three more epochs leave resident memory where the first one
+    left it, so nothing is allocated per batch and kept. In a child process, so
+    that the peak (VmHWM) is this training's alone."""
+    report = run_child(MEMORY_CHILD, backend_name)
+    rss = report["rss_mib"]
     growth = max(rss) - rss[0]
-    assert growth < 8 * 2**20, f"resident memory grew by {growth / 2**20:.1f} MiB"
+    record_property("peak_rss_mib", report["peak_mib"])
+    record_property("rss_growth_mib", growth)
+    print(
+        f"\n{backend_name}: {report['samples']} samples, RSS after warm-up "
+        f"{report['warm_up_mib']:.1f} MiB, after epochs "
+        f"{', '.join(f'{r:.1f}' for r in rss)} MiB (growth {growth:.2f} MiB), "
+        f"peak {report['peak_mib']:.1f} MiB, {report['seconds']:.1f} s for 4 epochs"
+    )
+    assert report["samples"] == 60_000
+    assert growth < 8, f"resident memory grew by {growth:.1f} MiB over 3 epochs"
 
 
 def test_extreme_weights_give_finite_probabilities(backend_name):
@@ -119,6 +160,37 @@ def test_extreme_weights_give_finite_probabilities(backend_name):
         warnings.simplefilter("error")
         out = sig.predict(x)
     assert np.isfinite(out).all() and np.abs(out).max() <= 1
+
+
+LOGITS = {
+    "+-1e4": lambda rng, dt: 1e4 * rng.choice([-1.0, 1.0], (5, 3)),
+    "near max": lambda rng, dt: np.finfo(dt).max * rng.uniform(0.99, 1, (5, 3)),
+    "near -max": lambda rng, dt: -np.finfo(dt).max * rng.uniform(0.99, 1, (5, 3)),
+}
+
+
+@pytest.mark.parametrize("logits", list(LOGITS))
+def test_extreme_logits_give_finite_loss_and_probabilities(backend_name, dtype, logits):
+    # One softmax layer fed one-hot rows: the logits are exactly W's rows.
+    model = fastnn.Sequential(
+        [fastnn.Dense(3, activation="softmax")],
+        input_dim=5,
+        backend=backend_name,
+        dtype=dtype,
+        seed=0,
+    )
+    Z = LOGITS[logits](np.random.default_rng(0), dtype).astype(dtype)
+    model.set_weights([Z, np.zeros(3, dtype)])
+    x, y = np.eye(5, dtype=dtype), np.array([0, 1, 2, 0, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = model.predict(x)
+        loss = model.evaluate(x, y)["loss"]
+        grad_loss, grads = model.loss_and_gradients(x, y)
+    assert np.isfinite(p).all() and (p >= 0).all()
+    np.testing.assert_allclose(p.sum(axis=1), 1, rtol=1e-5)
+    assert np.isfinite(loss) and np.isfinite(grad_loss), (loss, grad_loss)
+    assert all(np.isfinite(g).all() for g in grads)
 
 
 def test_no_pickle_anywhere_in_the_package():

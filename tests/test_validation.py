@@ -107,20 +107,66 @@ def test_zero_epochs_trains_nothing(model):
     np.testing.assert_array_equal(model.params, before)
 
 
-def test_unusual_but_valid_inputs_match_contiguous(model):
+def _unusual_variants(x, y, folder):
+    """``x`` (float64) and ``y`` as Fortran-ordered, strided, read-only,
+    memory-mapped (np.memmap and np.load(mmap_mode="r")) arrays and lists."""
+    readonly_x, readonly_y = x.copy(), y.copy()
+    readonly_x.flags.writeable = False
+    readonly_y.flags.writeable = False
+    memmap_x = np.memmap(folder / "x.bin", np.float64, "w+", shape=x.shape)
+    memmap_x[...] = x
+    memmap_x.flush()
+    memmap_y = np.memmap(folder / "y.bin", y.dtype, "w+", shape=y.shape)
+    memmap_y[...] = y
+    np.save(folder / "x.npy", x)
+    np.save(folder / "y.npy", y)
+    return {
+        "fortran": (np.asfortranarray(x), y),
+        "strided": (np.repeat(x, 2, axis=1)[:, ::2], np.repeat(y, 2)[::2]),
+        "read-only": (readonly_x, readonly_y),
+        "np.memmap": (
+            np.memmap(folder / "x.bin", np.float64, "r", shape=x.shape),
+            memmap_y,
+        ),
+        "np.load mmap": (
+            np.load(folder / "x.npy", mmap_mode="r"),
+            np.load(folder / "y.npy", mmap_mode="r"),
+        ),
+        "list": (x.tolist(), y.tolist()),
+    }
+
+
+def test_unusual_but_valid_inputs_match_contiguous(model, tmp_path):
     rng = np.random.default_rng(0)
     x = rng.random((6, 5))
     reference = model.predict(np.ascontiguousarray(x, np.float32))
-    fortran = np.asfortranarray(x)
-    strided = np.repeat(x, 2, axis=1)[:, ::2]
-    readonly = x.copy()
-    readonly.flags.writeable = False
-    for variant in (fortran, strided, readonly, x.tolist()):
-        np.testing.assert_array_equal(model.predict(variant), reference)
+    start = model.get_weights()
+    shuffle_state = model.shuffle_rng.bit_generator.state
+    velocity = model.velocity.copy()
+    expected = model.fit(x.astype(np.float32), GOOD_Y, batch_size=2, verbose=0)
+    trained = model.params.copy()
+    model.set_weights(start)
+    for name, (xv, yv) in _unusual_variants(x, GOOD_Y, tmp_path).items():
+        copies = (np.array(xv, copy=True), np.array(yv, copy=True))
+        np.testing.assert_array_equal(model.predict(xv), reference, err_msg=name)
+        model.set_weights(start)
+        model.velocity[...] = velocity
+        model.epoch = model.step = 0
+        model.shuffle_rng.bit_generator.state = shuffle_state
+        history = model.fit(xv, yv, batch_size=2, verbose=0)
+        np.testing.assert_array_equal(model.params, trained, err_msg=name)
+        assert history.history["loss"] == expected.history["loss"], name
+        assert model.evaluate(xv, yv) == model.evaluate(x, GOOD_Y), name
+        model.set_weights(start)
+        # The caller's arrays are left exactly as they were.
+        np.testing.assert_array_equal(np.asarray(xv), copies[0], err_msg=name)
+        np.testing.assert_array_equal(np.asarray(yv), copies[1], err_msg=name)
     images = (x * 255).astype(np.uint8)
+    before = images.copy()
     np.testing.assert_array_equal(
         model.predict(images), model.predict(images.astype(np.float32))
     )
+    np.testing.assert_array_equal(images, before)
     one_hot = np.eye(3)[GOOD_Y]
     assert model.evaluate(x, one_hot) == model.evaluate(x, GOOD_Y)
 
