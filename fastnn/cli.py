@@ -259,6 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not write loss.png and confusion_matrix.png",
     )
+    train.add_argument(
+        "--resume",
+        default=None,
+        metavar="CHECKPOINT",
+        help="continue an interrupted run from its checkpoint.npz (written "
+        "into the output folder after every epoch), with the same options; "
+        "training goes on until --epochs in all, ending exactly where an "
+        "uninterrupted run would",
+    )
     _add_cluster(train)
     train.add_argument(
         "--strategy",
@@ -590,6 +599,7 @@ def _distributed(args):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from fastnn import backends
+    from fastnn.callbacks import ModelCheckpoint
 
     quiet = args.quiet
     seed = args.seed
@@ -611,6 +621,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if output.exists() and not output.is_dir():
         raise UsageError(
             f"argument -o/--output: {args.output!r} is a file; expected a folder"
+        )
+    if args.resume is not None and not Path(args.resume).is_file():
+        raise FileNotFoundError(
+            f"--resume: no checkpoint file at {args.resume!r} (fastnn train "
+            "writes OUTPUT/checkpoint.npz after every epoch)"
         )
 
     (x_train, y_train), (x_test, y_test) = _load_mnist(args.dtype)
@@ -671,6 +686,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         validation_data=validation_data,
         verbose=0 if quiet else 1,
+        callbacks=[ModelCheckpoint(output / "checkpoint.npz")],
+        resume=args.resume,
     )
     if distributed is None:
         history = model.fit(x_train, y_train, **fit_args)

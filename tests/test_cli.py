@@ -439,3 +439,35 @@ def test_python_m_fastnn_error_has_no_traceback(tmp_path):
     assert result.stderr.startswith("fastnn: error: ")
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+def test_train_resume_continues_exactly(tmp_path, monkeypatch):
+    base = ["train", "--backend", "numpy", "--limit", "700", "--hidden", "16"]
+    base += ["--epochs", "3", "--no-plots", "--quiet"]
+    code, _, err = run_main(base + ["-o", tmp_path / "whole"])
+    assert code == 0, err
+
+    # The same run, interrupted (Ctrl-C) right after its first checkpoint.
+    save = fastnn.ModelCheckpoint.on_epoch_end
+
+    def save_then_interrupt(self, epoch, logs=None):
+        save(self, epoch, logs)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(fastnn.ModelCheckpoint, "on_epoch_end", save_then_interrupt)
+        code, _, err = run_main(base + ["-o", tmp_path / "cut"])
+    assert code == 130, err
+    checkpoint = tmp_path / "cut" / "checkpoint.npz"
+    assert fastnn.load(checkpoint).epoch == 1
+
+    code, _, err = run_main(base + ["--resume", checkpoint, "-o", tmp_path / "cut"])
+    assert code == 0, err
+    whole = fastnn.load(tmp_path / "whole" / "model.npz")
+    resumed = fastnn.load(tmp_path / "cut" / "model.npz")
+    assert resumed.epoch == 3
+    np.testing.assert_array_equal(resumed.params, whole.params)
+
+    code, _, err = run_main(base + ["--resume", tmp_path / "nope.npz", "-o", tmp_path])
+    assert code == 1
+    assert "--resume: no checkpoint file" in err

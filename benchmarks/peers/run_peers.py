@@ -5,7 +5,9 @@
 Every framework trains the same network (ReLU hidden layers, softmax
 cross-entropy) on the same real MNIST arrays in memory, with the same batch
 order (a NumPy permutation per epoch), batch size, learning rate 0.05,
-momentum 0.9 and L2 1e-4, float32, in this one process, one after the other.
+momentum 0.9 and L2 1e-4, float32, in one run of this script, one after the
+other, each framework in a fresh process of its own (so that no framework's
+thread pool is still spinning while another is timed).
 A warm-up epoch excludes compilation. Peers that are not installed are
 reported as such (install: ``pip install torch==2.13.0 "jax[cpu]"
 tensorflow-cpu scikit-learn``). Writes ``docs/peers.md`` and ``docs/peers.png``.
@@ -16,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -182,6 +186,23 @@ PEERS = {
 }
 
 
+def _child(name, config, rounds):
+    """Time one framework on one config in this (fresh) process; print JSON."""
+    (x, y), _ = fastnn.datasets.load_mnist()
+    y = y.astype(np.int64)
+    orders = _orders(len(x), rounds)
+    sizes, bs = CONFIGS[config]
+    run = (
+        partial(time_fastnn, name.removeprefix("fastnn-"))
+        if name.startswith("fastnn-")
+        else PEERS[name]
+    )
+    try:
+        print(json.dumps({"times": run(sizes, bs, x, y, orders)}))
+    except ImportError as err:
+        print(json.dumps({"skipped": f"not installed ({err.name or err})"}))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -189,23 +210,36 @@ def main(argv=None):
     parser.add_argument("--peers", nargs="+", default=list(PEERS))
     parser.add_argument("--backends", nargs="+", default=["numba", "cython", "numpy"])
     parser.add_argument("--out", default="docs")
+    parser.add_argument(
+        "--child", nargs=2, metavar=("NAME", "CONFIG"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
-    (x, y), _ = fastnn.datasets.load_mnist()
-    y = y.astype(np.int64)
-    orders = _orders(len(x), args.rounds)
+    if args.child:
+        return _child(*args.child, args.rounds)
+    fastnn.datasets.load_mnist()  # fetch once, before the children read the cache
     results, skipped = {}, {}
     for config in args.configs:
-        sizes, bs = CONFIGS[config]
-        runners = [(f"fastnn-{b}", partial(time_fastnn, b)) for b in args.backends]
-        runners += [(p, PEERS[p]) for p in args.peers]
-        for name, run in runners:
-            try:
-                times = run(sizes, bs, x, y, orders)
-            except ImportError as err:
-                skipped[name] = f"not installed ({err.name or err})"
+        names = [f"fastnn-{b}" for b in args.backends] + list(args.peers)
+        times = {}
+        # There and back (A B C ... C B A): the machine's speed drifts over
+        # minutes, and this spreads the drift evenly over the frameworks.
+        for name in names + names[::-1]:
+            if name in skipped:
                 continue
-            results.setdefault(config, {})[name] = statistics.median(times)
-            print(f"{config:5s} {name:16s} {results[config][name]:.3f} s", flush=True)
+            # A fresh process per framework: no thread pool of one (TensorFlow's,
+            # PyTorch's OpenMP, XLA's) left spinning while another is timed.
+            out = subprocess.run(
+                [sys.executable, "-m", "benchmarks.peers.run_peers", "--child", name,
+                 config, "--rounds", str(args.rounds)],
+                capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            report = json.loads(out.strip().splitlines()[-1])
+            if "skipped" in report:
+                skipped[name] = report["skipped"]
+                continue
+            times.setdefault(name, []).extend(report["times"])
+            print(f"{config:5s} {name:16s} {report['times']}", flush=True)
+        results[config] = {n: statistics.median(t) for n, t in times.items()}
     write_report(results, skipped, Path(args.out))
 
 
@@ -214,6 +248,9 @@ def write_report(results, skipped, out: Path):
     names = sorted({n for r in results.values() for n in r})
     lines = [
         "# fastnn against its peers: one MNIST epoch, float32, median seconds",
+        "",
+        "Each framework in a fresh process, timed twice (there and back through the",
+        "list), 3 epochs after a warm-up each time: the median of 6 epochs.",
         "",
         "| framework | " + " | ".join(results) + " |",
         "| --- | " + " | ".join("---" for _ in results) + " |",
