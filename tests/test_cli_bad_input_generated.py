@@ -1,7 +1,8 @@
 """Generated bad command lines for ``fastnn``, on every backend.
 
 Hundreds of seeded random bad invocations per backend (``--backend``) of
-``train``, ``evaluate``, ``predict``, ``bench`` and the bare command: bad option
+``train`` (including its cluster and resume options), ``evaluate``,
+``predict``, ``bench``, ``sweep`` and the bare command: bad option
 values, unknown choices and flags, missing, damaged, pickled and wrong-model
 files, bad images, batch larger than the data. Each must end with one line
 ``fastnn: error: ...`` on stderr naming the option (or the file) and the exit
@@ -208,7 +209,65 @@ CHILD = textwrap.dedent(
                     2, "argument --validation-split")
         if kind == 10:
             return argv + ["-o", str(a_file)], 2, "argument -o/--output"
+        if kind == 11:
+            return cluster_case(argv, i)
         return argv + [word()], 2, "unrecognized arguments"
+
+    def cluster_case(argv, i):
+        # Options of data-parallel training and resuming: all refused before
+        # any cluster starts or MNIST loads.
+        kind = int(rng.integers(5))
+        if kind == 0:
+            opt = pick(["--workers", "--sync-every"])
+            return argv + [f"{opt}={pick(BAD_INT)}"], 2, f"argument {opt}"
+        if kind == 1:
+            return (argv + ["--strategy", pick(["", "async", word() + "x"])], 2,
+                    "argument --strategy")
+        if kind == 2:
+            batch = int(rng.integers(1, 64))
+            workers = batch + int(rng.integers(1, 1000))
+            return (argv + ["--batch-size", str(batch), "--workers", str(workers)],
+                    2, "argument --workers")
+        if kind == 3:
+            missing = folder / f"no-ckpt-{word()}.npz"
+            return argv + ["--resume", str(missing)], 1, "--resume", missing
+        return argv + [pick(["--workers", "--scheduler", "--resume"])], 2, "argument --"
+
+    def sweep_case(i):
+        out = folder / f"out-sweep-{i}"
+        argv = ["sweep", "--backend", backend, "--limit", "200", "--epochs", "1",
+                "--hidden", "8", "--no-plots", "-o", str(out)]
+        kind = int(rng.integers(8))
+        if kind == 0:
+            opt = pick(["--epochs", "--batch-size", "--limit", "--workers"])
+            return argv + [f"{opt}={pick(BAD_INT)}"], 2, f"argument {opt}"
+        if kind == 1:
+            opt, bad = pick([
+                ("--learning-rate", ["0", "-0.1"]),
+                ("--momentum", ["1", "-0.1"]),
+                ("--weight-decay", ["-1"]),
+                ("--seeds", ["-1", "1.5", "x"]),
+            ])
+            good = ["0.5"] * int(rng.integers(0, 3))
+            good.insert(int(rng.integers(len(good) + 1)), pick(bad + BAD_FLOAT[:5]))
+            return argv + [opt, *good], 2, f"argument {opt}"
+        if kind == 2:
+            arch = pick(["0", "8x0", "x8", "8x", "8y8", "-8", "8x-1", ""])
+            return argv + ["--hidden", "16", arch], 2, "argument --hidden"
+        if kind == 3:
+            split = pick(["0", "1", "-0.2", "1.5", "nan"])
+            opt = "--validation-split"
+            return argv + [opt, split], 2, f"argument {opt}"
+        if kind == 4:
+            limit = int(rng.integers(2, 300))
+            batch = limit + int(rng.integers(1, 10**6))
+            return (argv + ["--limit", str(limit), "--batch-size", str(batch)], 2,
+                    "argument --batch-size")
+        if kind == 5:
+            return argv + ["-o", str(a_file)], 2, "argument -o/--output"
+        if kind == 6:
+            return argv + ["--backend", word() + "x"], 2, "argument --backend"
+        return argv + [f"--no-such-{word()}"], 2, "--no-such-"
 
     def evaluate_case(i):
         if rng.integers(6):
@@ -264,8 +323,8 @@ CHILD = textwrap.dedent(
 
     GENERATORS = {"train": train_case, "evaluate": evaluate_case,
                   "predict": predict_case, "bench": bench_case,
-                  "global": global_case}
-    WEIGHTS = [0.4, 0.2, 0.25, 0.1, 0.05]
+                  "sweep": sweep_case, "global": global_case}
+    WEIGHTS = [0.36, 0.17, 0.22, 0.08, 0.12, 0.05]
 
     counts, failures = {}, []
     for i in range(n_cases):
@@ -327,7 +386,14 @@ def test_generated_bad_command_lines(backend_name, tmp_path):
     print(f"\n{backend_name}: CLI cases per command {report['counts']}")
     assert report["n_failures"] == 0, json.dumps(report["failures"], indent=1)
     assert sum(report["counts"].values()) == CASES_PER_BACKEND >= 200
-    assert set(report["counts"]) == {"train", "evaluate", "predict", "bench", "global"}
+    assert set(report["counts"]) == {
+        "train",
+        "evaluate",
+        "predict",
+        "bench",
+        "sweep",
+        "global",
+    }
     assert report["written"] == [], "a refused command wrote output"
     assert not report["pickle_ran"], "loading a model file ran its pickle"
 
