@@ -257,6 +257,7 @@ def test_a_killed_worker_completes_the_same_or_resumes_exactly(client, tmp_path)
     model = _build("numpy")
     killer = _KillAWorker(client, at_step=64)
     checkpoint = tmp_path / "ckpt.npz"
+    outcome = "completed through Dask"
     try:
         fd.fit(
             model,
@@ -270,6 +271,7 @@ def test_a_killed_worker_completes_the_same_or_resumes_exactly(client, tmp_path)
             checkpoint=checkpoint,
         )
     except fd.WorkerLostError as err:  # Dask could not recover: resume exactly
+        outcome = "WorkerLostError, resumed"
         assert str(checkpoint) in str(err) or "No checkpoint" in str(err)
         client.wait_for_workers(2, timeout=60)
         model = _build("numpy")
@@ -278,6 +280,7 @@ def test_a_killed_worker_completes_the_same_or_resumes_exactly(client, tmp_path)
             model, x, y, client=client, epochs=2, batch_size=8, verbose=0, resume=resume
         )
     assert killer.killed
+    print(f"\nworker killed at step {killer.at_step}: {outcome}")
     assert np.array_equal(model.params, expected.params)
     client.wait_for_workers(2, timeout=60)
 
