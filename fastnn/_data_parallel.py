@@ -107,27 +107,19 @@ def weighted_average(arrays, weights, out: np.ndarray) -> None:
 # on the workers once.
 
 
-def gradient_task(spec, data, params, idx):
-    """Synchronous SGD, one rank's part of one step."""
+def _kernels(spec):
     from fastnn import backends
 
-    kernels = backends.get_backend(spec[0])
-    X, labels, Y = data
-    return gradient_sum(kernels, X, labels, Y, idx, params, spec[1], spec[2])
+    return backends.get_backend(spec[0])
 
 
-def steps_task(spec, data, params, velocity, order, batch_size, begin, end, rates):
-    """Steps ``[begin, end)`` of ordinary SGD over ``order`` in batches of
-    ``batch_size``: the backend's fused ``train_steps``, exactly as
-    ``Sequential.fit`` runs them. Returns ``(params, velocity, losses, done)``."""
-    from fastnn import backends
-
-    kernels = backends.get_backend(spec[0])
-    X, labels, Y = data
+def _train_steps(spec, data, params, grads, velocity, order, batch_size, begin, end,
+                 rates, losses):  # fmt: skip
+    """The backend's fused ``train_steps`` with the run's fixed arguments
+    taken from ``spec`` and ``data``."""
     _, layout, loss, momentum, nesterov, weight_decay, spans = spec
-    params, velocity = params.copy(), velocity.copy()
-    losses = np.zeros(end - begin, np.float64)
-    done = kernels.train_steps(
+    X, labels, Y = data
+    return _kernels(spec).train_steps(
         X,
         labels,
         Y,
@@ -136,7 +128,7 @@ def steps_task(spec, data, params, velocity, order, batch_size, begin, end, rate
         begin,
         end,
         params,
-        np.empty_like(params),
+        grads,
         velocity,
         layout,
         loss,
@@ -147,6 +139,24 @@ def steps_task(spec, data, params, velocity, order, batch_size, begin, end, rate
         spans,
         losses,
     )
+
+
+def gradient_task(spec, data, params, idx):
+    """Synchronous SGD, one rank's part of one step."""
+    X, labels, Y = data
+    return gradient_sum(_kernels(spec), X, labels, Y, idx, params, spec[1], spec[2])
+
+
+def steps_task(spec, data, params, velocity, order, batch_size, begin, end, rates):
+    """Steps ``[begin, end)`` of ordinary SGD over ``order`` in batches of
+    ``batch_size``: the backend's fused ``train_steps``, exactly as
+    ``Sequential.fit`` runs them. Returns ``(params, velocity, losses, done)``."""
+    params, velocity = params.copy(), velocity.copy()
+    losses = np.zeros(end - begin, np.float64)
+    done = _train_steps(
+        spec, data, params, np.empty_like(params), velocity, order, batch_size,
+        begin, end, rates, losses,
+    )  # fmt: skip
     return params, velocity, losses, done
 
 
@@ -155,11 +165,6 @@ def local_sgd_task(spec, data, params, velocity, slices, rates):
     consecutive global batches; an empty slice is skipped). Returns
     ``(params, velocity, losses, samples, steps_done)`` with ``losses`` and
     ``samples`` per step."""
-    from fastnn import backends
-
-    kernels = backends.get_backend(spec[0])
-    X, labels, Y = data
-    _, layout, loss, momentum, nesterov, weight_decay, spans = spec
     params, velocity = params.copy(), velocity.copy()
     grads = np.empty_like(params)
     losses = np.zeros(len(slices), np.float64)
@@ -167,26 +172,10 @@ def local_sgd_task(spec, data, params, velocity, slices, rates):
     for i, idx in enumerate(slices):
         if idx.shape[0] == 0:
             continue
-        done = kernels.train_steps(
-            X,
-            labels,
-            Y,
-            idx,
-            idx.shape[0],
-            0,
-            1,
-            params,
-            grads,
-            velocity,
-            layout,
-            loss,
-            rates[i : i + 1],
-            momentum,
-            nesterov,
-            weight_decay,
-            spans,
-            losses[i : i + 1],
-        )
+        done = _train_steps(
+            spec, data, params, grads, velocity, idx, idx.shape[0], 0, 1,
+            rates[i : i + 1], losses[i : i + 1],
+        )  # fmt: skip
         if done == 0:
             return params, velocity, losses, samples, i
     return params, velocity, losses, samples, len(slices)

@@ -597,30 +597,56 @@ def _distributed(args):
     return distributed
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _preflight(args: argparse.Namespace) -> tuple[str, Path]:
+    """Fail before minutes of work, not after: load the backend, check the
+    plotting extra and that the output folder is not a file. Returns the
+    backend's name and the output folder."""
     from fastnn import backends
-    from fastnn.callbacks import ModelCheckpoint
 
-    quiet = args.quiet
-    seed = args.seed
-    # Fail before minutes of training, not after: backend and plotting extras.
     backend = backends.resolve_backend_name(args.backend)
     backends.get_backend(backend)
     if not args.no_plots:
         from fastnn import plots
 
         plots.require_matplotlib()
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise UsageError(
+            f"argument -o/--output: {args.output!r} is a file; expected a folder"
+        )
+    return backend, output
+
+
+def _split_off_validation(x, y, fraction: float):
+    """``(x, y, (x_val, y_val))`` with the last ``fraction`` held out."""
+    n_val = int(round(len(x) * fraction))
+    if n_val < 1 or n_val >= len(x):
+        raise UsageError(
+            f"argument --validation-split: {fraction:g} of {len(x)} samples "
+            "leaves no training or no validation data"
+        )
+    return x[:-n_val], y[:-n_val], (x[-n_val:], y[-n_val:])
+
+
+def _check_batch_fits(batch_size: int, n: int) -> None:
+    if batch_size > n:
+        raise UsageError(
+            f"argument --batch-size: {batch_size} is more than the {n} training samples"
+        )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from fastnn.callbacks import ModelCheckpoint
+
+    quiet = args.quiet
+    seed = args.seed
+    backend, output = _preflight(args)
     distributed = _distributed(args)
     if args.workers is not None and args.workers > args.batch_size:
         raise UsageError(
             f"argument --workers: {args.workers} workers would leave some "
             f"without a sample of a batch of {args.batch_size}; expected at "
             f"most --batch-size"
-        )
-    output = Path(args.output)
-    if output.exists() and not output.is_dir():
-        raise UsageError(
-            f"argument -o/--output: {args.output!r} is a file; expected a folder"
         )
     if args.resume is not None and not Path(args.resume).is_file():
         raise FileNotFoundError(
@@ -632,24 +658,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.limit is not None:
         x_train, y_train = x_train[: args.limit], y_train[: args.limit]
     if args.validation_split > 0:
-        n_val = int(round(len(x_train) * args.validation_split))
-        if n_val < 1 or n_val >= len(x_train):
-            raise UsageError(
-                f"argument --validation-split: {args.validation_split:g} "
-                f"of {len(x_train)} samples leaves no training or no "
-                "validation data"
-            )
-        validation_data = (x_train[-n_val:], y_train[-n_val:])
-        x_train, y_train = x_train[:-n_val], y_train[:-n_val]
-        validation_name = f"the last {n_val} training samples"
+        x_train, y_train, validation_data = _split_off_validation(
+            x_train, y_train, args.validation_split
+        )
+        validation_name = f"the last {len(validation_data[0])} training samples"
     else:
         validation_data = (x_test, y_test)
         validation_name = "the test set (no validation split)"
-    if args.batch_size > len(x_train):
-        raise UsageError(
-            f"argument --batch-size: {args.batch_size} is more than the "
-            f"{len(x_train)} training samples"
-        )
+    _check_batch_fits(args.batch_size, len(x_train))
     steps = math.ceil(len(x_train) / args.batch_size) * args.epochs
     try:
         model = mnist_model(
@@ -801,35 +817,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     import functools
 
-    from fastnn import backends, distributed
+    from fastnn import distributed
 
     distributed._require_dask()
-    backend = backends.resolve_backend_name(args.backend)
-    backends.get_backend(backend)
-    if not args.no_plots:
-        from fastnn import plots
-
-        plots.require_matplotlib()
-    output = Path(args.output)
-    if output.exists() and not output.is_dir():
-        raise UsageError(
-            f"argument -o/--output: {args.output!r} is a file; expected a folder"
-        )
+    backend, output = _preflight(args)
     (x, y), _ = _load_mnist(args.dtype)
     if args.limit is not None:
         x, y = x[: args.limit], y[: args.limit]
-    n_val = int(round(len(x) * args.validation_split))
-    if n_val < 1 or n_val >= len(x):
-        raise UsageError(
-            f"argument --validation-split: {args.validation_split:g} of {len(x)} "
-            "samples leaves no training or no validation data"
-        )
-    x, y, validation_data = x[:-n_val], y[:-n_val], (x[-n_val:], y[-n_val:])
-    if args.batch_size > len(x):
-        raise UsageError(
-            f"argument --batch-size: {args.batch_size} is more than the "
-            f"{len(x)} training samples"
-        )
+    x, y, validation_data = _split_off_validation(x, y, args.validation_split)
+    n_val = len(validation_data[0])
+    _check_batch_fits(args.batch_size, len(x))
     output.mkdir(parents=True, exist_ok=True)
     grid = {
         "learning_rate": args.learning_rate,
