@@ -161,14 +161,23 @@ def _check_strategy(strategy):
 
 def _dask_errors(distributed):
     import asyncio
+    import concurrent.futures
 
     return (
         distributed.scheduler.KilledWorker,
         distributed.comm.core.CommClosedError,
+        distributed.client.FutureCancelledError,
+        concurrent.futures.CancelledError,
         asyncio.CancelledError,
         asyncio.TimeoutError,
         OSError,
     )
+
+
+#: Times a round whose tasks Dask lost (cancelled, worker killed) is submitted
+#: again before giving up: a round applies nothing until all its results are
+#: in, and each result depends only on its arguments, so a retry is exact.
+RETRIES = 2
 
 
 class _ClusterSteps:
@@ -198,20 +207,29 @@ class _ClusterSteps:
         else:
             self.chunk_steps = trainer.CHUNK_STEPS
 
-    def _submit(self, rank, fn, *args):
-        return self.client.submit(
-            fn,
-            *args,
-            workers=[self.addresses[rank]],
-            allow_other_workers=True,
-            pure=False,
-        )
+    def _run(self, calls):
+        """Results of ``calls``, a list of ``(rank, fn, *args)``, in that order.
 
-    def _gather(self, futures):
-        try:
-            return self.client.gather(futures)
-        except self.errors as err:
-            raise WorkerLostError(self._lost_message(err)) from err
+        Each task goes to its rank's worker, or any live worker if that one is
+        gone. A round Dask loses is submitted again (``RETRIES`` times)."""
+        for attempt in range(RETRIES + 1):
+            futures = [
+                self.client.submit(
+                    fn,
+                    *args,
+                    workers=[self.addresses[rank]],
+                    allow_other_workers=True,
+                    pure=False,
+                )
+                for rank, fn, *args in calls
+            ]
+            try:
+                return self.client.gather(futures)
+            except self.errors as err:
+                if attempt == RETRIES:
+                    raise WorkerLostError(self._lost_message(err)) from err
+                self.client.wait_for_workers(1, timeout=60)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _lost_message(self, err) -> str:
         where = f"epoch {self.model.epoch + 1}, step {self.model.step + 1}"
@@ -239,20 +257,12 @@ class _ClusterSteps:
 
     def _one_rank(self, order, batch_size, s, e, rates, losses_out) -> int:
         model = self.model
-        future = self._submit(
-            0,
-            dp.steps_task,
-            self.spec,
-            self.data,
-            model.params,
-            model.velocity,
-            order,
-            batch_size,
-            s,
-            e,
-            rates,
-        )
-        params, velocity, losses, done = self._gather([future])[0]
+        params, velocity, losses, done = self._run(
+            [
+                (0, dp.steps_task, self.spec, self.data, model.params,
+                 model.velocity, order, batch_size, s, e, rates)
+            ]
+        )[0]  # fmt: skip
         model.params[...] = params
         model.velocity[...] = velocity
         losses_out[:done] = losses[:done]
@@ -263,15 +273,13 @@ class _ClusterSteps:
         ranks = len(self.addresses)
         for i in range(s, e):
             idx = self._batch(order, batch_size, i)
-            futures = [
-                self._submit(
-                    k, dp.gradient_task, self.spec, self.data, model.params, part
-                )
+            calls = [
+                (k, dp.gradient_task, self.spec, self.data, model.params, part)
                 for k, part in enumerate(dp.split_batch(idx, ranks))
                 if part.shape[0]
             ]
             value = dp.combine_gradient_sums(
-                self._gather(futures), idx.shape[0], model.grads
+                self._run(calls), idx.shape[0], model.grads
             )
             if not math.isfinite(value):
                 return i - s
@@ -296,20 +304,13 @@ class _ClusterSteps:
             slices = [
                 dp.split_batch(self._batch(order, batch_size, i), ranks) for i in group
             ]
-            futures = [
-                self._submit(
-                    k,
-                    dp.local_sgd_task,
-                    self.spec,
-                    self.data,
-                    model.params,
-                    model.velocity,
-                    [parts[k] for parts in slices],
-                    rates[g - s : g - s + len(group)],
-                )
+            calls = [
+                (k, dp.local_sgd_task, self.spec, self.data, model.params,
+                 model.velocity, [parts[k] for parts in slices],
+                 rates[g - s : g - s + len(group)])
                 for k in range(ranks)
-            ]
-            results = self._gather(futures)
+            ]  # fmt: skip
+            results = self._run(calls)
             if min(r[4] for r in results) < len(group):
                 return g - s  # a loss was not finite: the group is not applied
             samples = np.array([r[3] for r in results], np.float64)  # (ranks, steps)

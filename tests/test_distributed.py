@@ -281,8 +281,8 @@ def test_a_killed_worker_completes_the_same_or_resumes_exactly(client, tmp_path)
         )
     assert killer.killed
     print(f"\nworker killed at step {killer.at_step}: {outcome}")
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed one
     assert np.array_equal(model.params, expected.params)
-    client.wait_for_workers(2, timeout=60)
 
 
 def test_resume_from_a_driver_checkpoint_is_exact(client, tmp_path):
@@ -316,6 +316,7 @@ def test_resume_from_a_driver_checkpoint_is_exact(client, tmp_path):
 
 
 def test_too_many_workers_is_a_value_error(client):
+    client.wait_for_workers(2, timeout=60)
     model = _build("numpy")
     with pytest.raises(ValueError, match=r"workers: expected at most the 2 workers"):
         fd.fit(model, X, Y, client=client, workers=3, batch_size=8, verbose=0)
