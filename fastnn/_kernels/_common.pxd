@@ -90,36 +90,51 @@ cdef inline void bias_activation(
     int act,
 ) noexcept nogil:
     """Forward epilogue: add the bias and apply ``f``, one row at a time."""
+    bias_activation_span(A, b, n, k, 0, k, act)
+
+
+cdef inline void bias_activation_span(
+    floating[::1] A,          # IN/OUT (n, k): only columns [c0, c1) touched
+    const floating[::1] b,    # IN (k,) or empty: no bias
+    Py_ssize_t n,
+    Py_ssize_t k,
+    Py_ssize_t c0,
+    Py_ssize_t c1,
+    int act,                  # SOFTMAX needs whole rows: c0 = 0, c1 = k
+) noexcept nogil:
+    """``bias_activation`` on columns [c0, c1) of every row."""
     cdef Py_ssize_t i, j, r
     cdef bint has_bias = b.shape[0] != 0
     cdef floating z, mx, s
+    if c1 <= c0:
+        return
     for i in range(n):
         r = i * k
         if has_bias:
-            for j in range(k):
+            for j in range(c0, c1):
                 A[r + j] = A[r + j] + b[j]
         if act == ACT_RELU:
-            for j in range(k):
+            for j in range(c0, c1):
                 z = A[r + j]
                 A[r + j] = 0 if z < 0 else z  # NaN passes through, as np.maximum
         elif act == ACT_SIGMOID:
-            for j in range(k):
+            for j in range(c0, c1):
                 # 1 / (1 + inf) = 0: no overflow branch needed (as scipy's expit)
                 A[r + j] = 1 / (1 + exp_(-A[r + j]))
         elif act == ACT_TANH:
-            for j in range(k):
+            for j in range(c0, c1):
                 A[r + j] = tanh_(A[r + j])
         elif act == ACT_SOFTMAX:
-            mx = A[r]
-            for j in range(1, k):
+            mx = A[r + c0]
+            for j in range(c0 + 1, c1):
                 if A[r + j] > mx:
                     mx = A[r + j]
             s = 0
-            for j in range(k):
+            for j in range(c0, c1):
                 z = exp_(A[r + j] - mx)  # subtract the row max for stability
                 A[r + j] = z
                 s = s + z
-            for j in range(k):
+            for j in range(c0, c1):
                 A[r + j] = A[r + j] / s
 
 
@@ -137,37 +152,52 @@ cdef inline void activation_grad(
     For LINEAR ``dZ`` is ``dA`` and is not written; ``db`` is summed from dA.
     ``db`` accumulates row after row, in the array dtype, like ``np.sum(axis=0)``.
     """
+    activation_grad_span(dA, A, dZ, db, n, k, 0, k, act)
+
+
+cdef inline void activation_grad_span(
+    const floating[::1] dA,   # IN  (n, k)
+    const floating[::1] A,    # IN  (n, k) the layer output
+    floating[::1] dZ,         # OUT (n, k), columns [c0, c1); may be dA
+    floating[::1] db,         # OUT (k,) columns [c0, c1) of it, or empty
+    Py_ssize_t n,
+    Py_ssize_t k,
+    Py_ssize_t c0,
+    Py_ssize_t c1,
+    int act,                  # SOFTMAX needs whole rows: c0 = 0, c1 = k
+) noexcept nogil:
+    """``activation_grad`` on columns [c0, c1) of every row."""
     cdef Py_ssize_t i, j, r
     cdef bint want_db = db.shape[0] != 0
     cdef floating a, s
     if want_db:
-        for j in range(k):
+        for j in range(c0, c1):
             db[j] = 0
     for i in range(n):
         r = i * k
         if act == ACT_LINEAR:
             if want_db:
-                for j in range(k):
+                for j in range(c0, c1):
                     db[j] = db[j] + dA[r + j]
             continue
         if act == ACT_RELU:
-            for j in range(k):
+            for j in range(c0, c1):
                 dZ[r + j] = dA[r + j] * (1 if A[r + j] > 0 else 0)  # relu'(0) = 0
         elif act == ACT_SIGMOID:
-            for j in range(k):
+            for j in range(c0, c1):
                 a = A[r + j]
                 dZ[r + j] = dA[r + j] * (a * (1 - a))
         elif act == ACT_TANH:
-            for j in range(k):
+            for j in range(c0, c1):
                 a = A[r + j]
                 dZ[r + j] = dA[r + j] * (1 - a * a)
         elif act == ACT_SOFTMAX:
             # Jacobian-vector product per row: dZ = A * (dA - sum(dA * A)).
             s = 0
-            for j in range(k):
+            for j in range(c0, c1):
                 s = s + dA[r + j] * A[r + j]
-            for j in range(k):
+            for j in range(c0, c1):
                 dZ[r + j] = A[r + j] * (dA[r + j] - s)
         if want_db:
-            for j in range(k):
+            for j in range(c0, c1):
                 db[j] = db[j] + dZ[r + j]

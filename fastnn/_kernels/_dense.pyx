@@ -23,7 +23,7 @@ from fastnn._kernels._common cimport (
     gemm,
 )
 
-KERNEL_API_VERSION = 2
+KERNEL_API_VERSION = 3
 
 cdef extern from *:
     """

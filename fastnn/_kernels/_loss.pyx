@@ -19,25 +19,28 @@ from libc.stdint cimport int64_t
 
 from fastnn._kernels._common cimport exp_
 
-KERNEL_API_VERSION = 2
+KERNEL_API_VERSION = 3
 
 
-cdef double softmax_cross_entropy_core(
-    const floating[::1] Z,       # IN  (n, k) logits
+cdef double softmax_cross_entropy_rows(
+    const floating[::1] Z,       # IN  (n, k) logits: rows of a batch of n_batch
     const int64_t[::1] labels,   # IN  (n,) class indices
     floating[::1] dZ,            # OUT (n, k); may be Z
     Py_ssize_t n,
     Py_ssize_t k,
+    Py_ssize_t n_batch,          # dZ is divided by the whole batch's size
     Py_ssize_t* bad_row,         # OUT row of the first invalid label, else -1
 ) noexcept nogil:
+    """The loss *sum* over these n rows (float64); NaN at an invalid label.
+
+    The training loop's threads each take some rows of one batch; the batch's
+    mean loss is the sum of their sums over n_batch."""
     cdef Py_ssize_t i, j, r
     cdef int64_t y
     cdef floating mx, zy, e, s
-    cdef floating nf = <floating>n
+    cdef floating nf = <floating>n_batch
     cdef double total = 0
     bad_row[0] = -1
-    if n == 0:
-        return NAN  # mean of nothing, as np.mean
     for i in range(n):
         r = i * k
         y = labels[i]
@@ -62,7 +65,40 @@ cdef double softmax_cross_entropy_core(
         dZ[r + y] = dZ[r + y] - 1
         for j in range(k):
             dZ[r + j] = dZ[r + j] / nf
-    return total / n
+    return total
+
+
+cdef double softmax_cross_entropy_core(
+    const floating[::1] Z,       # IN  (n, k) logits
+    const int64_t[::1] labels,   # IN  (n,) class indices
+    floating[::1] dZ,            # OUT (n, k); may be Z
+    Py_ssize_t n,
+    Py_ssize_t k,
+    Py_ssize_t* bad_row,         # OUT row of the first invalid label, else -1
+) noexcept nogil:
+    if n == 0:
+        bad_row[0] = -1
+        return NAN  # mean of nothing, as np.mean
+    return softmax_cross_entropy_rows(Z, labels, dZ, n, k, n, bad_row) / n
+
+
+cdef double mean_squared_error_rows(
+    const floating[::1] A,   # IN  (size,), flat: some rows of a batch
+    const floating[::1] Y,   # IN  (size,), flat
+    floating[::1] dA,        # OUT (size,), flat; may be A
+    Py_ssize_t size,
+    Py_ssize_t size_batch,   # n * k of the whole batch: dA's scale is 2 / size_batch
+) noexcept nogil:
+    """The *sum* of squared errors over these entries (float64)."""
+    cdef Py_ssize_t i
+    cdef floating d
+    cdef floating scale = <floating>(2.0 / size_batch)
+    cdef double total = 0
+    for i in range(size):
+        d = A[i] - Y[i]
+        total += <double>d * d
+        dA[i] = d * scale
+    return total
 
 
 cdef double mean_squared_error_core(
@@ -71,18 +107,9 @@ cdef double mean_squared_error_core(
     floating[::1] dA,        # OUT (n, k), flat; may be A
     Py_ssize_t size,         # n * k
 ) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating d
-    cdef floating scale
-    cdef double total = 0
     if size == 0:
         return NAN  # mean of nothing, as np.mean
-    scale = <floating>(2.0 / size)
-    for i in range(size):
-        d = A[i] - Y[i]
-        total += <double>d * d
-        dA[i] = d * scale
-    return total / size
+    return mean_squared_error_rows(A, Y, dA, size, size) / size
 
 
 def softmax_cross_entropy(

@@ -3,22 +3,41 @@
 # Same contract as fastnn.reference.train_steps (and the composed
 # fastnn._compose.train_steps): steps step_begin .. step_end - 1 of one epoch,
 # step s on the samples order[s*batch_size : min(n, (s+1)*batch_size)].
-# The whole loop runs in C without the GIL; per step:
-#   gather the batch rows (and labels / targets) -> forward, layer by layer
-#   (GEMM + bias/activation epilogue; with cross-entropy the output layer is
-#   linear and the softmax is fused into the loss) -> loss and dA of the
-#   output -> stop before the update if the loss is not finite -> backward,
-#   last layer first, dZ overwriting dA in place, dW straight into ``grads``.
-# The SGD update is fused into the backward pass when it can be: once layer l's
-# dW, db and dX are computed nothing reads W_l or b_l again in this step, so
-# they are updated right away, while dW is still warm in cache. This needs the
-# layers' weight and bias ranges to tile ``params`` exactly and the decay spans
-# to be sorted and disjoint (the wrapper checks; otherwise one update over the
-# whole buffer follows the backward pass, as the reference does). Every entry
-# gets the same arithmetic either way; only the float64 sum of squares that
-# goes into the reported loss is added up in a different order.
-# Buffers (activations, their gradients, the gathered batch) are allocated
-# once per call. Overwritten: params, velocity, grads (scratch), losses_out.
+# The whole loop runs in C without the GIL, split over ``n_threads`` threads:
+# the wrapper (cython_backend.py) starts T Python threads that each call
+# train_steps with their own ``tid`` and the same buffers, and they meet at
+# spinning barriers (_barrier.h). Thread t owns a contiguous share of each
+# dimension it splits: ``part(n, t, T) .. part(n, t + 1, T)``. Per step:
+#   1. gather its rows of the batch (and labels / targets)         | barrier
+#   2. forward, layer by layer: its columns of A = X W (GEMM), then
+#      bias and activation on them; each thread reads only its columns
+#      of W, so W streams through the cores once, not T times    | barrier each
+#      (with cross-entropy the output layer is linear and the softmax
+#      is fused into the loss)
+#   3. its rows of the loss and of dA at the output (dZ = dA f'(A)
+#      there, in place, if the output layer has an activation)     | barrier
+#      Every thread adds up the loss parts in thread order and decides
+#      alike whether to stop (an invalid index or label, a non-finite loss:
+#      stop before any update).
+#   4. backward, last layer first, on its rows i0..i1 of W_l:
+#      dX[:, i0:i1] = dZ W[i0:i1]^T with the old W, then dZ = dX f'(A) and
+#      db of the layer below on those columns (fused); dW[i0:i1] = X[:,
+#      i0:i1]^T dZ; then update W[i0:i1] and its columns of b_l while dW is
+#      warm in cache: nothing else reads them in this step             | barrier each
+# Every A, dX and dW entry is the same dot product as in one whole-batch GEMM
+# (the split never cuts the summed dimension), db is summed row after row and
+# the update is elementwise, so params and velocity agree across T to
+# rounding: only BLAS's kernel for a narrower block may add the products in
+# another order (1 ulp seen), and the float64 loss and sum of squares are added
+# up in thread order. With T = 1 the barriers are no-ops: the plain loop.
+# The split needs the layers' weight and bias ranges to tile ``params``
+# exactly, the decay spans sorted and disjoint, and no softmax activation in
+# training (it needs whole rows); otherwise T is 1 (the wrapper sees to it)
+# and, without the tiling, one update over the whole buffer follows the
+# backward pass, as the reference does.
+# Buffers (activations, their gradients, the gathered batch) are allocated by
+# the wrapper, once per call, and shared by the threads. Overwritten: params,
+# velocity, grads (scratch), losses_out, the buffers, sync, parts and errors.
 # Out-of-range sample indices or labels raise IndexError at the step that
 # meets them (earlier steps stay applied), as NumPy's indexing does in the
 # reference.
@@ -30,12 +49,16 @@ from libc.math cimport isfinite
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
-from fastnn._kernels._common cimport ACT_LINEAR
-from fastnn._kernels._dense cimport backward, forward
-from fastnn._kernels._loss cimport mean_squared_error_core, softmax_cross_entropy_core
+from fastnn._kernels._common cimport (
+    ACT_LINEAR,
+    activation_grad_span,
+    bias_activation_span,
+    gemm,
+)
+from fastnn._kernels._loss cimport mean_squared_error_rows, softmax_cross_entropy_rows
 from fastnn._kernels._sgd cimport sgd_full, sgd_mode, sgd_range
 
-KERNEL_API_VERSION = 2
+KERNEL_API_VERSION = 3
 
 # Columns of the layout array (as fastnn._compose).
 cdef enum:
@@ -66,6 +89,40 @@ cdef enum:
     LOSS_MSE = 1
 
 
+
+cdef extern from "_barrier.h" nogil:
+    int barrier "fastnn_barrier"(int64_t* sync, int64_t n_threads) noexcept
+    void barrier_abort "fastnn_barrier_abort"(int64_t* sync) noexcept
+
+
+def abort(int64_t[::1] sync):
+    """Make every thread of a call leave at its next barrier (a thread failed)."""
+    barrier_abort(&sync[0])
+
+
+cdef inline Py_ssize_t part(Py_ssize_t n, Py_ssize_t t, Py_ssize_t T) noexcept nogil:
+    """Start of thread t's share of n items (t = T gives n)."""
+    return (n * t) // T
+
+
+cdef inline void column_sums(
+    const floating[::1] G,  # IN  (m, k)
+    floating[::1] db,       # OUT (k,) only columns [c0, c1) written
+    Py_ssize_t m,
+    Py_ssize_t k,
+    Py_ssize_t c0,
+    Py_ssize_t c1,
+) noexcept nogil:
+    """db[c0:c1] = G[:, c0:c1].sum(0), row after row (as activation_grad)."""
+    cdef Py_ssize_t i, j, r
+    for j in range(c0, c1):
+        db[j] = 0
+    for i in range(m):
+        r = i * k
+        for j in range(c0, c1):
+            db[j] = db[j] + G[r + j]
+
+
 def train_steps(
     const floating[::1] X,             # IN  (n, n_in), flat
     Py_ssize_t n,
@@ -88,16 +145,26 @@ def train_steps(
     bint spans_disjoint,               # sorted and disjoint
     bint update_per_layer,             # layer ranges tile params exactly
     double[::1] losses_out,            # OUT (step_end - step_begin,)
+    Py_ssize_t tid,                    # this thread, 0 <= tid < n_threads
+    Py_ssize_t n_threads,              # 1 unless update_per_layer
+    floating[::1] Xb,                  # SHARED scratch (batch_size * n_in,)
+    int64_t[::1] lb,                   # SHARED scratch (batch_size,) for CE
+    floating[::1] Yb,                  # SHARED scratch (batch_size * k,) for mse
+    floating[::1] A_all,               # SHARED scratch (batch_size * sum n_out,)
+    floating[::1] dA_all,              # SHARED scratch, as A_all
+    int64_t[::1] sync,                 # SHARED (3,) zeros: the barrier
+    double[::1] parts,                 # SHARED (2 T,) loss and sum-of-squares parts
+    int64_t[::1] errors,               # SHARED (2 T,) -1: bad order pos, bad row
 ):
     """Same contract as ``fastnn.reference.train_steps``; returns the number of
-    steps applied."""
+    steps applied. Thread ``tid`` of ``n_threads`` (see the top of the file);
+    only thread 0 raises for an invalid index or label."""
     cdef Py_ssize_t n_layers = layout.shape[0]
     cdef Py_ssize_t n_in0 = layout[0, N_IN]
     cdef Py_ssize_t k = layout[n_layers - 1, N_OUT]
     cdef bint ce = loss == LOSS_CROSS_ENTROPY
-    cdef Py_ssize_t total_out = 0, l
-    for l in range(n_layers):
-        total_out += layout[l, N_OUT]
+    cdef Py_ssize_t T = n_threads
+    cdef Py_ssize_t l
 
     # Per-layer offsets into the activation buffers, and the activations used
     # in training (cross-entropy: linear output, softmax fused into the loss).
@@ -108,13 +175,6 @@ def train_steps(
         acts[l] = <int>layout[l, ACT]
     if ce:
         acts[n_layers - 1] = ACT_LINEAR
-
-    dtype = np.float32 if floating is float else np.float64
-    cdef floating[::1] Xb = np.empty(batch_size * n_in0, dtype=dtype)
-    cdef floating[::1] Yb = np.empty(0 if ce else batch_size * k, dtype=dtype)
-    cdef int64_t[::1] lb = np.empty(batch_size if ce else 0, dtype=np.int64)
-    cdef floating[::1] A_all = np.empty(act_off[n_layers], dtype=dtype)
-    cdef floating[::1] dA_all = np.empty(act_off[n_layers], dtype=dtype)
     cdef floating[::1] empty = Xb[:0]
 
     cdef int mode = sgd_mode(momentum, nesterov)
@@ -124,11 +184,13 @@ def train_steps(
     cdef floating lr_f
     cdef Py_ssize_t n_order = order.shape[0]
     cdef Py_ssize_t n_steps = step_end - step_begin
-    cdef Py_ssize_t i, s, r, c, first, last, m, idx, n_in, n_out, w_off, b_off
-    cdef Py_ssize_t bad_row = -1, bad_index = -1, applied = n_steps
-    cdef int64_t bad_value = 0
+    cdef Py_ssize_t i, s, r, c, t, first, last, m, r0, r1, i0, i1, c0, c1
+    cdef Py_ssize_t idx, n_in, n_out, w_off, b_off
+    cdef Py_ssize_t bad_row = -1, bad_pos = -1
+    cdef bint aborted = False  # a thread failed: leave at the next barrier
+    cdef Py_ssize_t applied = n_steps
     cdef double value, sq
-    cdef floating[::1] Xl, Al, dAl, dXl, W, b, dW, db
+    cdef floating[::1] Xl, Al, dAl, dXl, W, b, dW, db, G, db_below
     cdef size_t row_bytes = n_in0 * sizeof(floating)
     cdef size_t y_bytes = k * sizeof(floating)
     cdef Py_ssize_t line_items = LINE_BYTES // sizeof(floating)
@@ -146,13 +208,18 @@ def train_steps(
             if m <= 0:  # empty batch: its mean loss is NaN, not finite
                 applied = i
                 break
+            r0 = part(m, tid, T)
+            r1 = part(m, tid + 1, T)
+            errors[2 * tid] = -1
+            errors[2 * tid + 1] = -1
+            parts[2 * tid] = 0
 
-            # Gather the batch (np.take semantics: negative indices wrap).
-            # Rows are scattered over the whole dataset, so each one starts
-            # with cache misses the hardware prefetcher cannot foresee:
-            # prefetch the row PREFETCH_ROWS ahead while copying this one.
-            for r in range(m):
-                if r + PREFETCH_ROWS < m:
+            # 1. Gather (np.take semantics: negative indices wrap). Rows are
+            # scattered over the whole dataset, so each one starts with cache
+            # misses the hardware prefetcher cannot foresee: prefetch the row
+            # PREFETCH_ROWS ahead while copying this one.
+            for r in range(r0, r1):
+                if r + PREFETCH_ROWS < r1:
                     idx = order[first + r + PREFETCH_ROWS]
                     if 0 <= idx < n:
                         c = 0
@@ -163,50 +230,93 @@ def train_steps(
                 if idx < 0:
                     idx = idx + n
                 if idx < 0 or idx >= n:
-                    bad_index = first + r
+                    errors[2 * tid] = first + r
                     break
                 memcpy(&Xb[r * n_in0], &X[idx * n_in0], row_bytes)
                 if ce:
                     lb[r] = labels[idx]
                 else:
                     memcpy(&Yb[r * k], &Y[idx * k], y_bytes)
-            if bad_index >= 0:
+            if barrier(&sync[0], T) < 0:
+                applied = i
+                break
+            for t in range(T):
+                if errors[2 * t] >= 0:
+                    bad_pos = errors[2 * t]
+                    break
+            if bad_pos >= 0:
                 applied = i
                 break
 
-            # Forward.
-            Xl = Xb
+            # 2. Forward: this thread's columns c0..c1 of every layer.
+            Xl = Xb[: m * n_in0]
             for l in range(n_layers):
                 n_in = layout[l, N_IN]
                 n_out = layout[l, N_OUT]
                 w_off = layout[l, W_OFF]
                 b_off = layout[l, B_OFF]
+                c0 = part(n_out, tid, T)
+                c1 = part(n_out, tid + 1, T)
                 W = params[w_off : w_off + n_in * n_out]
-                # (if/else, not a conditional expression: Cython 3.x miscounts
-                # memoryview references in ``x[i:j] if c else y``)
+                # (if/else, not a conditional expression: Cython 3.x
+                # miscounts memoryview references in ``x[i:j] if c else y``)
                 if b_off >= 0:
                     b = params[b_off : b_off + n_out]
                 else:
                     b = empty
                 Al = A_all[act_off[l] : act_off[l] + m * n_out]
-                forward(Xl, W, b, Al, m, n_in, n_out, acts[l])
-                Xl = Al
-
-            # Loss and its gradient w.r.t. the output.
-            dAl = dA_all[act_off[n_layers - 1] : act_off[n_layers - 1] + m * k]
-            if ce:
-                value = softmax_cross_entropy_core(Xl, lb[:m], dAl, m, k, &bad_row)
-                if bad_row >= 0:
-                    bad_value = lb[bad_row]
-                    applied = i
+                if c1 > c0:
+                    if n_in > 0:
+                        gemm(False, False, <int>m, <int>(c1 - c0), <int>n_in, 1,
+                             &Xl[0], <int>n_in, &W[c0], <int>n_out, 0,
+                             &Al[c0], <int>n_out)
+                    else:
+                        for r in range(m):
+                            for c in range(c0, c1):
+                                Al[r * n_out + c] = 0
+                    bias_activation_span(Al, b, m, n_out, c0, c1, acts[l])
+                if barrier(&sync[0], T) < 0:
+                    aborted = True
                     break
-            else:
-                value = mean_squared_error_core(Xl, Yb[: m * k], dAl, m * k)
+                Xl = Al
+            if aborted:
+                applied = i
+                break
+
+            # 3. This thread's rows of the loss and of dA at the output.
+            Al = A_all[act_off[n_layers - 1] + r0 * k : act_off[n_layers - 1] + r1 * k]
+            dAl = dA_all[act_off[n_layers - 1] + r0 * k :
+                         act_off[n_layers - 1] + r1 * k]
+            if r1 > r0:
+                if ce:
+                    parts[2 * tid] = softmax_cross_entropy_rows(
+                        Al, lb[r0:r1], dAl, r1 - r0, k, m, &bad_row)
+                    if bad_row >= 0:
+                        errors[2 * tid + 1] = r0 + bad_row
+                else:
+                    parts[2 * tid] = mean_squared_error_rows(
+                        Al, Yb[r0 * k : r1 * k], dAl, (r1 - r0) * k, m * k)
+                if acts[n_layers - 1] != ACT_LINEAR and errors[2 * tid + 1] < 0:
+                    activation_grad_span(dAl, Al, dAl, empty, r1 - r0, k, 0, k,
+                                         acts[n_layers - 1])
+            if barrier(&sync[0], T) < 0:
+                applied = i
+                break
+            value = 0
+            bad_row = -1
+            for t in range(T):
+                if errors[2 * t + 1] >= 0 and bad_row < 0:
+                    bad_row = errors[2 * t + 1]
+                value += parts[2 * t]
+            if bad_row >= 0:
+                applied = i
+                break
+            value = value / (m if ce else m * k)
             if not isfinite(value):
                 applied = i  # not applied: the caller sees the divergence
                 break
 
-            # Backward (dZ overwrites dA), each layer updated as soon as done.
+            # 4. Backward and update: this thread's rows i0..i1 of each W_l.
             lr_f = <floating>learning_rates[i]
             sq = 0
             for l in range(n_layers - 1, -1, -1):
@@ -214,42 +324,82 @@ def train_steps(
                 n_out = layout[l, N_OUT]
                 w_off = layout[l, W_OFF]
                 b_off = layout[l, B_OFF]
+                i0 = part(n_in, tid, T)
+                i1 = part(n_in, tid + 1, T)
+                c0 = part(n_out, tid, T)
+                c1 = part(n_out, tid + 1, T)
                 W = params[w_off : w_off + n_in * n_out]
                 dW = grads[w_off : w_off + n_in * n_out]
+                G = dA_all[act_off[l] : act_off[l] + m * n_out]  # dZ, complete
                 if b_off >= 0:
                     db = grads[b_off : b_off + n_out]
                 else:
                     db = empty
-                Al = A_all[act_off[l] : act_off[l] + m * n_out]
-                dAl = dA_all[act_off[l] : act_off[l] + m * n_out]
+                if l == n_layers - 1 and b_off >= 0:
+                    column_sums(G, db, m, n_out, c0, c1)
                 if l > 0:
                     Xl = A_all[act_off[l - 1] : act_off[l - 1] + m * n_in]
                     dXl = dA_all[act_off[l - 1] : act_off[l - 1] + m * n_in]
+                    if i1 > i0:
+                        # dX[:, i0:i1] = dZ @ W[i0:i1]^T (W not yet updated)
+                        if n_out > 0:
+                            gemm(False, True, <int>m, <int>(i1 - i0), <int>n_out, 1,
+                                 &G[0], <int>n_out, &W[i0 * n_out], <int>n_out, 0,
+                                 &dXl[i0], <int>n_in)
+                        else:
+                            for r in range(m):
+                                for c in range(i0, i1):
+                                    dXl[r * n_in + c] = 0
+                        # dZ and db of the layer below, on the same columns.
+                        if layout[l - 1, B_OFF] >= 0:
+                            db_below = grads[layout[l - 1, B_OFF] :
+                                             layout[l - 1, B_OFF] + n_in]
+                        else:
+                            db_below = empty
+                        activation_grad_span(dXl, Xl, dXl, db_below, m, n_in, i0, i1,
+                                             acts[l - 1])
                 else:
                     Xl = Xb[: m * n_in]
-                    dXl = empty
-                backward(dAl, dAl, Xl, W, Al, m, n_in, n_out, acts[l], dW, db, dXl)
+                if i1 > i0 and n_out > 0:
+                    # dW[i0:i1] = X[:, i0:i1]^T @ dZ
+                    gemm(True, False, <int>(i1 - i0), <int>n_out, <int>m, 1,
+                         &Xl[i0], <int>n_in, &G[0], <int>n_out, 0,
+                         &dW[i0 * n_out], <int>n_out)
                 if update_per_layer:
-                    sq += sgd_range(params, grads, velocity, w_off,
-                                    w_off + n_in * n_out, lr_f, m_f, mode, wd_f,
+                    sq += sgd_range(params, grads, velocity, w_off + i0 * n_out,
+                                    w_off + i1 * n_out, lr_f, m_f, mode, wd_f,
                                     decay, spans, False)
                     if b_off >= 0:
-                        sq += sgd_range(params, grads, velocity, b_off,
-                                        b_off + n_out, lr_f, m_f, mode, wd_f,
+                        sq += sgd_range(params, grads, velocity, b_off + c0,
+                                        b_off + c1, lr_f, m_f, mode, wd_f,
                                         decay, spans, False)
-            if not update_per_layer:
-                sq = sgd_full(params, grads, velocity, lr_f, m_f, mode, wd_f, decay,
-                              spans, spans_disjoint, False)
-            losses_out[i] = value + 0.5 * weight_decay * sq
+                if l == 0:
+                    if not update_per_layer:  # T == 1 here
+                        sq = sgd_full(params, grads, velocity, lr_f, m_f, mode,
+                                      wd_f, decay, spans, spans_disjoint, False)
+                    parts[2 * tid + 1] = sq
+                if barrier(&sync[0], T) < 0:
+                    aborted = True
+                    break
+            if aborted:
+                applied = i  # the wrapper raises the failed thread's error
+                break
+            if tid == 0:
+                sq = 0
+                for t in range(T):
+                    sq += parts[2 * t + 1]
+                losses_out[i] = value + 0.5 * weight_decay * sq
 
-    if bad_index >= 0:
+    if tid != 0:
+        return applied
+    if bad_pos >= 0:
         raise IndexError(
-            f"order[{bad_index}] = {order[bad_index]} is out of bounds for "
+            f"order[{bad_pos}] = {order[bad_pos]} is out of bounds for "
             f"{n} samples (step {step_begin + applied})"
         )
     if bad_row >= 0:
         raise IndexError(
-            f"label {bad_value} is out of bounds for {k} classes "
+            f"label {lb[bad_row]} is out of bounds for {k} classes "
             f"(step {step_begin + applied})"
         )
     return applied

@@ -21,9 +21,15 @@ says why and how to rebuild, extensions that are missing, older than their
 sources (in a source checkout) or built for another kernel API version.
 
 Threads. Every kernel releases the GIL and keeps no global state, so several
-Python threads may call any function at once. The GEMMs run on SciPy's BLAS
-threads (``fastnn.set_num_threads`` / threadpoolctl); nothing else is parallel,
-so results do not depend on the thread count beyond BLAS's own summation order.
+Python threads may call any function at once. The per-layer kernels run their
+GEMMs on SciPy's BLAS threads. ``train_steps`` splits each SGD step over its
+own threads instead (see ``_train.pyx``): as many as BLAS may use
+(``fastnn.set_num_threads`` sets that), at most one per ``MIN_ROWS_PER_THREAD``
+rows of a batch, each running single-threaded BLAS on its share, so that the
+bias, activation, loss and update passes are parallel too, not only the GEMMs.
+The split never cuts a summed dimension, so results agree across thread
+counts to rounding (BLAS's kernel for a narrower block may add the same
+products in another order; tested against one thread).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from __future__ import annotations
 import importlib
 import importlib.machinery
 import importlib.util
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -64,7 +71,7 @@ NAME = "cython"
 #: The kernel API these wrappers are written against; every extension defines
 #: the same ``KERNEL_API_VERSION``. Bump both together when a kernel's
 #: arguments change.
-KERNEL_API_VERSION = 2
+KERNEL_API_VERSION = 3
 
 _KERNELS_DIR = Path(__file__).resolve().parent
 #: Extension -> the sources it is built from (its .pyx and every .pxd it
@@ -73,7 +80,13 @@ _SOURCES = {
     "_dense": ("_dense.pyx", "_dense.pxd", "_common.pxd"),
     "_loss": ("_loss.pyx", "_loss.pxd", "_common.pxd"),
     "_sgd": ("_sgd.pyx", "_sgd.pxd", "_sgd_core.h"),
-    "_train": ("_train.pyx", "_common.pxd", "_dense.pxd", "_loss.pxd", "_sgd.pxd"),
+    "_train": (
+        "_train.pyx",
+        "_common.pxd",
+        "_loss.pxd",
+        "_sgd.pxd",
+        "_barrier.h",
+    ),
 }
 
 
@@ -318,6 +331,145 @@ def sgd_update(
     )
 
 
+#: Rows of a batch per training thread, at least: below this the GEMMs of a
+#: share are too thin to pay for a barrier (measured on MNIST shapes, see
+#: docs/benchmarks.md). None of this changes results.
+MIN_ROWS_PER_THREAD = 32
+#: Upper bound on training threads (only 2 cores were measured).
+MAX_TRAIN_THREADS = 8
+#: Tests set this to force a thread count (None: chosen as below).
+TRAIN_THREADS: int | None = None
+
+
+def _set_blas_threads(lib, n: int) -> None:
+    """Set ``lib``'s thread limit from any Python thread.
+
+    threadpoolctl (>= 3.6) lets only one "controlling" Python thread set
+    OpenBLAS's process-wide limit and silently ignores the others; fit may run
+    in any thread, and ``_BlasAtOneThread`` restores what it changed under its
+    own lock, so it calls the library itself where threadpoolctl allows it.
+    """
+    getattr(lib, "_real_set_num_threads", lib.set_num_threads)(n)
+
+
+class _BlasAtOneThread:
+    """Holds every loaded BLAS at one thread while split training calls run.
+
+    The training threads each call BLAS; a multithreaded BLAS under them would
+    oversubscribe the cores. Reentrant across Python threads: the first to
+    enter saves the limits, the last to leave restores them. A BLAS on OpenMP
+    keeps one limit per thread: ``in_this_thread`` sets it in a helper thread.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._active = 0
+        self._saved = None
+        self._libs = None
+
+    def libs(self):
+        with self._lock:
+            return self._libs_locked()
+
+    def _libs_locked(self):
+        if self._libs is None:
+            from threadpoolctl import ThreadpoolController
+
+            self._libs = [
+                lib
+                for lib in ThreadpoolController().lib_controllers
+                if lib.user_api == "blas"
+            ]
+        return self._libs
+
+    def threads(self) -> int:
+        """BLAS's thread limit (the one saved while calls hold it at one)."""
+        with self._lock:
+            if self._saved is not None:
+                return max(self._saved, default=1)
+            return max((lib.num_threads for lib in self._libs_locked()), default=1)
+
+    def in_this_thread(self) -> None:
+        """One BLAS thread for calls from this (helper) thread, where the
+        limit is per thread (OpenMP); process-wide limits are already held."""
+        for lib in self.libs():
+            if getattr(lib, "threading_layer", None) == "openmp":
+                _set_blas_threads(lib, 1)
+
+    def __enter__(self):
+        with self._lock:
+            if self._active == 0:
+                libs = self._libs_locked()
+                self._saved = [lib.num_threads for lib in libs]
+                for lib in libs:
+                    _set_blas_threads(lib, 1)
+            self._active += 1
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._active -= 1
+            if self._active == 0:
+                for lib, n in zip(self._libs, self._saved, strict=True):
+                    _set_blas_threads(lib, n)
+                self._saved = None
+        return False
+
+
+_BLAS_AT_ONE_THREAD = _BlasAtOneThread()
+
+
+def _train_threads(batch_size: int, update_per_layer: bool, layout, loss) -> int:
+    """How many threads one ``train_steps`` call splits its steps over."""
+    acts = layout[:, 4].tolist()
+    if loss == Loss.CROSS_ENTROPY:
+        acts[-1] = Activation.LINEAR  # the softmax is fused into the loss
+    if not update_per_layer or Activation.SOFTMAX in acts:
+        # The general update runs once, after the backward pass; a softmax
+        # needs whole rows, and the threads split rows into columns.
+        return 1
+    if TRAIN_THREADS is not None:
+        return TRAIN_THREADS
+    n = min(
+        _BLAS_AT_ONE_THREAD.threads(),
+        batch_size // MIN_ROWS_PER_THREAD,
+        MAX_TRAIN_THREADS,
+    )
+    return max(n, 1)
+
+
+def _run_threads(call, n_threads, sync):
+    """``call(0)`` here and ``call(t)`` in new threads, BLAS at one thread each."""
+    failed = [None] * n_threads
+
+    def helper(t):
+        try:
+            _BLAS_AT_ONE_THREAD.in_this_thread()
+            call(t)
+        except BaseException as err:  # noqa: BLE001 (re-raised below)
+            failed[t] = err
+            _train.abort(sync)
+
+    threads = [
+        threading.Thread(target=helper, args=(t,), name=f"fastnn-train-{t}")
+        for t in range(1, n_threads)
+    ]
+    with _BLAS_AT_ONE_THREAD:
+        for thread in threads:
+            thread.start()
+        try:
+            done = call(0)
+        except BaseException:
+            _train.abort(sync)
+            raise
+        finally:
+            for thread in threads:
+                thread.join()
+    for err in failed:
+        if err is not None:
+            raise err
+    return done
+
+
 def train_steps(
     X,
     labels,
@@ -359,15 +511,19 @@ def train_steps(
     if a is None:
         return 0
     spans, disjoint = _sorted_disjoint(a.spans)
-    labels = a.labels if a.loss == Loss.CROSS_ENTROPY else _NO_LABELS
-    Y = a.Y.reshape(-1) if a.loss == Loss.MSE else _EMPTY[a.dtype]
-    done = _train.train_steps(
+    ce = a.loss == Loss.CROSS_ENTROPY
+    tiles = _layers_tile(a.layout, params.shape[0])
+    n_threads = _train_threads(a.batch_size, tiles, a.layout, a.loss)
+    bs, k = a.batch_size, int(a.layout[-1, 1])
+    A_all = np.empty(bs * int(a.layout[:, 1].sum()), a.dtype)
+    sync = np.zeros(3, np.int64)  # the barrier (_barrier.h)
+    args = (
         X.reshape(-1),
         a.n,
-        labels,
-        Y,
+        a.labels if ce else _NO_LABELS,
+        _EMPTY[a.dtype] if ce else a.Y.reshape(-1),
         a.order,
-        a.batch_size,
+        bs,
         a.step_begin,
         a.step_end,
         params,
@@ -381,9 +537,24 @@ def train_steps(
         float(weight_decay),
         spans,
         disjoint,
-        _layers_tile(a.layout, params.shape[0]),
+        tiles,
         a.out,
     )
+    shared = (  # scratch shared by the threads (see _train.pyx)
+        np.empty(bs * int(a.layout[0, 0]), a.dtype),  # the gathered batch
+        np.empty(bs if ce else 0, np.int64),  # its labels
+        np.empty(0 if ce else bs * k, a.dtype),  # its targets
+        A_all,
+        np.empty_like(A_all),  # dA, then dZ in place
+        sync,
+        np.zeros(2 * n_threads, np.float64),  # loss and sum-of-squares parts
+        np.full(2 * n_threads, -1, np.int64),  # errors
+    )
+
+    def call(tid):
+        return _train.train_steps(*args, tid, n_threads, *shared)
+
+    done = call(0) if n_threads == 1 else _run_threads(call, n_threads, sync)
     if a.out is not losses_out:
         losses_out[:done] = a.out[:done]
     return done

@@ -1,0 +1,310 @@
+"""The Cython training loop split over T threads (``_train.pyx``, the split
+and the barriers; ``cython_backend._run_threads``, ``_train_threads``).
+
+Whatever T, every entry of A, dX and dW is the same dot product as in one
+whole-batch GEMM (the split never cuts the summed dimension), so params and
+velocity must agree with T = 1 to rounding: OpenBLAS's kernel for a narrower
+block may add the same products in another order (seen here: differences of
+1 ulp in float64). Also: errors
+met in any thread's rows, a thread that fails before the loop (the others
+must not wait for it forever), and BLAS's thread limit held and restored.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import fastnn.reference as ref
+import numpy as np
+import pytest
+from _tolerance import assert_close
+from conftest import load_backend_or_skip
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_equivalence import make_net, run_train_steps, training_data
+
+import fastnn
+from fastnn.activations import Activation
+from fastnn.losses import Loss
+
+A = Activation
+
+
+@pytest.fixture
+def cy():
+    cb = load_backend_or_skip("cython")
+    before = cb.TRAIN_THREADS
+    yield cb
+    cb.TRAIN_THREADS = before
+
+
+def train(cb, threads, *args, **kw):
+    cb.TRAIN_THREADS = threads
+    return run_train_steps(cb.train_steps, *args, **kw)
+
+
+def assert_same_training(one, many, dtype):
+    assert many[0] == one[0]
+    names = ("params", "velocity", "losses")
+    for name, a, b in zip(names, many[1:], one[1:], strict=True):
+        assert_close(a, b, dtype, err_msg=name)
+
+
+CE, MSE = Loss.CROSS_ENTROPY, Loss.MSE
+CASES = {
+    # name: (sizes, activations, loss, bias)
+    "ce_relu_tanh": ([13, 11, 7, 4], [A.RELU, A.TANH, A.SOFTMAX], CE, True),
+    "mse_sigmoid_linear": ([13, 9, 5, 3], [A.SIGMOID, A.LINEAR, A.SIGMOID], MSE, True),
+    "ce_no_bias": ([13, 6, 4], [A.RELU, A.LINEAR], CE, False),
+    "mnist_like": ([784, 64, 33, 10], [A.RELU, A.RELU, A.SOFTMAX], CE, True),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("threads", [2, 3, 5])
+@pytest.mark.parametrize("batch_size", [1, 2, 7, 64])
+def test_threads_give_the_single_thread_result(cy, dtype, case, threads, batch_size):
+    """Batches smaller than T (threads with no rows), uneven shares, a short
+    last batch (n = 203), layers narrower than T (4 outputs over 5 threads)."""
+    sizes, acts, loss, bias = CASES[case]
+    X, labels, Y, order = training_data(dtype, n=203, n_in=sizes[0], k=sizes[-1])
+    params, layout, spans = make_net(sizes, acts, dtype, bias)
+    args = (X, labels, Y, order, batch_size, params, layout, loss, spans)
+    kw = {"step_end": min(12, -(-203 // batch_size)), "nesterov": case == "ce_no_bias"}
+    one = train(cy, 1, *args, **kw)
+    assert_same_training(one, train(cy, threads, *args, **kw), dtype)
+    # ... and both are the reference's training.
+    expected = run_train_steps(ref.train_steps, *args, **kw)
+    for name, got, want in zip(
+        ("params", "losses"), one[1::2], expected[1::2], strict=True
+    ):
+        assert_close(got, want, dtype, err_msg=name, scale=100.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    widths=st.lists(st.integers(1, 9), min_size=1, max_size=3),
+    hidden=st.lists(
+        st.sampled_from([A.RELU, A.SIGMOID, A.TANH, A.LINEAR]), min_size=3, max_size=3
+    ),
+    loss=st.sampled_from(list(Loss)),
+    bias=st.booleans(),
+    n=st.integers(1, 40),
+    batch_size=st.integers(1, 12),
+    threads=st.integers(2, 6),
+    seed=st.integers(0, 2**16),
+)
+def test_threads_sweep(widths, hidden, loss, bias, n, batch_size, threads, seed):
+    cb = load_backend_or_skip("cython")
+    dtype = np.float64
+    sizes = [5, *widths]
+    output = A.SOFTMAX if loss == CE else A.TANH
+    acts = [*hidden[: len(widths) - 1], output]
+    X, labels, Y, order = training_data(dtype, n=n, n_in=5, k=widths[-1], seed=seed)
+    params, layout, spans = make_net(sizes, acts, dtype, bias, seed=seed)
+    args = (X, labels, Y, order, batch_size, params, layout, loss, spans)
+    before = cb.TRAIN_THREADS
+    try:
+        one = train(cb, 1, *args)
+        many = train(cb, threads, *args)
+    finally:
+        cb.TRAIN_THREADS = before
+    assert_same_training(one, many, dtype)
+
+
+def raw_train(cy, threads, X, labels, order, params, layout, loss, spans, bs,
+              steps, call_for=None):  # fmt: skip
+    """The compiled loop itself on ``threads`` threads, past the wrapper's
+    checks (which refuse bad indices and labels before any compiled code):
+    the loop's own checks are the last line. Returns the error raised (or
+    None), params and the losses."""
+    from fastnn._kernels import _train
+
+    p = params.copy()
+    n, total = X.shape[0], int(layout[:, 1].sum())
+    losses = np.full(steps, -1.0)
+    sync = np.zeros(3, np.int64)
+    shared = (
+        np.empty(bs * X.shape[1], X.dtype), np.empty(bs, np.int64),
+        np.empty(0, X.dtype), np.empty(bs * total, X.dtype),
+        np.empty(bs * total, X.dtype), sync, np.zeros(2 * threads),
+        np.full(2 * threads, -1, np.int64),
+    )  # fmt: skip
+
+    def call(tid):
+        if call_for is not None and tid in call_for:
+            return call_for[tid]()
+        return _train.train_steps(
+            X.reshape(-1), n, labels, np.empty(0, X.dtype), order, bs, 0, steps,
+            p, np.zeros_like(p), np.zeros_like(p), layout, int(loss),
+            np.full(steps, 0.1), 0.9, False, 0.0, spans, True, True, losses,
+            tid, threads, *shared,
+        )  # fmt: skip
+
+    try:
+        if threads == 1:
+            call(0)
+        else:
+            cy._run_threads(call, threads, sync)
+    except Exception as err:  # noqa: BLE001 (returned to the test)
+        return err, p, losses, sync
+    return None, p, losses, sync
+
+
+@pytest.mark.parametrize("bad_row", [0, 5, 9])
+def test_a_bad_index_in_any_threads_rows_stops_at_that_step(cy, bad_row):
+    """Rows 0-4 of a batch of 10 go to thread 0, rows 5-9 to thread 1."""
+    dtype = np.float64
+    sizes, acts, loss, bias = CASES["ce_relu_tanh"]
+    X, labels, Y, order = training_data(dtype, n=40, n_in=sizes[0], k=sizes[-1])
+    order[20 + bad_row] = 40  # step 2 meets it
+    params, layout, spans = make_net(sizes, acts, dtype, bias)
+    one = raw_train(cy, 1, X, labels, order, params, layout, loss, spans, 10, 4)
+    two = raw_train(cy, 2, X, labels, order, params, layout, loss, spans, 10, 4)
+    assert isinstance(two[0], IndexError)
+    assert str(two[0]) == str(one[0])
+    message = f"order[{20 + bad_row}] = 40 is out of bounds for 40 samples (step 2)"
+    assert message in str(two[0])
+    assert_close(two[1], one[1], dtype)  # steps 0 and 1 applied
+    assert (two[2][:2] != -1).all() and (two[2][2:] == -1).all()
+
+
+def test_a_bad_label_in_the_second_threads_rows(cy):
+    dtype = np.float32
+    sizes, acts, loss, bias = CASES["ce_relu_tanh"]
+    X, labels, Y, order = training_data(dtype, n=40, n_in=sizes[0], k=sizes[-1])
+    labels[order[17]] = 4  # step 1, row 7: thread 1 of 2
+    params, layout, spans = make_net(sizes, acts, dtype, bias)
+    one = raw_train(cy, 1, X, labels, order, params, layout, loss, spans, 10, 4)
+    two = raw_train(cy, 2, X, labels, order, params, layout, loss, spans, 10, 4)
+    assert isinstance(two[0], IndexError)
+    message = "label 4 is out of bounds for 4 classes (step 1)"
+    assert str(two[0]) == str(one[0]) == message
+    assert_close(two[1], one[1], dtype)  # step 0 applied
+    assert two[2][0] != -1 and (two[2][1:] == -1).all()
+
+
+def test_threads_stop_before_a_non_finite_loss(cy):
+    dtype = np.float32
+    sizes, acts, loss, bias = CASES["mse_sigmoid_linear"]
+    X, labels, Y, order = training_data(dtype, n=40, n_in=sizes[0], k=sizes[-1])
+    X[order[26]] = np.inf  # step 2, thread 1's rows
+    params, layout, spans = make_net(sizes, acts, dtype, bias)
+    args = (X, labels, Y, order, 10, params, layout, loss, spans)
+    one, two = train(cy, 1, *args), train(cy, 2, *args)
+    assert one[0] == two[0] == 2
+    assert_same_training(one, two, dtype)
+
+
+def test_a_thread_that_fails_before_the_loop_does_not_hang_the_others(cy):
+    """Thread 1 raises before it reaches a barrier; thread 0, already in the
+    compiled loop waiting at the first barrier, must leave, and the error of
+    thread 1 is what the caller sees."""
+    dtype = np.float64
+    sizes, acts, loss, bias = CASES["ce_relu_tanh"]
+    X, labels, Y, order = training_data(dtype, n=40, n_in=sizes[0], k=sizes[-1])
+    params, layout, spans = make_net(sizes, acts, dtype, bias)
+
+    def fail():
+        raise RuntimeError("thread 1 failed")
+
+    out = []
+    runner = threading.Thread(
+        target=lambda: out.append(
+            raw_train(
+                cy,
+                2,
+                X,
+                labels,
+                order,
+                params,
+                layout,
+                loss,
+                spans,
+                10,
+                4,
+                call_for={1: fail},
+            )  # fmt: skip
+        )
+    )
+    runner.start()
+    runner.join(timeout=60)
+    assert not runner.is_alive(), "thread 0 waits forever for a failed thread"
+    err, p, losses, sync = out[0]
+    assert isinstance(err, RuntimeError) and "thread 1 failed" in str(err)
+    assert sync[2] == 1  # aborted
+    np.testing.assert_array_equal(p, params)  # nothing applied
+    assert (losses == -1).all()
+
+
+def test_threads_follow_blas_and_batch_and_fall_back(cy):
+    layout = np.array(
+        [[784, 512, 0, -1, int(A.RELU)], [512, 10, 0, -1, int(A.SOFTMAX)]]
+    )
+    cy.TRAIN_THREADS = None
+    ce = CE
+    with fastnn.set_num_threads(2):
+        assert cy._train_threads(64, True, layout, ce) == 2
+        assert cy._train_threads(63, True, layout, ce) == 1  # < 32 rows each
+        assert cy._train_threads(64, False, layout, ce) == 1  # general update
+        # A softmax computed by the layer (not fused into the loss) needs rows.
+        assert cy._train_threads(64, True, layout, Loss.MSE) == 1
+    with fastnn.set_num_threads(1):
+        assert cy._train_threads(256, True, layout, ce) == 1
+    cy.TRAIN_THREADS = 3
+    assert cy._train_threads(8, True, layout, ce) == 3
+    assert cy._train_threads(8, False, layout, ce) == 1
+
+
+def test_blas_held_at_one_thread_and_restored_across_python_threads(cy):
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        info = threadpool_info()
+        return sorted(i["num_threads"] for i in info if i["user_api"] == "blas")
+
+    hold = cy._BLAS_AT_ONE_THREAD
+    with fastnn.set_num_threads(2):
+        before = blas_threads()
+        assert before and max(before) == 2
+        entered, release = threading.Barrier(3), threading.Event()
+
+        def user():
+            with hold:
+                entered.wait()
+                release.wait()
+
+        users = [threading.Thread(target=user) for _ in range(2)]
+        for u in users:
+            u.start()
+        try:
+            entered.wait(timeout=30)
+            during, limit = blas_threads(), hold.threads()
+        finally:
+            release.set()
+            for u in users:
+                u.join()
+        assert max(during) == 1
+        assert limit == 2  # what BLAS may use, not the held 1
+        assert blas_threads() == before
+
+
+def test_model_fit_on_two_threads_equals_one(cy):
+    """Through the public API, on real shapes: a 784-64-10 net, batch 64."""
+    rng = np.random.default_rng(0)
+    x = rng.random((640, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 640)
+    out = []
+    for threads in (1, 2):
+        cy.TRAIN_THREADS = threads
+        layers = [
+            fastnn.Dense(64, activation="relu"),
+            fastnn.Dense(10, activation="softmax"),
+        ]
+        model = fastnn.Sequential(layers, input_dim=784, backend="cython", seed=0)
+        history = model.fit(x, y, epochs=2, batch_size=64, verbose=0)
+        out.append(([p.copy() for p in model.get_weights()], history.history["loss"]))
+    for a, b in zip(out[0][0], out[1][0], strict=True):
+        assert_close(a, b, np.float32)
+    assert_close(out[0][1], out[1][1], np.float32)
