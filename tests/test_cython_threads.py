@@ -1,11 +1,10 @@
 """The Cython training loop split over T threads (``_train.pyx``, the split
 and the barriers; ``cython_backend._run_threads``, ``_train_threads``).
 
-Whatever T, every entry of A, dX and dW is the same dot product as in one
-whole-batch GEMM (the split never cuts the summed dimension), so params and
-velocity must agree with T = 1 to rounding: OpenBLAS's kernel for a narrower
-block may add the same products in another order (seen here: differences of
-1 ulp in float64). Also: errors
+Whatever T, dX and dW entries are the same dot products as in one whole-batch
+GEMM and A is the sum of T shares of its dot products, so params and
+velocity must agree with T = 1 to rounding, with the tolerance every
+equivalence test uses. Also: errors
 met in any thread's rows, a thread that fails before the loop (the others
 must not wait for it forever), and BLAS's thread limit held and restored.
 """
@@ -47,7 +46,9 @@ def assert_same_training(one, many, dtype):
     assert many[0] == one[0]
     names = ("params", "velocity", "losses")
     for name, a, b in zip(names, many[1:], one[1:], strict=True):
-        assert_close(a, b, dtype, err_msg=name)
+        # As the other multi-step comparisons (test_equivalence): rounding
+        # differences grow a little over steps with momentum.
+        assert_close(a, b, dtype, err_msg=name, scale=100.0)
 
 
 CE, MSE = Loss.CROSS_ENTROPY, Loss.MSE
@@ -128,7 +129,9 @@ def raw_train(cy, threads, X, labels, order, params, layout, loss, spans, bs,
     shared = (
         np.empty(bs * X.shape[1], X.dtype), np.empty(bs, np.int64),
         np.empty(0, X.dtype), np.empty(bs * total, X.dtype),
-        np.empty(bs * total, X.dtype), sync, np.zeros(2 * threads),
+        np.empty(bs * total, X.dtype),
+        np.empty((threads - 1) * bs * int(layout[:, 1].max()), X.dtype),
+        sync, np.zeros(2 * threads),
         np.full(2 * threads, -1, np.int64),
     )  # fmt: skip
 

@@ -9,11 +9,15 @@
 # spinning barriers (_barrier.h). Thread t owns a contiguous share of each
 # dimension it splits: ``part(n, t, T) .. part(n, t + 1, T)``. Per step:
 #   1. gather its rows of the batch (and labels / targets)         | barrier
-#   2. forward, layer by layer: its columns of A = X W (GEMM), then
-#      bias and activation on them; each thread reads only its columns
-#      of W, so W streams through the cores once, not T times    | barrier each
+#   2. forward, layer by layer: its rows of W (a contiguous range of
+#      ``params``) times its columns of X, a share of the sum over the
+#      inputs (GEMM; thread 0 into A, the others into ``partials``) | barrier
+#      then its columns of A: the shares added in thread order, the
+#      bias and the activation                                     | barrier
 #      (with cross-entropy the output layer is linear and the softmax
-#      is fused into the loss)
+#      is fused into the loss). Forward and backward both touch only
+#      the thread's own rows of W, so W stays in its core's cache and
+#      never moves between cores.
 #   3. its rows of the loss and of dA at the output (dZ = dA f'(A)
 #      there, in place, if the output layer has an activation)     | barrier
 #      Every thread adds up the loss parts in thread order and decides
@@ -24,12 +28,12 @@
 #      db of the layer below on those columns (fused); dW[i0:i1] = X[:,
 #      i0:i1]^T dZ; then update W[i0:i1] and its columns of b_l while dW is
 #      warm in cache: nothing else reads them in this step             | barrier each
-# Every A, dX and dW entry is the same dot product as in one whole-batch GEMM
-# (the split never cuts the summed dimension), db is summed row after row and
-# the update is elementwise, so params and velocity agree across T to
-# rounding: only BLAS's kernel for a narrower block may add the products in
-# another order (1 ulp seen), and the float64 loss and sum of squares are added
-# up in thread order. With T = 1 the barriers are no-ops: the plain loop.
+# dX and dW entries are the same dot products as in one whole-batch GEMM (the
+# split never cuts their summed dimension), db is summed row after row and the
+# update is elementwise; A is summed in T shares. So results agree across T
+# to rounding (float32 or float64 of the dot products, tested), not bit for
+# bit; the float64 loss and sum of squares are added up in thread order. With
+# T = 1 the barriers are no-ops and there is one share: the plain loop.
 # The split needs the layers' weight and bias ranges to tile ``params``
 # exactly, the decay spans sorted and disjoint, and no softmax activation in
 # training (it needs whole rows); otherwise T is 1 (the wrapper sees to it)
@@ -37,7 +41,7 @@
 # backward pass, as the reference does.
 # Buffers (activations, their gradients, the gathered batch) are allocated by
 # the wrapper, once per call, and shared by the threads. Overwritten: params,
-# velocity, grads (scratch), losses_out, the buffers, sync, parts and errors.
+# velocity, grads (scratch), losses_out and the shared buffers.
 # Out-of-range sample indices or labels raise IndexError at the step that
 # meets them (earlier steps stay applied), as NumPy's indexing does in the
 # reference.
@@ -152,6 +156,7 @@ def train_steps(
     floating[::1] Yb,                  # SHARED scratch (batch_size * k,) for mse
     floating[::1] A_all,               # SHARED scratch (batch_size * sum n_out,)
     floating[::1] dA_all,              # SHARED scratch, as A_all
+    floating[::1] partials,            # SHARED scratch ((T - 1) batch_size max n_out,)
     int64_t[::1] sync,                 # SHARED (3,) zeros: the barrier
     double[::1] parts,                 # SHARED (2 T,) loss and sum-of-squares parts
     int64_t[::1] errors,               # SHARED (2 T,) -1: bad order pos, bad row
@@ -164,7 +169,7 @@ def train_steps(
     cdef Py_ssize_t k = layout[n_layers - 1, N_OUT]
     cdef bint ce = loss == LOSS_CROSS_ENTROPY
     cdef Py_ssize_t T = n_threads
-    cdef Py_ssize_t l
+    cdef Py_ssize_t l, p_size = 0
 
     # Per-layer offsets into the activation buffers, and the activations used
     # in training (cross-entropy: linear output, softmax fused into the loss).
@@ -173,8 +178,15 @@ def train_steps(
     for l in range(n_layers):
         act_off[l + 1] = act_off[l] + batch_size * layout[l, N_OUT]
         acts[l] = <int>layout[l, ACT]
+        if batch_size * layout[l, N_OUT] > p_size:
+            p_size = batch_size * layout[l, N_OUT]
     if ce:
         acts[n_layers - 1] = ACT_LINEAR
+    if partials.shape[0] < (T - 1) * p_size:
+        raise ValueError(
+            f"partials: expected at least {(T - 1) * p_size} entries; "
+            f"received {partials.shape[0]}"
+        )
     cdef floating[::1] empty = Xb[:0]
 
     cdef int mode = sgd_mode(momentum, nesterov)
@@ -190,7 +202,7 @@ def train_steps(
     cdef bint aborted = False  # a thread failed: leave at the next barrier
     cdef Py_ssize_t applied = n_steps
     cdef double value, sq
-    cdef floating[::1] Xl, Al, dAl, dXl, W, b, dW, db, G, db_below
+    cdef floating[::1] Xl, Al, dAl, dXl, W, b, dW, db, G, db_below, Pl
     cdef size_t row_bytes = n_in0 * sizeof(floating)
     cdef size_t y_bytes = k * sizeof(floating)
     cdef Py_ssize_t line_items = LINE_BYTES // sizeof(floating)
@@ -248,7 +260,7 @@ def train_steps(
                 applied = i
                 break
 
-            # 2. Forward: this thread's columns c0..c1 of every layer.
+            # 2. Forward, layer by layer: its rows of W, then its columns of A.
             Xl = Xb[: m * n_in0]
             for l in range(n_layers):
                 n_in = layout[l, N_IN]
@@ -265,16 +277,33 @@ def train_steps(
                 else:
                     b = empty
                 Al = A_all[act_off[l] : act_off[l] + m * n_out]
-                if c1 > c0:
-                    if n_in > 0:
-                        gemm(False, False, <int>m, <int>(c1 - c0), <int>n_in, 1,
-                             &Xl[0], <int>n_in, &W[c0], <int>n_out, 0,
-                             &Al[c0], <int>n_out)
-                    else:
+                i0 = part(n_in, tid, T)
+                i1 = part(n_in, tid + 1, T)
+                # Its share of the sum over the inputs: its rows of W times
+                # its columns of X (thread 0 into A, thread t into
+                # partials[t - 1]).
+                if tid == 0:
+                    Pl = Al
+                else:
+                    Pl = partials[(tid - 1) * p_size : (tid - 1) * p_size + m * n_out]
+                if i1 > i0:
+                    gemm(False, False, <int>m, <int>n_out, <int>(i1 - i0), 1,
+                         &Xl[i0], <int>n_in, &W[i0 * n_out], <int>n_out, 0,
+                         &Pl[0], <int>n_out)
+                else:  # no inputs here: an empty sum
+                    for c in range(m * n_out):
+                        Pl[c] = 0
+                if T > 1:
+                    if barrier(&sync[0], T) < 0:
+                        aborted = True
+                        break
+                    # Add up the shares of this thread's columns, in thread order.
+                    for t in range(1, T):
+                        Pl = partials[(t - 1) * p_size : (t - 1) * p_size + m * n_out]
                         for r in range(m):
-                            for c in range(c0, c1):
-                                Al[r * n_out + c] = 0
-                    bias_activation_span(Al, b, m, n_out, c0, c1, acts[l])
+                            for c in range(r * n_out + c0, r * n_out + c1):
+                                Al[c] = Al[c] + Pl[c]
+                bias_activation_span(Al, b, m, n_out, c0, c1, acts[l])
                 if barrier(&sync[0], T) < 0:
                     aborted = True
                     break

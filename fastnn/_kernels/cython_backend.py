@@ -27,9 +27,8 @@ own threads instead (see ``_train.pyx``): as many as BLAS may use
 (``fastnn.set_num_threads`` sets that), at most one per ``MIN_ROWS_PER_THREAD``
 rows of a batch, each running single-threaded BLAS on its share, so that the
 bias, activation, loss and update passes are parallel too, not only the GEMMs.
-The split never cuts a summed dimension, so results agree across thread
-counts to rounding (BLAS's kernel for a narrower block may add the same
-products in another order; tested against one thread).
+Results agree across thread counts to rounding (the forward pass adds its
+dot products in T shares; tested against one thread).
 """
 
 from __future__ import annotations
@@ -546,6 +545,8 @@ def train_steps(
         np.empty(0 if ce else bs * k, a.dtype),  # its targets
         A_all,
         np.empty_like(A_all),  # dA, then dZ in place
+        # the forward pass's shares of threads 1 .. T - 1
+        np.empty((n_threads - 1) * bs * int(a.layout[:, 1].max()), a.dtype),
         sync,
         np.zeros(2 * n_threads, np.float64),  # loss and sum-of-squares parts
         np.full(2 * n_threads, -1, np.int64),  # errors
