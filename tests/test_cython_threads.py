@@ -311,3 +311,40 @@ def test_model_fit_on_two_threads_equals_one(cy):
     for a, b in zip(out[0][0], out[1][0], strict=True):
         assert_close(a, b, np.float32)
     assert_close(out[0][1], out[1][1], np.float32)
+
+
+@pytest.mark.parametrize(
+    "short", ["Xb", "lb", "A_all", "dA_all", "partials", "parts", "errors", "tid"]
+)
+def test_the_loop_refuses_short_shared_buffers(cy, short):
+    """The wrapper sizes them; the loop still checks before writing any."""
+    from fastnn._kernels import _train
+
+    dtype = np.float64
+    sizes, acts, loss, bias = CASES["ce_relu_tanh"]
+    X, labels, Y, order = training_data(dtype, n=40, n_in=sizes[0], k=sizes[-1])
+    params, layout, spans = make_net(sizes, acts, dtype, bias)
+    bs, total, T = 10, int(layout[:, 1].sum()), 2
+    buffers = {
+        "Xb": np.empty(bs * sizes[0]),
+        "lb": np.empty(bs, np.int64),
+        "Yb": np.empty(0),
+        "A_all": np.empty(bs * total),
+        "dA_all": np.empty(bs * total),
+        "partials": np.empty((T - 1) * bs * int(layout[:, 1].max())),
+        "sync": np.zeros(3, np.int64),
+        "parts": np.zeros(2 * T),
+        "errors": np.full(2 * T, -1, np.int64),
+    }
+    tid = T if short == "tid" else 0
+    if short != "tid":
+        buffers[short] = buffers[short][:-1]
+    p = params.copy()
+    with pytest.raises(ValueError, match=rf"^{short}: expected"):
+        _train.train_steps(
+            X.reshape(-1), 40, labels, np.empty(0), order, bs, 0, 4, p,
+            np.zeros_like(p), np.zeros_like(p), layout, int(loss),
+            np.full(4, 0.1), 0.9, False, 0.0, spans, True, True, np.zeros(4),
+            tid, T, *buffers.values(),
+        )  # fmt: skip
+    np.testing.assert_array_equal(p, params)

@@ -151,12 +151,13 @@ def train_steps(
     double[::1] losses_out,            # OUT (step_end - step_begin,)
     Py_ssize_t tid,                    # this thread, 0 <= tid < n_threads
     Py_ssize_t n_threads,              # 1 unless update_per_layer
-    floating[::1] Xb,                  # SHARED scratch (batch_size * n_in,)
-    int64_t[::1] lb,                   # SHARED scratch (batch_size,) for CE
-    floating[::1] Yb,                  # SHARED scratch (batch_size * k,) for mse
-    floating[::1] A_all,               # SHARED scratch (batch_size * sum n_out,)
+    # rows = min(batch_size, n): the largest batch
+    floating[::1] Xb,                  # SHARED scratch (rows * n_in,)
+    int64_t[::1] lb,                   # SHARED scratch (rows,) for CE
+    floating[::1] Yb,                  # SHARED scratch (rows * k,) for mse
+    floating[::1] A_all,               # SHARED scratch (rows * sum n_out,)
     floating[::1] dA_all,              # SHARED scratch, as A_all
-    floating[::1] partials,            # SHARED scratch ((T - 1) batch_size max n_out,)
+    floating[::1] partials,            # SHARED scratch ((T - 1) rows max n_out,)
     int64_t[::1] sync,                 # SHARED (3,) zeros: the barrier
     double[::1] parts,                 # SHARED (2 T,) loss and sum-of-squares parts
     int64_t[::1] errors,               # SHARED (2 T,) -1: bad order pos, bad row
@@ -170,23 +171,38 @@ def train_steps(
     cdef bint ce = loss == LOSS_CROSS_ENTROPY
     cdef Py_ssize_t T = n_threads
     cdef Py_ssize_t l, p_size = 0
+    cdef Py_ssize_t rows = batch_size if batch_size < n else n
 
     # Per-layer offsets into the activation buffers, and the activations used
     # in training (cross-entropy: linear output, softmax fused into the loss).
     cdef int64_t[::1] act_off = np.zeros(n_layers + 1, dtype=np.int64)
     cdef int[::1] acts = np.empty(n_layers, dtype=np.intc)
     for l in range(n_layers):
-        act_off[l + 1] = act_off[l] + batch_size * layout[l, N_OUT]
+        act_off[l + 1] = act_off[l] + rows * layout[l, N_OUT]
         acts[l] = <int>layout[l, ACT]
-        if batch_size * layout[l, N_OUT] > p_size:
-            p_size = batch_size * layout[l, N_OUT]
+        if rows * layout[l, N_OUT] > p_size:
+            p_size = rows * layout[l, N_OUT]
     if ce:
         acts[n_layers - 1] = ACT_LINEAR
-    if partials.shape[0] < (T - 1) * p_size:
-        raise ValueError(
-            f"partials: expected at least {(T - 1) * p_size} entries; "
-            f"received {partials.shape[0]}"
-        )
+    # The wrapper allocates the shared buffers; a short one would be written
+    # out of bounds, so check (cheap, once per call).
+    if not 0 <= tid < T:
+        raise ValueError(f"tid: expected 0 <= tid < {T}; received {tid}")
+    for name, size, need in (
+        ("Xb", Xb.shape[0], rows * n_in0),
+        ("lb", lb.shape[0], rows if ce else 0),
+        ("Yb", Yb.shape[0], 0 if ce else rows * k),
+        ("A_all", A_all.shape[0], act_off[n_layers]),
+        ("dA_all", dA_all.shape[0], act_off[n_layers]),
+        ("partials", partials.shape[0], (T - 1) * p_size),
+        ("sync", sync.shape[0], 3),
+        ("parts", parts.shape[0], 2 * T),
+        ("errors", errors.shape[0], 2 * T),
+    ):
+        if size < need:
+            raise ValueError(
+                f"{name}: expected at least {need} entries; received {size}"
+            )
     cdef floating[::1] empty = Xb[:0]
 
     cdef int mode = sgd_mode(momentum, nesterov)

@@ -330,9 +330,9 @@ def sgd_update(
     )
 
 
-#: Rows of a batch per training thread, at least: below this the GEMMs of a
-#: share are too thin to pay for a barrier (measured on MNIST shapes, see
-#: docs/benchmarks.md). None of this changes results.
+#: Rows of a batch per training thread, at least. Two threads of 32 rows beat
+#: one thread on the S and L networks at batch 64 (docs/performance.md);
+#: thinner shares were not measured. Results do not depend on it beyond rounding.
 MIN_ROWS_PER_THREAD = 32
 #: Upper bound on training threads (only 2 cores were measured).
 MAX_TRAIN_THREADS = 8
@@ -417,20 +417,21 @@ class _BlasAtOneThread:
 _BLAS_AT_ONE_THREAD = _BlasAtOneThread()
 
 
-def _train_threads(batch_size: int, update_per_layer: bool, layout, loss) -> int:
-    """How many threads one ``train_steps`` call splits its steps over."""
+def _train_threads(rows: int, update_per_layer: bool, layout, loss) -> int:
+    """How many threads one ``train_steps`` call with batches of up to ``rows``
+    samples splits its steps over."""
     acts = layout[:, 4].tolist()
     if loss == Loss.CROSS_ENTROPY:
         acts[-1] = Activation.LINEAR  # the softmax is fused into the loss
     if not update_per_layer or Activation.SOFTMAX in acts:
-        # The general update runs once, after the backward pass; a softmax
-        # needs whole rows, and the threads split rows into columns.
+        # The general update runs once, after the backward pass; a layer's
+        # softmax needs whole rows of A, and the threads own its columns.
         return 1
     if TRAIN_THREADS is not None:
         return TRAIN_THREADS
     n = min(
         _BLAS_AT_ONE_THREAD.threads(),
-        batch_size // MIN_ROWS_PER_THREAD,
+        rows // MIN_ROWS_PER_THREAD,
         MAX_TRAIN_THREADS,
     )
     return max(n, 1)
@@ -512,9 +513,10 @@ def train_steps(
     spans, disjoint = _sorted_disjoint(a.spans)
     ce = a.loss == Loss.CROSS_ENTROPY
     tiles = _layers_tile(a.layout, params.shape[0])
-    n_threads = _train_threads(a.batch_size, tiles, a.layout, a.loss)
     bs, k = a.batch_size, int(a.layout[-1, 1])
-    A_all = np.empty(bs * int(a.layout[:, 1].sum()), a.dtype)
+    rows = min(bs, a.n)  # the largest batch
+    n_threads = _train_threads(rows, tiles, a.layout, a.loss)
+    A_all = np.empty(rows * int(a.layout[:, 1].sum()), a.dtype)
     sync = np.zeros(3, np.int64)  # the barrier (_barrier.h)
     args = (
         X.reshape(-1),
@@ -540,13 +542,13 @@ def train_steps(
         a.out,
     )
     shared = (  # scratch shared by the threads (see _train.pyx)
-        np.empty(bs * int(a.layout[0, 0]), a.dtype),  # the gathered batch
-        np.empty(bs if ce else 0, np.int64),  # its labels
-        np.empty(0 if ce else bs * k, a.dtype),  # its targets
+        np.empty(rows * int(a.layout[0, 0]), a.dtype),  # the gathered batch
+        np.empty(rows if ce else 0, np.int64),  # its labels
+        np.empty(0 if ce else rows * k, a.dtype),  # its targets
         A_all,
         np.empty_like(A_all),  # dA, then dZ in place
         # the forward pass's shares of threads 1 .. T - 1
-        np.empty((n_threads - 1) * bs * int(a.layout[:, 1].max()), a.dtype),
+        np.empty((n_threads - 1) * rows * int(a.layout[:, 1].max()), a.dtype),
         sync,
         np.zeros(2 * n_threads, np.float64),  # loss and sum-of-squares parts
         np.full(2 * n_threads, -1, np.int64),  # errors
