@@ -234,6 +234,12 @@ def environment_info() -> dict[str, Any]:
             "threading_layer": layer,
             "num_threads": numba.get_num_threads(),
         }
+    cython = sys.modules.get("fastnn._kernels.cython_backend")
+    if cython is not None:
+        # Threads the cython backend's fit splits a step over, per batch size.
+        info["cython_train_threads"] = {
+            bs: cython.train_threads_for(bs) for bs in (32, 64, 256)
+        }
     return info
 
 

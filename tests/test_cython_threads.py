@@ -253,6 +253,8 @@ def test_threads_follow_blas_and_batch_and_fall_back(cy):
         assert cy._train_threads(64, False, layout, ce) == 1  # general update
         # A softmax computed by the layer (not fused into the loss) needs rows.
         assert cy._train_threads(64, True, layout, Loss.MSE) == 1
+        assert cy.train_threads_for(64) == 2  # as fastnn bench records it
+        assert cy.train_threads_for(32) == 1
     with fastnn.set_num_threads(1):
         assert cy._train_threads(256, True, layout, ce) == 1
     cy.TRAIN_THREADS = 3

@@ -437,6 +437,13 @@ def _train_threads(rows: int, update_per_layer: bool, layout, loss) -> int:
     return max(n, 1)
 
 
+def train_threads_for(batch_size: int) -> int:
+    """Threads ``fit`` splits each step over at this batch size (a dense
+    network without a layer softmax, as ``fastnn bench`` records it)."""
+    layout = np.array([[1, 1, 0, 1, int(Activation.RELU)]])
+    return _train_threads(batch_size, True, layout, Loss.CROSS_ENTROPY)
+
+
 def _run_threads(call, n_threads, sync):
     """``call(0)`` here and ``call(t)`` in new threads, BLAS at one thread each."""
     failed = [None] * n_threads
