@@ -109,24 +109,6 @@ cdef inline Py_ssize_t part(Py_ssize_t n, Py_ssize_t t, Py_ssize_t T) noexcept n
     return (n * t) // T
 
 
-cdef inline void column_sums(
-    const floating[::1] G,  # IN  (m, k)
-    floating[::1] db,       # OUT (k,) only columns [c0, c1) written
-    Py_ssize_t m,
-    Py_ssize_t k,
-    Py_ssize_t c0,
-    Py_ssize_t c1,
-) noexcept nogil:
-    """db[c0:c1] = G[:, c0:c1].sum(0), row after row (as activation_grad)."""
-    cdef Py_ssize_t i, j, r
-    for j in range(c0, c1):
-        db[j] = 0
-    for i in range(m):
-        r = i * k
-        for j in range(c0, c1):
-            db[j] = db[j] + G[r + j]
-
-
 def train_steps(
     const floating[::1] X,             # IN  (n, n_in), flat
     Py_ssize_t n,
@@ -381,7 +363,8 @@ def train_steps(
                 else:
                     db = empty
                 if l == n_layers - 1 and b_off >= 0:
-                    column_sums(G, db, m, n_out, c0, c1)
+                    # db = column sums of dZ (LINEAR: dZ is G, not written)
+                    activation_grad_span(G, G, G, db, m, n_out, c0, c1, ACT_LINEAR)
                 if l > 0:
                     Xl = A_all[act_off[l - 1] : act_off[l - 1] + m * n_in]
                     dXl = dA_all[act_off[l - 1] : act_off[l - 1] + m * n_in]
