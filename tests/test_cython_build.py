@@ -221,7 +221,7 @@ def test_debug_build_checks_bounds(tmp_path):
         pytest.skip("no C compiler")
     kernels = tmp_path / "fastnn" / "_kernels"
     kernels.mkdir(parents=True)
-    for name in ("__init__.py", "_common.pxd", "_dense.pxd", "_dense.pyx"):
+    for name in ("__init__.py", "_common.pxd", "_dense.pxd", "_dense.pyx", "_sgemm.h"):
         shutil.copy(KERNELS / name, kernels / name)
     (tmp_path / "fastnn" / "__init__.py").write_text("")
     shutil.copy(ROOT / "setup.py", tmp_path / "setup.py")

@@ -9,9 +9,10 @@
 #   API) and slices of the model's one flat parameter buffer (the fused
 #   training loop). In a debug build (FASTNN_CYTHON_DEBUG=1, see setup.py)
 #   every element access below is bounds checked.
-# * ``gemm`` is the only O(n^3) operation; the O(n^2) passes around it (bias,
-#   activation, its derivative, the bias gradient) are fused into one sweep
-#   per row while the row is hot in cache.
+# * ``gemm`` (BLAS; float32 on AVX2 + FMA CPUs: _sgemm.h) is the only O(n^3)
+#   operation; the O(n^2) passes around it (bias, activation, its derivative,
+#   the bias gradient) are fused into one sweep per row while the row is hot
+#   in cache.
 # * Elementwise formulas follow ``fastnn.reference`` operation by operation
 #   (same order of roundings; setup.py builds with -ffp-contract=off), so the
 #   float32 results agree with NumPy's to the last bit or two.
@@ -19,6 +20,14 @@
 from cython cimport floating
 from libc.math cimport exp, expf, tanh, tanhf
 from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+cdef extern from "_sgemm.h" nogil:
+    # fastnn's own float32 GEMM (AVX2 + FMA, chosen at run time); 0: not done.
+    int own_sgemm "fastnn_sgemm"(
+        int trans_a, int trans_b, int m, int n, int k, const float* A, int lda,
+        const float* B, int ldb, float* C, int ldc) noexcept
+    int own_sgemm_set "fastnn_sgemm_set"(int on) noexcept
+    int own_sgemm_ready "fastnn_sgemm_ready"() noexcept
 
 # Activation codes; must equal fastnn.activations.Activation.
 cdef enum:
@@ -64,6 +73,8 @@ cdef inline void gemm(
     BLAS is column-major, and a row-major matrix is its own transpose seen
     column-major, so we ask BLAS for ``C^T = op(B)^T @ op(A)^T``: swap the
     operands and ``m`` with ``n``; the transpose flags keep their meaning.
+    float32 with alpha 1 and beta 0 (every call in fastnn) goes to fastnn's
+    own kernels (_sgemm.h) where the CPU has AVX2 and FMA.
     """
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
@@ -75,6 +86,9 @@ cdef inline void gemm(
             C[i] = 0 if beta == 0 else beta * C[i]
         return
     if floating is float:
+        if alpha == 1 and beta == 0 and own_sgemm(
+                trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc):
+            return
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>B, &ldb, <float*>A, &lda,
               &beta, C, &ldc)
     else:

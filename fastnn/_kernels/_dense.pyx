@@ -21,9 +21,21 @@ from fastnn._kernels._common cimport (
     activation_grad,
     bias_activation,
     gemm,
+    own_sgemm_ready,
+    own_sgemm_set,
 )
 
 KERNEL_API_VERSION = 3
+
+
+def _own_sgemm(on=None):
+    """Whether this module's float32 GEMMs run fastnn's kernels (_sgemm.h)
+    rather than BLAS; ``on`` given: use them (if the CPU can) or not. Each
+    extension has its own switch; ``fastnn._kernels.cython_backend.own_sgemm``
+    sets them all. Not thread-safe with kernels running."""
+    if on is not None:
+        own_sgemm_set(bool(on))
+    return bool(own_sgemm_ready())
 
 cdef extern from *:
     """
@@ -129,3 +141,45 @@ def dense_backward(
     with nogil:
         backward(dA, dZ, X, W, A, n, n_in, n_out, activation,
                  dW_out, db_out, dX_out)
+
+
+def _gemm(
+    const floating[:, :] A,  # IN  op(A) is (m, k); rows may be strided
+    const floating[:, :] B,  # IN  op(B) is (k, n)
+    floating[:, :] C,        # OUT (m, n)
+    bint trans_a,
+    bint trans_b,
+):
+    """``C = op(A) @ op(B)`` through the kernels' ``gemm`` (the tests' view of
+    it: BLAS, or _sgemm.h for float32). Row strides are the leading
+    dimensions, so column slices of larger arrays exercise them."""
+    cdef Py_ssize_t m = A.shape[1] if trans_a else A.shape[0]
+    cdef Py_ssize_t k = A.shape[0] if trans_a else A.shape[1]
+    cdef Py_ssize_t kb = B.shape[1] if trans_b else B.shape[0]
+    cdef Py_ssize_t n = B.shape[0] if trans_b else B.shape[1]
+    if kb != k:
+        raise ValueError(f"B: expected {k} rows of op(B); received {kb}")
+    if C.shape[0] != m or C.shape[1] != n:
+        raise ValueError(
+            f"C: expected shape ({m}, {n}); received ({C.shape[0]}, {C.shape[1]})"
+        )
+    for name, X in (("A", A), ("B", B), ("C", C)):
+        if X.shape[1] > 1 and X.strides[1] != sizeof(floating):
+            raise ValueError(f"{name}: expected contiguous rows; received "
+                             f"a column stride of {X.strides[1]} bytes")
+        if X.shape[0] > 1 and X.strides[0] < X.shape[1] * sizeof(floating):
+            raise ValueError(f"{name}: expected rows that do not overlap")
+    if m == 0 or n == 0:
+        return
+    cdef int lda = <int>(A.strides[0] // sizeof(floating)) if A.shape[0] > 1 else <int>A.shape[1]
+    cdef int ldb = <int>(B.strides[0] // sizeof(floating)) if B.shape[0] > 1 else <int>B.shape[1]
+    cdef int ldc = <int>(C.strides[0] // sizeof(floating)) if C.shape[0] > 1 else <int>C.shape[1]
+    # ld >= 1 as BLAS requires (an empty row still has a leading dimension).
+    lda = max(lda, 1)
+    ldb = max(ldb, 1)
+    ldc = max(ldc, 1)
+    cdef const floating* a = &A[0, 0] if A.shape[0] * A.shape[1] else NULL
+    cdef const floating* b = &B[0, 0] if B.shape[0] * B.shape[1] else NULL
+    with nogil:
+        gemm(trans_a, trans_b, <int>m, <int>n, <int>k, 1, a, lda, b, ldb, 0,
+             &C[0, 0], ldc)

@@ -58,11 +58,23 @@ from fastnn._kernels._common cimport (
     activation_grad_span,
     bias_activation_span,
     gemm,
+    own_sgemm_ready,
+    own_sgemm_set,
 )
 from fastnn._kernels._loss cimport mean_squared_error_rows, softmax_cross_entropy_rows
 from fastnn._kernels._sgd cimport sgd_full, sgd_mode, sgd_range
 
 KERNEL_API_VERSION = 3
+
+
+def _own_sgemm(on=None):
+    """Whether this module's float32 GEMMs run fastnn's kernels (_sgemm.h)
+    rather than BLAS; ``on`` given: use them (if the CPU can) or not. Each
+    extension has its own switch; ``fastnn._kernels.cython_backend.own_sgemm``
+    sets them all. Not thread-safe with kernels running."""
+    if on is not None:
+        own_sgemm_set(bool(on))
+    return bool(own_sgemm_ready())
 
 # Columns of the layout array (as fastnn._compose).
 cdef enum:

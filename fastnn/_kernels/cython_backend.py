@@ -76,8 +76,8 @@ _KERNELS_DIR = Path(__file__).resolve().parent
 #: Extension -> the sources it is built from (its .pyx and every .pxd it
 #: cimports), relative to ``fastnn/_kernels``.
 _SOURCES = {
-    "_dense": ("_dense.pyx", "_dense.pxd", "_common.pxd"),
-    "_loss": ("_loss.pyx", "_loss.pxd", "_common.pxd"),
+    "_dense": ("_dense.pyx", "_dense.pxd", "_common.pxd", "_sgemm.h"),
+    "_loss": ("_loss.pyx", "_loss.pxd", "_common.pxd", "_sgemm.h"),
     "_sgd": ("_sgd.pyx", "_sgd.pxd", "_sgd_core.h"),
     "_train": (
         "_train.pyx",
@@ -85,6 +85,7 @@ _SOURCES = {
         "_loss.pxd",
         "_sgd.pxd",
         "_barrier.h",
+        "_sgemm.h",
     ),
 }
 
@@ -184,6 +185,20 @@ _train = _load_extension("_train")
 
 #: True when the extensions were built with FASTNN_CYTHON_DEBUG=1.
 DEBUG_BUILD = bool(_dense.DEBUG_BUILD)
+
+
+def own_sgemm(on: bool | None = None) -> bool:
+    """Whether float32 products run fastnn's own GEMM (``_sgemm.h``: AVX2 and
+    FMA, chosen at import on CPUs that have both) rather than BLAS's sgemm.
+
+    ``on`` given: switch every extension to it (when the CPU can) or back to
+    BLAS, for A/B measurements and tests. Not to be called while the
+    backend's kernels run in another thread.
+    """
+    if on is not None:
+        for module in (_dense, _train):
+            module._own_sgemm(bool(on))
+    return _dense._own_sgemm() and _train._own_sgemm()
 
 
 # --------------------------------------------------------------------------- #

@@ -1,0 +1,194 @@
+"""fastnn's own float32 GEMM (fastnn/_kernels/_sgemm.h) against NumPy.
+
+The kernels run every float32 product of the cython backend on CPUs with AVX2
+and FMA, so they are checked here directly, at the shapes that reach each code
+path (register-block edges, masked column tails, the K and M blocking) and
+with strided operands (the training loop passes column slices of larger
+arrays), and the BLAS fallback is checked the same way.
+"""
+
+import platform
+import sys
+
+import numpy as np
+import pytest
+from _tolerance import assert_close
+from conftest import load_backend_or_skip
+
+
+def _kernels_can_run():
+    """AVX2 + FMA CPU, and a compiler that builds the kernels (GCC, Clang on
+    x86-64; not MSVC)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # NumPy < 2
+        from numpy.core._multiarray_umath import __cpu_features__
+    cpu = bool(__cpu_features__.get("AVX2") and __cpu_features__.get("FMA3"))
+    return cpu and platform.machine() in ("x86_64", "AMD64") and sys.platform != "win32"
+
+
+@pytest.fixture
+def cy():
+    return load_backend_or_skip("cython")
+
+
+@pytest.fixture(params=["own", "blas"])
+def kernel(request, cy):
+    """Run the test with fastnn's kernels, then with BLAS; restore after."""
+    before = cy.own_sgemm()
+    if request.param == "own" and not _kernels_can_run():
+        pytest.skip("fastnn's own sgemm needs an x86-64 CPU with AVX2 and FMA")
+    assert cy.own_sgemm(request.param == "own") is (request.param == "own")
+    yield request.param
+    cy.own_sgemm(before)
+
+
+def test_own_sgemm_is_on_where_the_cpu_can_run_it(cy):
+    # CI's machines have AVX2 and FMA: the kernels must be in use there by
+    # default, not quietly replaced by BLAS.
+    assert cy.own_sgemm() == _kernels_can_run()
+
+
+def _padded(rng, rows, cols, pad):
+    """A (rows, cols) float32 view into a NaN-padded array (row stride
+    cols + pad), and the whole array."""
+    whole = np.full((rows + 2, cols + pad + 2), np.nan, np.float32)
+    view = whole[1 : rows + 1, 1 : cols + 1]
+    view[...] = rng.standard_normal((rows, cols)).astype(np.float32)
+    return view, whole
+
+
+def _check(m, n, k, trans_a, trans_b, pad, seed=0):
+    rng = np.random.default_rng(seed)
+    a_shape = (k, m) if trans_a else (m, k)
+    b_shape = (n, k) if trans_b else (k, n)
+    A, _ = _padded(rng, *a_shape, pad)
+    B, _ = _padded(rng, *b_shape, pad)
+    C, C_whole = _padded(rng, m, n, pad)
+    outside = np.isnan(C_whole)
+    from fastnn._kernels import _dense
+
+    _dense._gemm(A, B, C, trans_a, trans_b)
+    a64 = (A.T if trans_a else A).astype(np.float64)
+    b64 = (B.T if trans_b else B).astype(np.float64)
+    exact = a64 @ b64
+    # The float32 error bound of a k-term dot product: k eps |a| |b|.
+    bound = (k + 2) * np.finfo(np.float32).eps * (np.abs(a64) @ np.abs(b64))
+    err = np.abs(C.astype(np.float64) - exact)
+    assert np.all(err <= bound + 1e-30), (m, n, k, float((err - bound).max()))
+    # Nothing written outside C (masked stores, tails, strided rows).
+    assert np.array_equal(np.isnan(C_whole), outside)
+    return C.copy()
+
+
+FORMS = [(False, False), (False, True), (True, False)]
+SHAPES = [
+    (1, 1, 1),
+    (2, 3, 5),
+    (6, 16, 8),
+    (7, 17, 9),
+    (5, 15, 7),
+    (13, 33, 31),
+    (64, 10, 256),
+    (64, 512, 392),
+    (64, 256, 512),
+    (392, 512, 64),
+    (300, 40, 600),  # more than one block along M and K in every form
+    (4, 3, 1030),
+]
+
+
+@pytest.mark.parametrize("trans_a,trans_b", FORMS, ids=["nn", "nt", "tn"])
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_gemm_matches_numpy(kernel, m, n, k, trans_a, trans_b):
+    _check(m, n, k, trans_a, trans_b, pad=3)
+
+
+@pytest.mark.parametrize("trans_a,trans_b", FORMS, ids=["nn", "nt", "tn"])
+def test_gemm_random_shapes(kernel, trans_a, trans_b):
+    rng = np.random.default_rng(7)
+    for i in range(40):
+        m, n, k = rng.integers(1, 70, size=3)
+        _check(
+            int(m),
+            int(n),
+            int(k),
+            trans_a,
+            trans_b,
+            pad=int(rng.integers(0, 5)),
+            seed=i,
+        )
+
+
+@pytest.mark.parametrize("trans_a,trans_b", FORMS, ids=["nn", "nt", "tn"])
+def test_gemm_is_deterministic(kernel, trans_a, trans_b):
+    first = _check(70, 45, 300, trans_a, trans_b, pad=1, seed=3)
+    again = _check(70, 45, 300, trans_a, trans_b, pad=1, seed=3)
+    assert np.array_equal(first, again)
+
+
+def test_gemm_empty_sum_is_zero(kernel, cy):
+    A = np.ones((3, 0), np.float32)
+    B = np.ones((0, 4), np.float32)
+    C = np.full((3, 4), np.nan, np.float32)
+    cy._dense._gemm(A, B, C, False, False)
+    assert np.array_equal(C, np.zeros((3, 4), np.float32))
+
+
+def test_gemm_refuses_mismatched_shapes(cy):
+    _dense = cy._dense
+    A = np.ones((3, 5), np.float32)
+    B = np.ones((4, 2), np.float32)
+    C = np.zeros((3, 2), np.float32)
+    with pytest.raises(ValueError, match="B: expected 5 rows"):
+        _dense._gemm(A, B, C, False, False)
+    with pytest.raises(ValueError, match=r"C: expected shape \(3, 2\)"):
+        _dense._gemm(
+            A, np.ones((5, 2), np.float32), np.zeros((2, 3), np.float32), False, False
+        )
+
+
+def test_switch_reaches_every_extension(cy):
+    cython_backend = cy
+    before = cython_backend.own_sgemm()
+    try:
+        assert cython_backend.own_sgemm(False) is False
+        assert not cython_backend._dense._own_sgemm()
+        assert not cython_backend._train._own_sgemm()
+        assert cython_backend.own_sgemm(True) == _kernels_can_run()
+        assert cython_backend._train._own_sgemm() == _kernels_can_run()
+    finally:
+        cython_backend.own_sgemm(before)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_training_with_either_gemm_matches_the_reference(
+    kernel, cy, threads, monkeypatch
+):
+    """A few fused SGD steps (the loop's strided products on one or two
+    threads) with each GEMM against the NumPy reference."""
+    import fastnn
+
+    monkeypatch.setattr(cy, "TRAIN_THREADS", threads)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 37)).astype(np.float32)
+    y = rng.integers(0, 10, 256)
+    params = {}
+    for backend in ("numpy", "cython"):
+        model = fastnn.Sequential(
+            [
+                fastnn.Dense(70, activation="relu"),
+                fastnn.Dense(33, activation="tanh"),
+                fastnn.Dense(10, activation="softmax"),
+            ],
+            input_dim=37,
+            loss="cross_entropy",
+            backend=backend,
+            dtype="float32",
+            seed=5,
+            optimizer=fastnn.SGD(0.05, momentum=0.9),
+        )
+        model.fit(x, y, epochs=2, batch_size=64, verbose=0, shuffle=False)
+        params[backend] = model.get_weights()
+    for ref, got in zip(params["numpy"], params["cython"], strict=True):
+        assert_close(got, ref, np.float32, scale=100)
