@@ -164,10 +164,10 @@ def _gemm(
             f"C: expected shape ({m}, {n}); received ({C.shape[0]}, {C.shape[1]})"
         )
     for name, X in (("A", A), ("B", B), ("C", C)):
-        if X.shape[1] > 1 and X.strides[1] != sizeof(floating):
+        if X.shape[1] > 1 and X.strides[1] != <Py_ssize_t>sizeof(floating):
             raise ValueError(f"{name}: expected contiguous rows; received "
                              f"a column stride of {X.strides[1]} bytes")
-        if X.shape[0] > 1 and X.strides[0] < X.shape[1] * sizeof(floating):
+        if X.shape[0] > 1 and X.strides[0] < X.shape[1] * <Py_ssize_t>sizeof(floating):
             raise ValueError(f"{name}: expected rows that do not overlap")
     if m == 0 or n == 0:
         return

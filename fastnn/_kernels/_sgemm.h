@@ -81,8 +81,6 @@ static int fastnn_sgemm_ready(void)
 
 #define FASTNN_NN_KC 256 /* rows of B per packed panel: 16 KiB on the stack */
 #define FASTNN_NN_MC 256 /* rows of A per block: MC x KC floats stay in L2 */
-#define FASTNN_NT_KC 512 /* summed entries per block */
-#define FASTNN_NT_MC 128 /* rows of A per block */
 #define FASTNN_TN_KC 256 /* summed rows per block */
 
 /* Lanes [0, n) of a ymm: all ones; the others zero (n may be <= 0 or > 8). */
@@ -111,6 +109,61 @@ FASTNN_ALWAYS void fastnn_pack16(float *dst, const float *B, ptrdiff_t ldb,
             _mm256_store_ps(dst + 16 * r + 8, _mm256_maskload_ps(s + 8, m1));
         }
     }
+}
+
+/* Rows [0, k) of the transpose of a 16-row strip of B (``nr`` <= 16 rows
+ * valid, each ``k`` long) into dst, as fastnn_pack16 lays them out:
+ * dst[16 r + c] = B[c, r], zero for c >= nr. 8 x 8 tiles are transposed in
+ * registers; the ragged edges go one entry at a time. */
+FASTNN_ALWAYS void fastnn_pack16_t(float *dst, const float *B, ptrdiff_t ldb,
+                                   int k, int nr)
+{
+    int r0 = 0;
+    for (; r0 + 8 <= k; r0 += 8) {
+        for (int c0 = 0; c0 < 16; c0 += 8) {
+            if (c0 + 8 > nr)
+                break;
+            const float *s = B + c0 * ldb + r0;
+            __m256 t0 = _mm256_unpacklo_ps(_mm256_loadu_ps(s), _mm256_loadu_ps(s + ldb));
+            __m256 t1 = _mm256_unpackhi_ps(_mm256_loadu_ps(s), _mm256_loadu_ps(s + ldb));
+            __m256 t2 = _mm256_unpacklo_ps(_mm256_loadu_ps(s + 2 * ldb),
+                                           _mm256_loadu_ps(s + 3 * ldb));
+            __m256 t3 = _mm256_unpackhi_ps(_mm256_loadu_ps(s + 2 * ldb),
+                                           _mm256_loadu_ps(s + 3 * ldb));
+            __m256 t4 = _mm256_unpacklo_ps(_mm256_loadu_ps(s + 4 * ldb),
+                                           _mm256_loadu_ps(s + 5 * ldb));
+            __m256 t5 = _mm256_unpackhi_ps(_mm256_loadu_ps(s + 4 * ldb),
+                                           _mm256_loadu_ps(s + 5 * ldb));
+            __m256 t6 = _mm256_unpacklo_ps(_mm256_loadu_ps(s + 6 * ldb),
+                                           _mm256_loadu_ps(s + 7 * ldb));
+            __m256 t7 = _mm256_unpackhi_ps(_mm256_loadu_ps(s + 6 * ldb),
+                                           _mm256_loadu_ps(s + 7 * ldb));
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+            __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+            __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+            __m256 u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+            __m256 u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+            float *d = dst + 16 * r0 + c0;
+            _mm256_store_ps(d + 0 * 16, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_store_ps(d + 1 * 16, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_store_ps(d + 2 * 16, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_store_ps(d + 3 * 16, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_store_ps(d + 4 * 16, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_store_ps(d + 5 * 16, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_store_ps(d + 6 * 16, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_store_ps(d + 7 * 16, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+        /* the strip's ragged columns (rows of B beyond the last full 8) */
+        for (int c = nr & ~7; c < 16; c++)
+            for (int r = r0; r < r0 + 8; r++)
+                dst[16 * r + c] = c < nr ? B[c * ldb + r] : 0.0f;
+    }
+    for (int r = r0; r < k; r++) /* the rows beyond the last full 8 */
+        for (int c = 0; c < 16; c++)
+            dst[16 * r + c] = c < nr ? B[c * ldb + r] : 0.0f;
 }
 
 /* The 6 x 16 register block, ``mr`` <= 6 rows, over k = 0..K-1:
@@ -178,9 +231,12 @@ FASTNN_ALWAYS void fastnn_block_rows(int mr, int K, const float *A,
     }
 }
 
-FASTNN_AVX2 static void fastnn_sgemm_nn_avx2(int M, int N, int K, const float *A,
-                                             int lda, const float *B, int ldb,
-                                             float *C, int ldc)
+/* nn (trans_b 0): B is (K, N); nt (trans_b 1): B is (N, K), its 16-row
+ * strips packed transposed. */
+FASTNN_AVX2 static void fastnn_sgemm_nx_avx2(int trans_b, int M, int N, int K,
+                                             const float *A, int lda,
+                                             const float *B, int ldb, float *C,
+                                             int ldc)
 {
     float bp[FASTNN_NN_KC * 16] __attribute__((aligned(32)));
     for (int k0 = 0; k0 < K; k0 += FASTNN_NN_KC) {
@@ -189,110 +245,15 @@ FASTNN_AVX2 static void fastnn_sgemm_nn_avx2(int M, int N, int K, const float *A
             int m1 = M - m0 < FASTNN_NN_MC ? M : m0 + FASTNN_NN_MC;
             for (int n = 0; n < N; n += 16) {
                 int nr = N - n < 16 ? N - n : 16;
-                fastnn_pack16(bp, B + (ptrdiff_t)k0 * ldb + n, ldb, kc, nr);
+                if (trans_b)
+                    fastnn_pack16_t(bp, B + (ptrdiff_t)n * ldb + k0, ldb, kc, nr);
+                else
+                    fastnn_pack16(bp, B + (ptrdiff_t)k0 * ldb + n, ldb, kc, nr);
                 for (int m = m0; m < m1; m += 6) {
                     int mr = m1 - m < 6 ? m1 - m : 6;
                     fastnn_block_rows(mr, kc, A + (ptrdiff_t)m * lda + k0, lda, 1,
                                       bp, C + (ptrdiff_t)m * ldc + n, ldc, nr,
                                       k0 > 0);
-                }
-            }
-        }
-    }
-}
-
-FASTNN_ALWAYS float fastnn_hsum(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-/* A 4 x 3 block (``mr`` <= 4 rows of A, ``nr`` <= 3 rows of B) of dot
- * products over k = 0..K-1, 8 lanes at a time (the tail masked):
- * C[i, j] = (add ? C[i, j] : 0) + sum_k A[i, k] B[j, k]. */
-FASTNN_ALWAYS void fastnn_dots_4x3(int mr, int nr, int K, const float *A,
-                                   ptrdiff_t lda, const float *B, ptrdiff_t ldb,
-                                   float *C, ptrdiff_t ldc, int add)
-{
-    __m256 c[4][3], b[3];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 3; j++)
-            c[i][j] = _mm256_setzero_ps();
-    int k = 0;
-    for (; k + 8 <= K; k += 8) {
-        for (int j = 0; j < 3; j++)
-            if (j < nr)
-                b[j] = _mm256_loadu_ps(B + j * ldb + k);
-        for (int i = 0; i < 4; i++)
-            if (i < mr) {
-                __m256 a = _mm256_loadu_ps(A + i * lda + k);
-                for (int j = 0; j < 3; j++)
-                    if (j < nr)
-                        c[i][j] = _mm256_fmadd_ps(a, b[j], c[i][j]);
-            }
-    }
-    if (k < K) {
-        __m256i tail = fastnn_lanes(K - k);
-        for (int j = 0; j < 3; j++)
-            if (j < nr)
-                b[j] = _mm256_maskload_ps(B + j * ldb + k, tail);
-        for (int i = 0; i < 4; i++)
-            if (i < mr) {
-                __m256 a = _mm256_maskload_ps(A + i * lda + k, tail);
-                for (int j = 0; j < 3; j++)
-                    if (j < nr)
-                        c[i][j] = _mm256_fmadd_ps(a, b[j], c[i][j]);
-            }
-    }
-    for (int i = 0; i < 4; i++)
-        if (i < mr)
-            for (int j = 0; j < 3; j++)
-                if (j < nr) {
-                    float s = fastnn_hsum(c[i][j]);
-                    C[i * ldc + j] = add ? C[i * ldc + j] + s : s;
-                }
-}
-
-FASTNN_ALWAYS void fastnn_dots_rows(int mr, int nr, int K, const float *A,
-                                    ptrdiff_t lda, const float *B, ptrdiff_t ldb,
-                                    float *C, ptrdiff_t ldc, int add)
-{
-    if (mr == 4) {
-        switch (nr) {
-        case 3: fastnn_dots_4x3(4, 3, K, A, lda, B, ldb, C, ldc, add); break;
-        case 2: fastnn_dots_4x3(4, 2, K, A, lda, B, ldb, C, ldc, add); break;
-        default: fastnn_dots_4x3(4, 1, K, A, lda, B, ldb, C, ldc, add); break;
-        }
-        return;
-    }
-    for (int i = 0; i < mr; i++) {
-        const float *a = A + i * lda;
-        float *c = C + i * ldc;
-        switch (nr) {
-        case 3: fastnn_dots_4x3(1, 3, K, a, lda, B, ldb, c, ldc, add); break;
-        case 2: fastnn_dots_4x3(1, 2, K, a, lda, B, ldb, c, ldc, add); break;
-        default: fastnn_dots_4x3(1, 1, K, a, lda, B, ldb, c, ldc, add); break;
-        }
-    }
-}
-
-FASTNN_AVX2 static void fastnn_sgemm_nt_avx2(int M, int N, int K, const float *A,
-                                             int lda, const float *B, int ldb,
-                                             float *C, int ldc)
-{
-    for (int k0 = 0; k0 < K; k0 += FASTNN_NT_KC) {
-        int kc = K - k0 < FASTNN_NT_KC ? K - k0 : FASTNN_NT_KC;
-        for (int m0 = 0; m0 < M; m0 += FASTNN_NT_MC) {
-            int m1 = M - m0 < FASTNN_NT_MC ? M : m0 + FASTNN_NT_MC;
-            for (int n = 0; n < N; n += 3) {
-                int nr = N - n < 3 ? N - n : 3;
-                for (int m = m0; m < m1; m += 4) {
-                    int mr = m1 - m < 4 ? m1 - m : 4;
-                    fastnn_dots_rows(mr, nr, kc, A + (ptrdiff_t)m * lda + k0, lda,
-                                     B + (ptrdiff_t)n * ldb + k0, ldb,
-                                     C + (ptrdiff_t)m * ldc + n, ldc, k0 > 0);
                 }
             }
         }
@@ -349,11 +310,11 @@ static int fastnn_sgemm(int trans_a, int trans_b, int M, int N, int K,
     if (!fastnn_sgemm_ready() || M <= 0 || N <= 0 || K <= 0)
         return 0;
     if (!trans_a && !trans_b) {
-        fastnn_sgemm_nn_avx2(M, N, K, A, lda, B, ldb, C, ldc);
+        fastnn_sgemm_nx_avx2(0, M, N, K, A, lda, B, ldb, C, ldc);
         return 1;
     }
     if (!trans_a && trans_b) {
-        fastnn_sgemm_nt_avx2(M, N, K, A, lda, B, ldb, C, ldc);
+        fastnn_sgemm_nx_avx2(1, M, N, K, A, lda, B, ldb, C, ldc);
         return 1;
     }
     if (trans_a && !trans_b)
