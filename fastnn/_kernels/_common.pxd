@@ -25,7 +25,8 @@ cdef extern from "_sgemm.h" nogil:
     # fastnn's own float32 GEMM (AVX2 + FMA, chosen at run time); 0: not done.
     int own_sgemm "fastnn_sgemm"(
         int trans_a, int trans_b, int m, int n, int k, const float* A, int lda,
-        const float* B, int ldb, float* C, int ldc) noexcept
+        const float* B, int ldb, float* C, int ldc, void* work) noexcept
+    size_t own_sgemm_tn_work "fastnn_sgemm_tn_work"(int n, int k) noexcept
     int own_sgemm_set "fastnn_sgemm_set"(int on) noexcept
     int own_sgemm_ready "fastnn_sgemm_ready"() noexcept
 
@@ -67,6 +68,7 @@ cdef inline void gemm(
     floating beta,
     floating* C,        # OUT (m, n), row-major
     int ldc,
+    void* work=NULL,    # own_sgemm_tn_work(n, k) bytes for float32 A^T B, or NULL
 ) noexcept nogil:
     """Row-major ``C = alpha * op(A) @ op(B) + beta * C``.
 
@@ -87,7 +89,7 @@ cdef inline void gemm(
         return
     if floating is float:
         if alpha == 1 and beta == 0 and own_sgemm(
-                trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc):
+                trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc, work):
             return
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>B, &ldb, <float*>A, &lda,
               &beta, C, &ldc)

@@ -260,17 +260,29 @@ FASTNN_AVX2 static void fastnn_sgemm_nx_avx2(int trans_b, int M, int N, int K,
     }
 }
 
-/* 0 when the work buffer cannot be had (the caller falls back to BLAS). */
+/* Bytes of work space tn needs for (M, N, K); any M. */
+static size_t fastnn_sgemm_tn_work(int N, int K)
+{
+    size_t panels = N > 0 ? ((size_t)N + 15) / 16 : 0;
+    size_t kc0 = K < FASTNN_TN_KC ? (K > 0 ? (size_t)K : 0) : FASTNN_TN_KC;
+    return sizeof(float) * (panels * kc0 * 16 + kc0 * 6) + 32;
+}
+
+/* ``work``: at least fastnn_sgemm_tn_work(N, K) bytes, or NULL: malloc'ed
+ * here (a training loop passes its own, so that a step does not map and fault
+ * in fresh pages). 0 when no work space can be had (the caller uses BLAS). */
 FASTNN_AVX2 static int fastnn_sgemm_tn_avx2(int M, int N, int K, const float *A,
                                             int lda, const float *B, int ldb,
-                                            float *C, int ldc)
+                                            float *C, int ldc, void *work)
 {
     int panels = (N + 15) / 16;
     int kc0 = K < FASTNN_TN_KC ? K : FASTNN_TN_KC;
-    size_t bytes = sizeof(float) * ((size_t)panels * kc0 * 16 + (size_t)kc0 * 6) + 32;
-    char *work = (char *)malloc(bytes);
-    if (work == NULL)
-        return 0;
+    void *owned = NULL;
+    if (work == NULL) {
+        work = owned = malloc(fastnn_sgemm_tn_work(N, K));
+        if (work == NULL)
+            return 0;
+    }
     float *bp = (float *)(((size_t)work + 31) & ~(size_t)31);
     float *ap = bp + (size_t)panels * kc0 * 16;
     for (int k0 = 0; k0 < K; k0 += FASTNN_TN_KC) {
@@ -293,7 +305,7 @@ FASTNN_AVX2 static int fastnn_sgemm_tn_avx2(int M, int N, int K, const float *A,
             }
         }
     }
-    free(work);
+    free(owned);
     return 1;
 }
 
@@ -301,10 +313,11 @@ FASTNN_AVX2 static int fastnn_sgemm_tn_avx2(int M, int N, int K, const float *A,
 #endif /* FASTNN_SGEMM_AVX2 */
 
 /* C = op(A) op(B) for M, N, K >= 1 with the kernels above; returns 0 (nothing
- * written) when they are off or cannot run: then the caller uses BLAS. */
+ * written) when they are off or cannot run: then the caller uses BLAS.
+ * ``work``: NULL, or fastnn_sgemm_tn_work(N, K) bytes for tn. */
 static int fastnn_sgemm(int trans_a, int trans_b, int M, int N, int K,
                         const float *A, int lda, const float *B, int ldb,
-                        float *C, int ldc)
+                        float *C, int ldc, void *work)
 {
 #if FASTNN_SGEMM_AVX2
     if (!fastnn_sgemm_ready() || M <= 0 || N <= 0 || K <= 0)
@@ -318,10 +331,10 @@ static int fastnn_sgemm(int trans_a, int trans_b, int M, int N, int K,
         return 1;
     }
     if (trans_a && !trans_b)
-        return fastnn_sgemm_tn_avx2(M, N, K, A, lda, B, ldb, C, ldc);
+        return fastnn_sgemm_tn_avx2(M, N, K, A, lda, B, ldb, C, ldc, work);
 #else
     (void)trans_a; (void)trans_b; (void)M; (void)N; (void)K; (void)A;
-    (void)lda; (void)B; (void)ldb; (void)C; (void)ldc;
+    (void)lda; (void)B; (void)ldb; (void)C; (void)ldc; (void)work;
 #endif
     return 0;
 }

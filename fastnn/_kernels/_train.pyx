@@ -60,6 +60,7 @@ from fastnn._kernels._common cimport (
     gemm,
     own_sgemm_ready,
     own_sgemm_set,
+    own_sgemm_tn_work,
 )
 from fastnn._kernels._loss cimport mean_squared_error_rows, softmax_cross_entropy_rows
 from fastnn._kernels._sgd cimport sgd_full, sgd_mode, sgd_range
@@ -198,6 +199,12 @@ def train_steps(
                 f"{name}: expected at least {need} entries; received {size}"
             )
     cdef floating[::1] empty = Xb[:0]
+    # This thread's work space for the float32 weight-gradient products (see
+    # _sgemm.h), allocated once per call rather than once per product.
+    cdef size_t work_bytes = 0
+    for l in range(n_layers):
+        work_bytes = max(work_bytes, own_sgemm_tn_work(<int>layout[l, N_OUT], <int>rows))
+    cdef unsigned char[::1] work = np.empty(work_bytes, dtype=np.uint8)
 
     cdef int mode = sgd_mode(momentum, nesterov)
     cdef bint decay = weight_decay != 0
@@ -404,7 +411,7 @@ def train_steps(
                     # dW[i0:i1] = X[:, i0:i1]^T @ dZ
                     gemm(True, False, <int>(i1 - i0), <int>n_out, <int>m, 1,
                          &Xl[i0], <int>n_in, &G[0], <int>n_out, 0,
-                         &dW[i0 * n_out], <int>n_out)
+                         &dW[i0 * n_out], <int>n_out, &work[0])
                 if update_per_layer:
                     sq += sgd_range(params, grads, velocity, w_off + i0 * n_out,
                                     w_off + i1 * n_out, lr_f, m_f, mode, wd_f,
