@@ -2,29 +2,32 @@
  *
  * Three row-major products, each C = op(A) op(B) (alpha 1, beta 0), the only
  * ones the kernels ask for:
- *   fastnn_sgemm_nn  C[M,N] = A[M,K]   B[K,N]    forward:          X W
- *   fastnn_sgemm_nt  C[M,N] = A[M,K]   B[N,K]^T  input gradient:   dZ W^T
- *   fastnn_sgemm_tn  C[M,N] = A[K,M]^T B[K,N]    weight gradient:  X^T dZ
+ *   nn  C[M,N] = A[M,K]   B[K,N]    forward:          X W
+ *   nt  C[M,N] = A[M,K]   B[N,K]^T  input gradient:   dZ W^T
+ *   tn  C[M,N] = A[K,M]^T B[K,N]    weight gradient:  X^T dZ
+ * through fastnn_sgemm (at the end).
  *
  * Why not only BLAS (measured on a 2-core AMD EPYC, Zen 3, AVX2, GCC 12; see
  * docs/performance.md): a training step multiplies small panels (a batch of 64
  * rows, 256 to 784 inputs, one thread's share of the weights) where
- * OpenBLAS's single-thread sgemm spends a good part of its time packing both
- * operands for large-matrix blocking. These kernels pack only what the
- * register block re-reads from L1:
- *   nn: a 6 x 16 register block (12 ymm accumulators); B's 16-column panel
- *       is copied into a contiguous stack buffer (rows of W are 2 KiB apart, so
- *       unpacked they map to two L1 sets and thrash), A is broadcast straight
- *       from its rows. Blocked by KC rows of B and MC rows of A.
- *   nt: both operands are contiguous along the summed dimension, so a 4 x 3
- *       block of dot products runs 8 lanes at a time, no packing; blocked by
- *       MC rows of A and KC of the sum.
- *   tn: a 6 x 16 register block over k; B's panels and A's 6-column strip are
- *       packed (malloc'ed work, freed on return). Blocked by KC.
- * At these shapes they run 10-25% faster than OpenBLAS's sgemm on one thread.
+ * OpenBLAS's single-thread sgemm spends a good part of its time packing for
+ * large-matrix blocking. These kernels pack only what the register block
+ * re-reads from L1, and all three share one 6 x 16 register block (12 ymm
+ * accumulators, two panel loads and six broadcasts per 12 FMAs):
+ *   nn: B's 16-column panels are copied into a contiguous stack buffer (rows
+ *       of W are 2 KiB apart, so unpacked they map to two L1 sets and
+ *       thrash); A is broadcast straight from its rows. Blocked by KC rows of
+ *       B and MC rows of A.
+ *   nt: the same, with each 16-row strip of B packed transposed (8 x 8 tiles
+ *       transposed in registers). A first version with 4 x 3 blocks of dot
+ *       products and no packing streamed A from L2 and ran at 35-55 GFLOP/s.
+ *   tn: B's panels and A's 6-column strip are packed into work space (the
+ *       caller's, or malloc'ed). Blocked by KC.
+ * At L64's per-thread shapes they ran at 57-74 GFLOP/s against OpenBLAS's
+ * 49-59 in the same minutes; at L256's (256-row batches) they are level.
  * Products over a K-block are summed in one fixed order, so results are
  * deterministic, but they differ from BLAS's in rounding (FMA, order of the
- * sum): the tests compare them with NumPy at float32 tolerances.
+ * sum): the tests hold them to the float32 error bound of a k-term sum.
  *
  * Portability: the code is compiled for AVX2 + FMA through function
  * attributes (GCC, Clang on x86-64), so the build stays at the baseline and
@@ -73,15 +76,25 @@ static int fastnn_sgemm_ready(void)
     return fastnn_sgemm_state;
 }
 
+#define FASTNN_NN_KC 256 /* rows of B per packed panel: 16 KiB on the stack */
+#define FASTNN_NN_MC 256 /* rows of A per block: MC x KC floats stay in L2 */
+#define FASTNN_TN_KC 256 /* summed rows per block */
+
+/* Bytes of work space tn needs for (M, N, K), any M (on every platform:
+ * the training loop allocates it). */
+static size_t fastnn_sgemm_tn_work(int N, int K)
+{
+    size_t panels = N > 0 ? ((size_t)N + 15) / 16 : 0;
+    size_t kc0 = K < FASTNN_TN_KC ? (K > 0 ? (size_t)K : 0) : FASTNN_TN_KC;
+    return sizeof(float) * (panels * kc0 * 16 + kc0 * 6) + 32;
+}
+
 #if FASTNN_SGEMM_AVX2
 #include <immintrin.h>
 
 #define FASTNN_AVX2 __attribute__((target("avx2,fma")))
 #define FASTNN_ALWAYS FASTNN_AVX2 static inline __attribute__((always_inline))
 
-#define FASTNN_NN_KC 256 /* rows of B per packed panel: 16 KiB on the stack */
-#define FASTNN_NN_MC 256 /* rows of A per block: MC x KC floats stay in L2 */
-#define FASTNN_TN_KC 256 /* summed rows per block */
 
 /* Lanes [0, n) of a ymm: all ones; the others zero (n may be <= 0 or > 8). */
 FASTNN_ALWAYS __m256i fastnn_lanes(int n)
@@ -258,14 +271,6 @@ FASTNN_AVX2 static void fastnn_sgemm_nx_avx2(int trans_b, int M, int N, int K,
             }
         }
     }
-}
-
-/* Bytes of work space tn needs for (M, N, K); any M. */
-static size_t fastnn_sgemm_tn_work(int N, int K)
-{
-    size_t panels = N > 0 ? ((size_t)N + 15) / 16 : 0;
-    size_t kc0 = K < FASTNN_TN_KC ? (K > 0 ? (size_t)K : 0) : FASTNN_TN_KC;
-    return sizeof(float) * (panels * kc0 * 16 + kc0 * 6) + 32;
 }
 
 /* ``work``: at least fastnn_sgemm_tn_work(N, K) bytes, or NULL: malloc'ed
