@@ -37,6 +37,9 @@ def _own_sgemm(on=None):
         own_sgemm_set(bool(on))
     return bool(own_sgemm_ready())
 
+
+_own_sgemm()  # choose now, before any thread runs a kernel
+
 cdef extern from *:
     """
     #ifndef FASTNN_DEBUG_BUILD

@@ -41,6 +41,14 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+/* The entry points are static inline: an extension that includes this header
+ * and calls none of them gets no unused-function warnings. */
+#if defined(_MSC_VER) && !defined(__cplusplus)
+#define FASTNN_SGEMM_API static __inline
+#else
+#define FASTNN_SGEMM_API static inline
+#endif
+
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 #define FASTNN_SGEMM_AVX2 1
 #else
@@ -52,7 +60,7 @@
  * fastnn_sgemm_set. One copy per extension module (static). */
 static int fastnn_sgemm_state = -1;
 
-static int fastnn_sgemm_cpu_ok(void)
+FASTNN_SGEMM_API int fastnn_sgemm_cpu_ok(void)
 {
 #if FASTNN_SGEMM_AVX2
     __builtin_cpu_init();
@@ -63,13 +71,13 @@ static int fastnn_sgemm_cpu_ok(void)
 }
 
 /* Use the kernels if ``on`` and the CPU can; returns whether they are used. */
-static int fastnn_sgemm_set(int on)
+FASTNN_SGEMM_API int fastnn_sgemm_set(int on)
 {
     fastnn_sgemm_state = on && fastnn_sgemm_cpu_ok();
     return fastnn_sgemm_state;
 }
 
-static int fastnn_sgemm_ready(void)
+FASTNN_SGEMM_API int fastnn_sgemm_ready(void)
 {
     if (fastnn_sgemm_state < 0)
         fastnn_sgemm_set(1);
@@ -82,7 +90,7 @@ static int fastnn_sgemm_ready(void)
 
 /* Bytes of work space tn needs for (M, N, K), any M (on every platform:
  * the training loop allocates it). */
-static size_t fastnn_sgemm_tn_work(int N, int K)
+FASTNN_SGEMM_API size_t fastnn_sgemm_tn_work(int N, int K)
 {
     size_t panels = N > 0 ? ((size_t)N + 15) / 16 : 0;
     size_t kc0 = K < FASTNN_TN_KC ? (K > 0 ? (size_t)K : 0) : FASTNN_TN_KC;
@@ -273,6 +281,47 @@ FASTNN_AVX2 static void fastnn_sgemm_nx_avx2(int trans_b, int M, int N, int K,
     }
 }
 
+/* B's 16-column panels, rows [0, kc) (kc <= FASTNN_TN_KC), into bp. */
+FASTNN_AVX2 static void fastnn_tn_pack(int N, int kc, const float *B, int ldb,
+                                       float *bp)
+{
+    for (int p = 0; p < (N + 15) / 16; p++) {
+        int n = 16 * p;
+        fastnn_pack16(bp + (size_t)p * kc * 16, B + n, ldb, kc, N - n < 16 ? N - n : 16);
+    }
+}
+
+/* C[M, N] (add: +=) = A[kc, M]^T B with B packed by fastnn_tn_pack; ap:
+ * 6 kc floats of scratch for A's strips. */
+FASTNN_AVX2 static void fastnn_tn_rows(int M, int N, int kc, const float *A,
+                                       int lda, const float *bp, float *ap,
+                                       float *C, int ldc, int add)
+{
+    for (int m = 0; m < M; m += 6) {
+        int mr = M - m < 6 ? M - m : 6;
+        for (int k = 0; k < kc; k++)
+            for (int i = 0; i < 6; i++)
+                ap[6 * k + i] = i < mr ? A[(ptrdiff_t)k * lda + m + i] : 0.0f;
+        for (int p = 0; p < (N + 15) / 16; p++) {
+            int n = 16 * p;
+            fastnn_block_rows(mr, kc, ap, 1, 6, bp + (size_t)p * kc * 16,
+                              C + (ptrdiff_t)m * ldc + n, ldc, N - n < 16 ? N - n : 16,
+                              add);
+        }
+    }
+}
+
+/* The aligned start of a work space, and where A's strip scratch begins. */
+static inline float *fastnn_tn_panels(void *work)
+{
+    return (float *)(((size_t)work + 31) & ~(size_t)31);
+}
+
+static inline float *fastnn_tn_strip(void *work, int N, int kc)
+{
+    return fastnn_tn_panels(work) + (size_t)((N + 15) / 16) * kc * 16;
+}
+
 /* ``work``: at least fastnn_sgemm_tn_work(N, K) bytes, or NULL: malloc'ed
  * here (a training loop passes its own, so that a step does not map and fault
  * in fresh pages). 0 when no work space can be had (the caller uses BLAS). */
@@ -280,35 +329,17 @@ FASTNN_AVX2 static int fastnn_sgemm_tn_avx2(int M, int N, int K, const float *A,
                                             int lda, const float *B, int ldb,
                                             float *C, int ldc, void *work)
 {
-    int panels = (N + 15) / 16;
-    int kc0 = K < FASTNN_TN_KC ? K : FASTNN_TN_KC;
     void *owned = NULL;
     if (work == NULL) {
         work = owned = malloc(fastnn_sgemm_tn_work(N, K));
         if (work == NULL)
             return 0;
     }
-    float *bp = (float *)(((size_t)work + 31) & ~(size_t)31);
-    float *ap = bp + (size_t)panels * kc0 * 16;
     for (int k0 = 0; k0 < K; k0 += FASTNN_TN_KC) {
         int kc = K - k0 < FASTNN_TN_KC ? K - k0 : FASTNN_TN_KC;
-        for (int p = 0; p < panels; p++) {
-            int n = 16 * p;
-            fastnn_pack16(bp + (size_t)p * kc * 16, B + (ptrdiff_t)k0 * ldb + n, ldb,
-                          kc, N - n < 16 ? N - n : 16);
-        }
-        for (int m = 0; m < M; m += 6) {
-            int mr = M - m < 6 ? M - m : 6;
-            for (int k = 0; k < kc; k++)
-                for (int i = 0; i < 6; i++)
-                    ap[6 * k + i] = i < mr ? A[(ptrdiff_t)(k0 + k) * lda + m + i] : 0.0f;
-            for (int p = 0; p < panels; p++) {
-                int n = 16 * p;
-                fastnn_block_rows(mr, kc, ap, 1, 6, bp + (size_t)p * kc * 16,
-                                  C + (ptrdiff_t)m * ldc + n, ldc,
-                                  N - n < 16 ? N - n : 16, k0 > 0);
-            }
-        }
+        fastnn_tn_pack(N, kc, B + (ptrdiff_t)k0 * ldb, ldb, fastnn_tn_panels(work));
+        fastnn_tn_rows(M, N, kc, A + (ptrdiff_t)k0 * lda, lda, fastnn_tn_panels(work),
+                       fastnn_tn_strip(work, N, kc), C, ldc, k0 > 0);
     }
     free(owned);
     return 1;
@@ -320,7 +351,7 @@ FASTNN_AVX2 static int fastnn_sgemm_tn_avx2(int M, int N, int K, const float *A,
 /* C = op(A) op(B) for M, N, K >= 1 with the kernels above; returns 0 (nothing
  * written) when they are off or cannot run: then the caller uses BLAS.
  * ``work``: NULL, or fastnn_sgemm_tn_work(N, K) bytes for tn. */
-static int fastnn_sgemm(int trans_a, int trans_b, int M, int N, int K,
+FASTNN_SGEMM_API int fastnn_sgemm(int trans_a, int trans_b, int M, int N, int K,
                         const float *A, int lda, const float *B, int ldb,
                         float *C, int ldc, void *work)
 {

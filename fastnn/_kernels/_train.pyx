@@ -77,6 +77,9 @@ def _own_sgemm(on=None):
         own_sgemm_set(bool(on))
     return bool(own_sgemm_ready())
 
+
+_own_sgemm()  # choose now, before any thread runs a kernel
+
 # Columns of the layout array (as fastnn._compose).
 cdef enum:
     N_IN = 0

@@ -189,7 +189,8 @@ DEBUG_BUILD = bool(_dense.DEBUG_BUILD)
 
 def own_sgemm(on: bool | None = None) -> bool:
     """Whether float32 products run fastnn's own GEMM (``_sgemm.h``: AVX2 and
-    FMA, chosen at import on CPUs that have both) rather than BLAS's sgemm.
+    FMA, chosen when the extensions load, on CPUs that have both) rather than
+    BLAS's sgemm.
 
     ``on`` given: switch every extension to it (when the CPU can) or back to
     BLAS, for A/B measurements and tests. Not to be called while the
