@@ -323,8 +323,8 @@ static inline float *fastnn_tn_strip(void *work, int N, int kc)
 }
 
 /* ``work``: at least fastnn_sgemm_tn_work(N, K) bytes, or NULL: malloc'ed
- * here (a training loop passes its own, so that a step does not map and fault
- * in fresh pages). 0 when no work space can be had (the caller uses BLAS). */
+ * here (the training loop passes its own, allocated once per call, so that no
+ * product allocates). 0 when no work space can be had (the caller uses BLAS). */
 FASTNN_AVX2 static int fastnn_sgemm_tn_avx2(int M, int N, int K, const float *A,
                                             int lda, const float *B, int ldb,
                                             float *C, int ldc, void *work)
