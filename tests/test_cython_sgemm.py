@@ -192,3 +192,46 @@ def test_training_with_either_gemm_matches_the_reference(
         params[backend] = model.get_weights()
     for ref, got in zip(params["numpy"], params["cython"], strict=True):
         assert_close(got, ref, np.float32, scale=100)
+
+
+def _fit_weights(cy, threads, own, blas_threads):
+    import fastnn
+
+    cy.own_sgemm(own)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((256, 50)).astype(np.float32)
+    y = rng.integers(0, 10, 256)
+    with fastnn.set_num_threads(blas_threads):
+        cy.TRAIN_THREADS = threads
+        model = fastnn.Sequential(
+            [
+                fastnn.Dense(64, activation="relu"),
+                fastnn.Dense(10, activation="softmax"),
+            ],
+            input_dim=50,
+            backend="cython",
+            seed=1,
+        )
+        model.fit(x, y, epochs=1, batch_size=128, verbose=0, shuffle=False)
+        return model.get_weights(), model.predict(x)
+
+
+def test_which_gemm_training_and_prediction_use(cy, monkeypatch):
+    """The own kernels run on the calling thread only, so the loop uses them
+    where each product runs on one thread (a split step, or BLAS at one
+    thread); one training thread over a multithreaded BLAS, and prediction,
+    keep BLAS: switching the kernels off changes nothing there."""
+    if not _kernels_can_run():
+        pytest.skip("fastnn's own sgemm needs an x86-64 CPU with AVX2 and FMA")
+    before = cy.own_sgemm()
+    monkeypatch.setattr(cy, "TRAIN_THREADS", None)
+    try:
+        for threads, blas, uses_own in [(1, 2, False), (2, 2, True), (1, 1, True)]:
+            on, p_on = _fit_weights(cy, threads, True, blas)
+            off, p_off = _fit_weights(cy, threads, False, blas)
+            same = all(np.array_equal(a, b) for a, b in zip(on, off, strict=True))
+            assert same is (not uses_own), (threads, blas)
+            if not uses_own:
+                assert np.array_equal(p_on, p_off)
+    finally:
+        cy.own_sgemm(before)

@@ -142,7 +142,7 @@ def raw_train(cy, threads, X, labels, order, params, layout, loss, spans, bs,
             X.reshape(-1), n, labels, np.empty(0, X.dtype), order, bs, 0, steps,
             p, np.zeros_like(p), np.zeros_like(p), layout, int(loss),
             np.full(steps, 0.1), 0.9, False, 0.0, spans, True, True, losses,
-            tid, threads, *shared,
+            tid, threads, True, *shared,
         )  # fmt: skip
 
     try:
@@ -347,6 +347,6 @@ def test_the_loop_refuses_short_shared_buffers(cy, short):
             X.reshape(-1), 40, labels, np.empty(0), order, bs, 0, 4, p,
             np.zeros_like(p), np.zeros_like(p), layout, int(loss),
             np.full(4, 0.1), 0.9, False, 0.0, spans, True, True, np.zeros(4),
-            tid, T, *buffers.values(),
+            tid, T, True, *buffers.values(),
         )  # fmt: skip
     np.testing.assert_array_equal(p, params)

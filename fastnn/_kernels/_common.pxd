@@ -69,14 +69,18 @@ cdef inline void gemm(
     floating* C,        # OUT (m, n), row-major
     int ldc,
     void* work=NULL,    # own_sgemm_tn_work(n, k) bytes for float32 A^T B, or NULL
+    bint own=False,     # float32: fastnn's kernels (one thread) where they run
 ) noexcept nogil:
     """Row-major ``C = alpha * op(A) @ op(B) + beta * C``.
 
     BLAS is column-major, and a row-major matrix is its own transpose seen
     column-major, so we ask BLAS for ``C^T = op(B)^T @ op(A)^T``: swap the
     operands and ``m`` with ``n``; the transpose flags keep their meaning.
-    float32 with alpha 1 and beta 0 (every call in fastnn) goes to fastnn's
-    own kernels (_sgemm.h) where the CPU has AVX2 and FMA.
+    With ``own``, float32 with alpha 1 and beta 0 goes to fastnn's own
+    kernels (_sgemm.h) where the CPU has AVX2 and FMA. They run on the calling
+    thread only: callers ask for them where the product runs on one thread
+    anyway (the split training loop), and leave larger single calls
+    (prediction, the per-layer API) to a multithreaded BLAS.
     """
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
@@ -88,7 +92,7 @@ cdef inline void gemm(
             C[i] = 0 if beta == 0 else beta * C[i]
         return
     if floating is float:
-        if alpha == 1 and beta == 0 and own_sgemm(
+        if own and alpha == 1 and beta == 0 and own_sgemm(
                 trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc, work):
             return
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>B, &ldb, <float*>A, &lda,

@@ -25,7 +25,7 @@ from fastnn._kernels._common cimport (
     own_sgemm_set,
 )
 
-KERNEL_API_VERSION = 3
+KERNEL_API_VERSION = 4
 
 
 def _own_sgemm(on=None):
@@ -185,4 +185,4 @@ def _gemm(
     cdef const floating* b = &B[0, 0] if B.shape[0] * B.shape[1] else NULL
     with nogil:
         gemm(trans_a, trans_b, <int>m, <int>n, <int>k, 1, a, lda, b, ldb, 0,
-             &C[0, 0], ldc)
+             &C[0, 0], ldc, NULL, True)

@@ -65,7 +65,7 @@ from fastnn._kernels._common cimport (
 from fastnn._kernels._loss cimport mean_squared_error_rows, softmax_cross_entropy_rows
 from fastnn._kernels._sgd cimport sgd_full, sgd_mode, sgd_range
 
-KERNEL_API_VERSION = 3
+KERNEL_API_VERSION = 4
 
 
 def _own_sgemm(on=None):
@@ -149,6 +149,7 @@ def train_steps(
     double[::1] losses_out,            # OUT (step_end - step_begin,)
     Py_ssize_t tid,                    # this thread, 0 <= tid < n_threads
     Py_ssize_t n_threads,              # 1 unless update_per_layer
+    bint own_gemm,                     # float32 products on _sgemm.h (one thread each)
     # rows = min(batch_size, n): the largest batch
     floating[::1] Xb,                  # SHARED scratch (rows * n_in,)
     int64_t[::1] lb,                   # SHARED scratch (rows,) for CE
@@ -309,7 +310,7 @@ def train_steps(
                 if i1 > i0:
                     gemm(False, False, <int>m, <int>n_out, <int>(i1 - i0), 1,
                          &Xl[i0], <int>n_in, &W[i0 * n_out], <int>n_out, 0,
-                         &Pl[0], <int>n_out)
+                         &Pl[0], <int>n_out, NULL, own_gemm)
                 else:  # no inputs here: an empty sum
                     for c in range(m * n_out):
                         Pl[c] = 0
@@ -395,7 +396,7 @@ def train_steps(
                         if n_out > 0:
                             gemm(False, True, <int>m, <int>(i1 - i0), <int>n_out, 1,
                                  &G[0], <int>n_out, &W[i0 * n_out], <int>n_out, 0,
-                                 &dXl[i0], <int>n_in)
+                                 &dXl[i0], <int>n_in, NULL, own_gemm)
                         else:
                             for r in range(m):
                                 for c in range(i0, i1):
@@ -414,7 +415,7 @@ def train_steps(
                     # dW[i0:i1] = X[:, i0:i1]^T @ dZ
                     gemm(True, False, <int>(i1 - i0), <int>n_out, <int>m, 1,
                          &Xl[i0], <int>n_in, &G[0], <int>n_out, 0,
-                         &dW[i0 * n_out], <int>n_out, &work[0])
+                         &dW[i0 * n_out], <int>n_out, &work[0], own_gemm)
                 if update_per_layer:
                     sq += sgd_range(params, grads, velocity, w_off + i0 * n_out,
                                     w_off + i1 * n_out, lr_f, m_f, mode, wd_f,

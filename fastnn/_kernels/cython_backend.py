@@ -70,7 +70,7 @@ NAME = "cython"
 #: The kernel API these wrappers are written against; every extension defines
 #: the same ``KERNEL_API_VERSION``. Bump both together when a kernel's
 #: arguments change.
-KERNEL_API_VERSION = 3
+KERNEL_API_VERSION = 4
 
 _KERNELS_DIR = Path(__file__).resolve().parent
 #: Extension -> the sources it is built from (its .pyx and every .pxd it
@@ -188,9 +188,11 @@ DEBUG_BUILD = bool(_dense.DEBUG_BUILD)
 
 
 def own_sgemm(on: bool | None = None) -> bool:
-    """Whether float32 products run fastnn's own GEMM (``_sgemm.h``: AVX2 and
-    FMA, chosen when the extensions load, on CPUs that have both) rather than
-    BLAS's sgemm.
+    """Whether float32 products of the training loop may run fastnn's own GEMM
+    (``_sgemm.h``: AVX2 and FMA, chosen when the extensions load, on CPUs that
+    have both) rather than BLAS's sgemm. The loop uses it where each product
+    runs on one thread (a step split over the cores, or BLAS at one thread);
+    prediction and the per-layer kernels keep BLAS and its threads.
 
     ``on`` given: switch every extension to it (when the CPU can) or back to
     BLAS, for A/B measurements and tests. Not to be called while the
@@ -577,8 +579,13 @@ def train_steps(
         np.full(2 * n_threads, -1, np.int64),  # errors
     )
 
+    # fastnn's own GEMM runs on the calling thread only: worth it where each
+    # product runs on one thread anyway (split steps, or BLAS at one thread);
+    # one training thread with a multithreaded BLAS keeps BLAS.
+    own_gemm = n_threads > 1 or _BLAS_AT_ONE_THREAD.threads() == 1
+
     def call(tid):
-        return _train.train_steps(*args, tid, n_threads, *shared)
+        return _train.train_steps(*args, tid, n_threads, own_gemm, *shared)
 
     done = call(0) if n_threads == 1 else _run_threads(call, n_threads, sync)
     if a.out is not losses_out:
