@@ -240,7 +240,8 @@ def environment_info() -> dict[str, Any]:
         info["cython_train_threads"] = {
             bs: cython.train_threads_for(bs) for bs in (32, 64, 256)
         }
-        # float32 products: fastnn's AVX2/FMA kernels (True) or BLAS's sgemm.
+        # The split training step's float32 products: fastnn's AVX2/FMA
+        # kernels (True) or BLAS's sgemm.
         info["cython_own_sgemm"] = cython.own_sgemm()
     return info
 
