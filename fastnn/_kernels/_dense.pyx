@@ -29,8 +29,9 @@ KERNEL_API_VERSION = 4
 
 
 def _own_sgemm(on=None):
-    """Whether this module's float32 GEMMs run fastnn's kernels (_sgemm.h)
-    rather than BLAS; ``on`` given: use them (if the CPU can) or not. Each
+    """Whether this module's float32 products that ask for fastnn's kernels
+    (_sgemm.h; here only the ``_gemm`` test hook: the per-layer kernels keep
+    BLAS) get them; ``on`` given: use them (if the CPU can) or not. Each
     extension has its own switch; ``fastnn._kernels.cython_backend.own_sgemm``
     sets them all. Not thread-safe with kernels running."""
     if on is not None:

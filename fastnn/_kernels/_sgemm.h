@@ -145,20 +145,17 @@ FASTNN_ALWAYS void fastnn_pack16_t(float *dst, const float *B, ptrdiff_t ldb,
             if (c0 + 8 > nr)
                 break;
             const float *s = B + c0 * ldb + r0;
-            __m256 t0 = _mm256_unpacklo_ps(_mm256_loadu_ps(s), _mm256_loadu_ps(s + ldb));
-            __m256 t1 = _mm256_unpackhi_ps(_mm256_loadu_ps(s), _mm256_loadu_ps(s + ldb));
-            __m256 t2 = _mm256_unpacklo_ps(_mm256_loadu_ps(s + 2 * ldb),
-                                           _mm256_loadu_ps(s + 3 * ldb));
-            __m256 t3 = _mm256_unpackhi_ps(_mm256_loadu_ps(s + 2 * ldb),
-                                           _mm256_loadu_ps(s + 3 * ldb));
-            __m256 t4 = _mm256_unpacklo_ps(_mm256_loadu_ps(s + 4 * ldb),
-                                           _mm256_loadu_ps(s + 5 * ldb));
-            __m256 t5 = _mm256_unpackhi_ps(_mm256_loadu_ps(s + 4 * ldb),
-                                           _mm256_loadu_ps(s + 5 * ldb));
-            __m256 t6 = _mm256_unpacklo_ps(_mm256_loadu_ps(s + 6 * ldb),
-                                           _mm256_loadu_ps(s + 7 * ldb));
-            __m256 t7 = _mm256_unpackhi_ps(_mm256_loadu_ps(s + 6 * ldb),
-                                           _mm256_loadu_ps(s + 7 * ldb));
+            __m256 r[8];
+            for (int i = 0; i < 8; i++)
+                r[i] = _mm256_loadu_ps(s + i * ldb);
+            __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]);
+            __m256 t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]);
+            __m256 t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]);
+            __m256 t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]);
+            __m256 t7 = _mm256_unpackhi_ps(r[6], r[7]);
             __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
             __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
             __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
