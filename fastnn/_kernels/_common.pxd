@@ -26,7 +26,8 @@ cdef extern from "_sgemm.h" nogil:
     int own_sgemm "fastnn_sgemm"(
         int trans_a, int trans_b, int m, int n, int k, const float* A, int lda,
         const float* B, int ldb, float* C, int ldc, void* work) noexcept
-    size_t own_sgemm_tn_work "fastnn_sgemm_tn_work"(int n, int k) noexcept
+    size_t own_sgemm_work "fastnn_sgemm_work"(
+        int trans_a, int trans_b, int m, int n, int k) noexcept
     int own_sgemm_set "fastnn_sgemm_set"(int on) noexcept
     int own_sgemm_ready "fastnn_sgemm_ready"() noexcept
 
@@ -68,7 +69,7 @@ cdef inline void gemm(
     floating beta,
     floating* C,        # OUT (m, n), row-major
     int ldc,
-    void* work=NULL,    # own_sgemm_tn_work(n, k) bytes for float32 A^T B, or NULL
+    void* work=NULL,    # own_sgemm_work(trans_a, trans_b, m, n, k) bytes, or NULL
     bint own=False,     # float32: fastnn's kernels (one thread) where they run
 ) noexcept nogil:
     """Row-major ``C = alpha * op(A) @ op(B) + beta * C``.

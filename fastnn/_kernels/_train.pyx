@@ -60,7 +60,7 @@ from fastnn._kernels._common cimport (
     gemm,
     own_sgemm_ready,
     own_sgemm_set,
-    own_sgemm_tn_work,
+    own_sgemm_work,
 )
 from fastnn._kernels._loss cimport mean_squared_error_rows, softmax_cross_entropy_rows
 from fastnn._kernels._sgd cimport sgd_full, sgd_mode, sgd_range
@@ -203,11 +203,16 @@ def train_steps(
                 f"{name}: expected at least {need} entries; received {size}"
             )
     cdef floating[::1] empty = Xb[:0]
-    # This thread's work space for the float32 weight-gradient products (see
-    # _sgemm.h), allocated once per call rather than once per product.
-    cdef size_t work_bytes = 0
+    # This thread's work space for its float32 products on _sgemm.h,
+    # allocated once per call rather than once per product (the shapes bound
+    # this thread's shares).
+    cdef size_t work_bytes = 32  # &work[0] needs one entry
+    cdef int r_, i_, o_
     for l in range(n_layers):
-        work_bytes = max(work_bytes, own_sgemm_tn_work(<int>layout[l, N_OUT], <int>rows))
+        r_, i_, o_ = <int>rows, <int>layout[l, N_IN], <int>layout[l, N_OUT]
+        work_bytes = max(work_bytes, own_sgemm_work(False, False, r_, o_, i_),
+                         own_sgemm_work(False, True, r_, i_, o_),
+                         own_sgemm_work(True, False, i_, o_, r_))
     cdef unsigned char[::1] work = np.empty(work_bytes, dtype=np.uint8)
 
     cdef int mode = sgd_mode(momentum, nesterov)
@@ -310,7 +315,7 @@ def train_steps(
                 if i1 > i0:
                     gemm(False, False, <int>m, <int>n_out, <int>(i1 - i0), 1,
                          &Xl[i0], <int>n_in, &W[i0 * n_out], <int>n_out, 0,
-                         &Pl[0], <int>n_out, NULL, own_gemm)
+                         &Pl[0], <int>n_out, &work[0], own_gemm)
                 else:  # no inputs here: an empty sum
                     for c in range(m * n_out):
                         Pl[c] = 0
@@ -396,7 +401,7 @@ def train_steps(
                         if n_out > 0:
                             gemm(False, True, <int>m, <int>(i1 - i0), <int>n_out, 1,
                                  &G[0], <int>n_out, &W[i0 * n_out], <int>n_out, 0,
-                                 &dXl[i0], <int>n_in, NULL, own_gemm)
+                                 &dXl[i0], <int>n_in, &work[0], own_gemm)
                         else:
                             for r in range(m):
                                 for c in range(i0, i1):
@@ -454,3 +459,4 @@ def train_steps(
             f"(step {step_begin + applied})"
         )
     return applied
+
