@@ -235,3 +235,126 @@ def test_which_gemm_training_and_prediction_use(cy, monkeypatch):
                 assert np.array_equal(p_on, p_off)
     finally:
         cy.own_sgemm(before)
+
+
+# --------------------------------------------------------------------------- #
+# The input layer's products over the features not zero throughout a batch
+# --------------------------------------------------------------------------- #
+def _subset(rng, span, size):
+    """Ascending indices with runs of 8 and more (the packing's vector path)
+    and isolated ones (its one-at-a-time path)."""
+    runs = np.concatenate([np.arange(s, min(s + 11, span)) for s in range(3, span, 23)])
+    lone = rng.choice(span, size=min(size, span), replace=False)
+    return np.unique(np.concatenate([runs, lone])).astype(np.intc)
+
+
+@pytest.mark.parametrize("m,n,span", [(7, 17, 40), (64, 512, 392), (256, 33, 700)])
+def test_gemm_over_a_subset_of_columns(cy, m, n, span):
+    """nn: C = A[:, idx] @ B[idx]; tn: C[idx] = A[:, idx]^T @ B. The columns
+    of A (and rows of B) outside idx are NaN: reading one would show."""
+    if not _kernels_can_run():
+        pytest.skip("fastnn's own sgemm needs an x86-64 CPU with AVX2 and FMA")
+    from fastnn._kernels import _dense
+
+    rng = np.random.default_rng(span)
+    idx = _subset(rng, span, span // 3)
+    out = np.setdiff1d(np.arange(span), idx)
+    eps = np.finfo(np.float32).eps
+    # nn
+    A = rng.standard_normal((m, span)).astype(np.float32)
+    B = rng.standard_normal((span, n)).astype(np.float32)
+    A[:, out] = np.nan
+    B[out] = np.nan
+    C = np.full((m, n), np.nan, np.float32)
+    _dense._gemm_columns(A, B, C, False, idx)
+    a64, b64 = A[:, idx].astype(np.float64), B[idx].astype(np.float64)
+    bound = (len(idx) + 2) * eps * (np.abs(a64) @ np.abs(b64))
+    assert np.all(np.abs(C - a64 @ b64) <= bound + 1e-30)
+    # tn: rows of C outside idx keep their values
+    k = m
+    A = rng.standard_normal((k, span)).astype(np.float32)
+    B = rng.standard_normal((k, n)).astype(np.float32)
+    A[:, out] = np.nan
+    C = np.full((span, n), 7.0, np.float32)
+    _dense._gemm_columns(A, B, C, True, idx)
+    a64, b64 = A[:, idx].T.astype(np.float64), B.astype(np.float64)
+    bound = (k + 2) * eps * (np.abs(a64) @ np.abs(b64))
+    assert np.all(np.abs(C[idx] - a64 @ b64) <= bound + 1e-30)
+    assert (C[out] == 7.0).all()
+
+
+def test_gemm_over_columns_refuses_bad_indices(cy):
+    from fastnn._kernels import _dense
+
+    A = np.ones((4, 10), np.float32)
+    B = np.ones((10, 3), np.float32)
+    C = np.zeros((4, 3), np.float32)
+    for bad in ([3, 2], [0, 10], [-1, 2], [4, 4]):
+        with pytest.raises(ValueError, match="^idx: expected ascending"):
+            _dense._gemm_columns(A, B, C, False, np.array(bad, np.intc))
+    with pytest.raises(ValueError, match=r"^C: expected shape \(4, 3\)"):
+        _dense._gemm_columns(A, B, np.zeros((3, 3), np.float32), False,
+                             np.array([1], np.intc))  # fmt: skip
+
+
+def _sparse_inputs(n, n_in, batch_size, seed):
+    """MNIST-like inputs in order: a border of features zero in every sample,
+    others zero in most, and the first half of the features zero throughout
+    the second batch only (a thread's whole share; and weight-gradient rows
+    skipped in one step after being computed in the step before)."""
+    from test_equivalence import training_data
+
+    X, labels, Y, order = training_data(np.float32, n=n, n_in=n_in, k=10, seed=seed)
+    rng = np.random.default_rng(seed)
+    X[:, : n_in // 8] = 0
+    X[:, -(n_in // 8) :] = 0
+    X[rng.random(X.shape) < 0.6] = 0
+    X[batch_size : 2 * batch_size, : n_in // 2] = 0
+    return X, labels, Y, np.arange(n)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("n_in,batch_size", [(784, 32), (784, 256), (40, 7)])
+def test_training_on_inputs_with_zero_features_matches_the_reference(
+    kernel, cy, threads, n_in, batch_size, monkeypatch
+):
+    """The input layer skips the features zero throughout a batch on the own
+    kernels (and not on BLAS): the same training as the reference either way."""
+    import fastnn.reference as ref
+    from test_equivalence import make_net, run_train_steps
+
+    from fastnn.activations import Activation as A
+
+    monkeypatch.setattr(cy, "TRAIN_THREADS", threads)
+    X, labels, Y, order = _sparse_inputs(512, n_in, batch_size, seed=n_in + batch_size)
+    params, layout, spans = make_net([n_in, 64, 10], [A.RELU, A.SOFTMAX], np.float32)
+    args = (X, labels, Y, order, batch_size, params, layout, 0, spans)
+    kw = {"step_end": min(6, -(-512 // batch_size))}
+    got = run_train_steps(cy.train_steps, *args, **kw)
+    want = run_train_steps(ref.train_steps, *args, **kw)
+    assert got[0] == want[0] == kw["step_end"]
+    names = ("params", "velocity", "losses")
+    for name, a, b in zip(names, got[1:], want[1:], strict=True):
+        assert_close(a, b, np.float32, err_msg=name, scale=100.0)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_inf_on_a_skipped_feature_still_gives_nan(kernel, cy, threads, monkeypatch):
+    """0 * inf is NaN in the reference: a non-finite weight on a feature zero
+    throughout the batch must still stop training as divergence, not be
+    skipped over."""
+    import fastnn.reference as ref
+    from test_equivalence import make_net, run_train_steps
+
+    from fastnn.activations import Activation as A
+
+    monkeypatch.setattr(cy, "TRAIN_THREADS", threads)
+    X, labels, Y, order = _sparse_inputs(64, 40, 32, seed=1)
+    params, layout, spans = make_net([40, 16, 10], [A.RELU, A.SOFTMAX], np.float32)
+    params[0 * 16 + 3] = np.inf  # W0[0, 3]: feature 0 is zero in every sample
+    args = (X, labels, Y, order, 32, params, layout, 0, spans)
+    kw = {"step_end": 2, "weight_decay": 0.0}  # decay would make the loss inf
+    got = run_train_steps(cy.train_steps, *args, **kw)
+    want = run_train_steps(ref.train_steps, *args, **kw)
+    assert got[0] == want[0] == 0
+    np.testing.assert_array_equal(got[3], want[3])

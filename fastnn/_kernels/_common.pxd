@@ -26,6 +26,10 @@ cdef extern from "_sgemm.h" nogil:
     int own_sgemm "fastnn_sgemm"(
         int trans_a, int trans_b, int m, int n, int k, const float* A, int lda,
         const float* B, int ldb, float* C, int ldc, void* work) noexcept
+    int own_sgemm_idx "fastnn_sgemm_idx"(
+        int trans_a, int trans_b, int m, int n, int k, const float* A, int lda,
+        const float* B, int ldb, float* C, int ldc, void* work,
+        const int* idx) noexcept
     size_t own_sgemm_work "fastnn_sgemm_work"(
         int trans_a, int trans_b, int m, int n, int k) noexcept
     int own_sgemm_set "fastnn_sgemm_set"(int on) noexcept
@@ -101,6 +105,69 @@ cdef inline void gemm(
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>B, &ldb, <double*>A, &lda,
               &beta, C, &ldc)
+
+
+cdef inline bint gemm_columns(
+    bint trans_a,
+    int m,
+    int n,
+    int k,
+    const floating* A,  # IN  (rows, lda): nn, (m, *); tn, (k, *)
+    int lda,
+    const floating* B,  # IN  nn: (*, n) rows idx; tn: (k, n)
+    int ldb,
+    floating* C,        # OUT nn: (m, n); tn: its rows idx
+    int ldc,
+    void* work,         # own_sgemm_work(trans_a, False, m, n, k) bytes
+    const int* idx,     # IN  ascending: nn, k of them; tn, m of them
+) noexcept nogil:
+    """The products over a subset ``idx`` of an input layer's features (its
+    columns of A), on fastnn's own float32 kernels: nn ``C = A[:, idx] @
+    B[idx]`` (k = len(idx)); tn ``C[idx] = A[:, idx]^T @ B`` (m = len(idx),
+    C's other rows untouched). False when not done (float64, the kernels
+    off, a dimension < 1): then the caller takes the whole product."""
+    if floating is float:
+        return own_sgemm_idx(trans_a, False, m, n, k, A, lda, B, ldb, C, ldc, work,
+                             idx) != 0
+    else:
+        return False
+
+
+cdef inline Py_ssize_t nonzero_columns(
+    const floating[::1] X,   # IN (m, ld)
+    Py_ssize_t m,
+    Py_ssize_t ld,
+    Py_ssize_t c0,
+    Py_ssize_t c1,
+    int[::1] idx,            # OUT (c1 - c0,) the first n entries
+) noexcept nogil:
+    """The columns c0 <= c < c1 of X that are not zero in every row (NaN is
+    not zero), ascending, into idx; returns how many (n)."""
+    cdef Py_ssize_t r, c, n = 0
+    for c in range(c1 - c0):
+        idx[c] = 0
+    for r in range(m):
+        for c in range(c1 - c0):
+            idx[c] |= X[r * ld + c0 + c] != 0
+    for c in range(c1 - c0):  # compact in place: n <= c
+        if idx[c]:
+            idx[n] = <int>(c0 + c)
+            n += 1
+    return n
+
+
+cdef inline bint all_finite(
+    const floating[::1] x,
+    Py_ssize_t begin,
+    Py_ssize_t end,
+) noexcept nogil:
+    """Whether x[begin:end] holds no inf or NaN (x - x is 0 for every finite
+    x, NaN otherwise; the flags are OR-ed, so the loop vectorizes)."""
+    cdef Py_ssize_t i
+    cdef int bad = 0
+    for i in range(begin, end):
+        bad |= not (x[i] - x[i] == 0)
+    return not bad
 
 
 cdef inline void bias_activation(

@@ -21,6 +21,7 @@ from fastnn._kernels._common cimport (
     activation_grad,
     bias_activation,
     gemm,
+    gemm_columns,
     own_sgemm_ready,
     own_sgemm_set,
 )
@@ -187,3 +188,43 @@ def _gemm(
     with nogil:
         gemm(trans_a, trans_b, <int>m, <int>n, <int>k, 1, a, lda, b, ldb, 0,
              &C[0, 0], ldc, NULL, True)
+
+
+def _gemm_columns(
+    const float[:, ::1] A,   # IN  nn: (m, K); tn: (k, M)
+    const float[:, ::1] B,   # IN  nn: (K, n); tn: (k, n)
+    float[:, ::1] C,         # OUT nn: (m, n); tn: (M, n), rows idx
+    bint trans_a,
+    const int[::1] idx,      # IN  ascending indices into K (nn) or M (tn)
+):
+    """The input layer's products over the features ``idx`` (the tests' view
+    of ``gemm_columns``): nn ``C = A[:, idx] @ B[idx]``; tn ``C[idx] =
+    A[:, idx]^T @ B``, C's other rows untouched. Only on fastnn's own
+    kernels: raises RuntimeError where they do not run."""
+    cdef Py_ssize_t i, n_idx = idx.shape[0]
+    cdef Py_ssize_t span = A.shape[1]  # nn: K; tn: M
+    cdef Py_ssize_t m = n_idx if trans_a else A.shape[0]
+    cdef Py_ssize_t k = A.shape[0] if trans_a else n_idx
+    cdef Py_ssize_t n = B.shape[1]
+    for i in range(n_idx):
+        if not 0 <= idx[i] < span or (i > 0 and idx[i] <= idx[i - 1]):
+            raise ValueError(f"idx: expected ascending indices in [0, {span}); "
+                             f"received {idx[i]} at position {i}")
+    if trans_a and B.shape[0] != A.shape[0]:
+        raise ValueError(f"B: expected {A.shape[0]} rows; received {B.shape[0]}")
+    if not trans_a and B.shape[0] != span:
+        raise ValueError(f"B: expected {span} rows; received {B.shape[0]}")
+    c_rows = span if trans_a else A.shape[0]
+    if C.shape[0] != c_rows or C.shape[1] != n:
+        raise ValueError(
+            f"C: expected shape ({c_rows}, {n}); received ({C.shape[0]}, {C.shape[1]})"
+        )
+    if m == 0 or n == 0 or k == 0:
+        raise ValueError("A, B, idx: expected non-empty products")
+    cdef bint done
+    with nogil:
+        done = gemm_columns(trans_a, <int>m, <int>n, <int>k, &A[0, 0],
+                            <int>A.shape[1], &B[0, 0], <int>n, &C[0, 0], <int>n,
+                            NULL, &idx[0])
+    if not done:
+        raise RuntimeError("fastnn's own float32 kernels are off or cannot run here")

@@ -131,20 +131,21 @@ FASTNN_ALWAYS __m256i fastnn_lanes(int n)
 }
 
 /* Copy rows [0, k) of a 16-wide column panel (``nr`` <= 16 columns valid) of
- * B into dst (16 floats per row, 32-byte aligned, the rest zero). */
+ * B into dst (16 floats per row, 32-byte aligned, the rest zero); with
+ * ``idx``, row r is B's row idx[r]. */
 FASTNN_ALWAYS void fastnn_pack16(float *dst, const float *B, ptrdiff_t ldb,
-                                 int k, int nr)
+                                 int k, int nr, const int *idx)
 {
     if (nr == 16) {
         for (int r = 0; r < k; r++) {
-            const float *s = B + r * ldb;
+            const float *s = B + (idx ? idx[r] : r) * ldb;
             _mm256_store_ps(dst + 16 * r, _mm256_loadu_ps(s));
             _mm256_store_ps(dst + 16 * r + 8, _mm256_loadu_ps(s + 8));
         }
     } else {
         __m256i m0 = fastnn_lanes(nr), m1 = fastnn_lanes(nr - 8);
         for (int r = 0; r < k; r++) {
-            const float *s = B + r * ldb;
+            const float *s = B + (idx ? idx[r] : r) * ldb;
             _mm256_store_ps(dst + 16 * r, _mm256_maskload_ps(s, m0));
             _mm256_store_ps(dst + 16 * r + 8, _mm256_maskload_ps(s + 8, m1));
         }
@@ -203,12 +204,11 @@ FASTNN_ALWAYS void fastnn_pack16_t(float *dst, const float *B, ptrdiff_t ldb,
 }
 
 /* The 6 x 16 register block, ``mr`` <= 6 rows, over k = 0..K-1:
- *   acc[i][:] += a(i, k) * bp[16 k : 16 k + 16]
- * with a(i, k) = A[i * a_row + k * a_col] (nn: row i of A; tn: the packed
- * strip). Then C[i, 0:nr] = acc (add: C += acc). */
-FASTNN_ALWAYS void fastnn_block_6x16(int mr, int K, const float *A,
-                                     ptrdiff_t a_row, ptrdiff_t a_col,
-                                     const float *bp, float *C, ptrdiff_t ldc,
+ *   acc[i][:] += ap[6 k + i] * bp[16 k : 16 k + 16]
+ * (ap: a packed strip of A). Then row i of C, crow[i][0:nr] = acc (add:
+ * += acc). */
+FASTNN_ALWAYS void fastnn_block_6x16(int mr, int K, const float *ap,
+                                     const float *bp, float *const *crow,
                                      int nr, int add)
 {
     __m256 c[6][2];
@@ -219,7 +219,7 @@ FASTNN_ALWAYS void fastnn_block_6x16(int mr, int K, const float *A,
         __m256 b1 = _mm256_load_ps(bp + 16 * k + 8);
         for (int i = 0; i < 6; i++)
             if (i < mr) {
-                __m256 a = _mm256_broadcast_ss(A + i * a_row + k * a_col);
+                __m256 a = _mm256_broadcast_ss(ap + 6 * k + i);
                 c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
                 c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
             }
@@ -227,7 +227,7 @@ FASTNN_ALWAYS void fastnn_block_6x16(int mr, int K, const float *A,
     if (nr == 16) {
         for (int i = 0; i < 6; i++)
             if (i < mr) {
-                float *ci = C + i * ldc;
+                float *ci = crow[i];
                 if (add) {
                     c[i][0] = _mm256_add_ps(_mm256_loadu_ps(ci), c[i][0]);
                     c[i][1] = _mm256_add_ps(_mm256_loadu_ps(ci + 8), c[i][1]);
@@ -239,7 +239,7 @@ FASTNN_ALWAYS void fastnn_block_6x16(int mr, int K, const float *A,
         __m256i m0 = fastnn_lanes(nr), m1 = fastnn_lanes(nr - 8);
         for (int i = 0; i < 6; i++)
             if (i < mr) {
-                float *ci = C + i * ldc;
+                float *ci = crow[i];
                 if (add) {
                     c[i][0] = _mm256_add_ps(_mm256_maskload_ps(ci, m0), c[i][0]);
                     c[i][1] = _mm256_add_ps(_mm256_maskload_ps(ci + 8, m1), c[i][1]);
@@ -251,72 +251,104 @@ FASTNN_ALWAYS void fastnn_block_6x16(int mr, int K, const float *A,
 }
 
 /* fastnn_block_6x16 with ``mr`` a compile-time constant in each branch, so
- * the row loops unroll and the accumulators stay in registers. */
-FASTNN_ALWAYS void fastnn_block_rows(int mr, int K, const float *A,
-                                     ptrdiff_t a_row, ptrdiff_t a_col,
-                                     const float *bp, float *C, ptrdiff_t ldc,
-                                     int nr, int add)
+ * the row loops unroll and the accumulators stay in registers; row i of C
+ * starts at crow[i] + col. */
+FASTNN_ALWAYS void fastnn_block_rows(int mr, int K, const float *ap,
+                                     const float *bp, float *const *crow,
+                                     ptrdiff_t col, int nr, int add)
 {
+    float *c[6];
+    for (int i = 0; i < 6; i++)
+        c[i] = i < mr ? crow[i] + col : NULL;
     switch (mr) {
-    case 6: fastnn_block_6x16(6, K, A, a_row, a_col, bp, C, ldc, nr, add); break;
-    case 5: fastnn_block_6x16(5, K, A, a_row, a_col, bp, C, ldc, nr, add); break;
-    case 4: fastnn_block_6x16(4, K, A, a_row, a_col, bp, C, ldc, nr, add); break;
-    case 3: fastnn_block_6x16(3, K, A, a_row, a_col, bp, C, ldc, nr, add); break;
-    case 2: fastnn_block_6x16(2, K, A, a_row, a_col, bp, C, ldc, nr, add); break;
-    default: fastnn_block_6x16(1, K, A, a_row, a_col, bp, C, ldc, nr, add); break;
+    case 6: fastnn_block_6x16(6, K, ap, bp, c, nr, add); break;
+    case 5: fastnn_block_6x16(5, K, ap, bp, c, nr, add); break;
+    case 4: fastnn_block_6x16(4, K, ap, bp, c, nr, add); break;
+    case 3: fastnn_block_6x16(3, K, ap, bp, c, nr, add); break;
+    case 2: fastnn_block_6x16(2, K, ap, bp, c, nr, add); break;
+    default: fastnn_block_6x16(1, K, ap, bp, c, nr, add); break;
     }
 }
 
 /* Rows [0, mr) (mr <= 6) of A's columns [0, kc) into ap, as the register
- * block reads a packed strip: ap[6 k + i] = A[i, k], zero for i >= mr.
- * Full strips go eight columns at a time through an 8 x 8 register
- * transpose (rows 6 and 7 zero) and eight overlapping 8-float stores, so ap
- * needs 2 floats of slack after 6 kc. */
+ * block reads a packed strip: ap[6 k + i] = A[i, k], zero for i >= mr; with
+ * ``idx``, column k is A's column idx[k]. Eight consecutive columns of a
+ * full strip go through an 8 x 8 register transpose (rows 6 and 7 zero) and
+ * eight overlapping 8-float stores, so ap needs 2 floats of slack after
+ * 6 kc; the others one entry at a time. */
 FASTNN_ALWAYS void fastnn_pack6(float *ap, const float *A, ptrdiff_t lda,
-                                int kc, int mr)
+                                int kc, int mr, const int *idx)
 {
     int k = 0;
     if (mr == 6) {
-        for (; k + 8 <= kc; k += 8) {
+        while (k + 8 <= kc) {
+            int c = idx ? idx[k] : k;
+            if (idx && idx[k + 7] != c + 7) { /* not a run of 8 (idx ascends) */
+                for (int i = 0; i < 6; i++)
+                    ap[6 * k + i] = A[i * lda + c];
+                k++;
+                continue;
+            }
             __m256 r[8];
             for (int i = 0; i < 6; i++)
-                r[i] = _mm256_loadu_ps(A + i * lda + k);
+                r[i] = _mm256_loadu_ps(A + i * lda + c);
             r[6] = r[7] = _mm256_setzero_ps();
             fastnn_transpose8(r);
             for (int j = 0; j < 8; j++) /* the last 2 floats of each are overwritten */
                 _mm256_storeu_ps(ap + 6 * (k + j), r[j]);
+            k += 8;
         }
     }
-    for (; k < kc; k++)
+    for (; k < kc; k++) {
+        int c = idx ? idx[k] : k;
         for (int i = 0; i < 6; i++)
-            ap[6 * k + i] = i < mr ? A[i * lda + k] : 0.0f;
+            ap[6 * k + i] = i < mr ? A[i * lda + c] : 0.0f;
+    }
+}
+
+/* Row pointers of C's rows m .. m + mr - 1 (with ``idx``, row i is C's
+ * row idx[i]). */
+FASTNN_ALWAYS void fastnn_rows(float **crow, float *C, ptrdiff_t ldc, int m,
+                               int mr, const int *idx)
+{
+    for (int i = 0; i < 6; i++)
+        crow[i] = i < mr ? C + (ptrdiff_t)(idx ? idx[m + i] : m + i) * ldc : NULL;
 }
 
 /* nn (trans_b 0): B is (K, N); nt (trans_b 1): B is (N, K), its 16-row
- * strips packed transposed. ``ap``: fastnn_sgemm_work bytes, aligned. */
+ * strips packed transposed. ``ap``: fastnn_sgemm_work bytes, aligned.
+ * ``kidx`` (nn only, or NULL): the K terms are A's columns and B's rows
+ * kidx[0..K-1]. */
 FASTNN_AVX2 static void fastnn_sgemm_nx_avx2(int trans_b, int M, int N, int K,
                                              const float *A, int lda,
                                              const float *B, int ldb, float *C,
-                                             int ldc, float *ap)
+                                             int ldc, float *ap, const int *kidx)
 {
     float bp[FASTNN_NN_KC * 16] __attribute__((aligned(32)));
+    float *crow[6];
     for (int k0 = 0; k0 < K; k0 += FASTNN_NN_KC) {
         int kc = K - k0 < FASTNN_NN_KC ? K - k0 : FASTNN_NN_KC;
+        /* this K block: A's columns and B's rows from Ak and Bk, through ki */
+        const int *ki = kidx ? kidx + k0 : NULL;
+        const float *Ak = kidx ? A : A + k0;
         for (int m0 = 0; m0 < M; m0 += FASTNN_NN_MC) {
             int m1 = M - m0 < FASTNN_NN_MC ? M : m0 + FASTNN_NN_MC;
             for (int m = m0; m < m1; m += 6)
-                fastnn_pack6(ap + (size_t)(m - m0) * kc, A + (ptrdiff_t)m * lda + k0,
-                             lda, kc, m1 - m < 6 ? m1 - m : 6);
+                fastnn_pack6(ap + (size_t)(m - m0) * kc, Ak + (ptrdiff_t)m * lda, lda,
+                             kc, m1 - m < 6 ? m1 - m : 6, ki);
             for (int n = 0; n < N; n += 16) {
                 int nr = N - n < 16 ? N - n : 16;
                 if (trans_b)
                     fastnn_pack16_t(bp, B + (ptrdiff_t)n * ldb + k0, ldb, kc, nr);
                 else
-                    fastnn_pack16(bp, B + (ptrdiff_t)k0 * ldb + n, ldb, kc, nr);
-                for (int m = m0; m < m1; m += 6)
-                    fastnn_block_rows(m1 - m < 6 ? m1 - m : 6, kc,
-                                      ap + (size_t)(m - m0) * kc, 1, 6, bp,
-                                      C + (ptrdiff_t)m * ldc + n, ldc, nr, k0 > 0);
+                    fastnn_pack16(bp, (kidx ? B : B + (ptrdiff_t)k0 * ldb) + n, ldb, kc,
+                                  nr, ki);
+                for (int m = m0; m < m1; m += 6) {
+                    int mr = m1 - m < 6 ? m1 - m : 6;
+                    fastnn_rows(crow, C, ldc, m, mr, NULL);
+                    fastnn_block_rows(mr, kc, ap + (size_t)(m - m0) * kc, bp, crow, n,
+                                      nr, k0 > 0);
+                }
             }
         }
     }
@@ -328,42 +360,48 @@ FASTNN_AVX2 static void fastnn_tn_pack(int N, int kc, const float *B, int ldb,
 {
     for (int p = 0; p < (N + 15) / 16; p++) {
         int n = 16 * p;
-        fastnn_pack16(bp + (size_t)p * kc * 16, B + n, ldb, kc, N - n < 16 ? N - n : 16);
+        fastnn_pack16(bp + (size_t)p * kc * 16, B + n, ldb, kc, N - n < 16 ? N - n : 16,
+                      NULL);
     }
 }
 
 /* C[M, N] (add: +=) = A[kc, M]^T B with B packed by fastnn_tn_pack; ap:
- * 6 kc floats of scratch for A's strips. */
+ * 6 kc floats of scratch for A's strips. ``midx`` (or NULL): row i of the
+ * product is A's column and C's row midx[i]. */
 FASTNN_AVX2 static void fastnn_tn_rows(int M, int N, int kc, const float *A,
                                        int lda, const float *bp, float *ap,
-                                       float *C, int ldc, int add)
+                                       float *C, int ldc, int add,
+                                       const int *midx)
 {
+    float *crow[6];
     for (int m = 0; m < M; m += 6) {
-        int mr = M - m < 6 ? M - m : 6;
+        int mr = M - m < 6 ? M - m : 6, col[6];
+        for (int i = 0; i < 6; i++)
+            col[i] = i < mr ? (midx ? midx[m + i] : m + i) : -1;
         for (int k = 0; k < kc; k++)
             for (int i = 0; i < 6; i++)
-                ap[6 * k + i] = i < mr ? A[(ptrdiff_t)k * lda + m + i] : 0.0f;
+                ap[6 * k + i] = i < mr ? A[(ptrdiff_t)k * lda + col[i]] : 0.0f;
+        fastnn_rows(crow, C, ldc, m, mr, midx);
         for (int p = 0; p < (N + 15) / 16; p++) {
             int n = 16 * p;
-            fastnn_block_rows(mr, kc, ap, 1, 6, bp + (size_t)p * kc * 16,
-                              C + (ptrdiff_t)m * ldc + n, ldc, N - n < 16 ? N - n : 16,
-                              add);
+            fastnn_block_rows(mr, kc, ap, bp + (size_t)p * kc * 16, crow, n,
+                              N - n < 16 ? N - n : 16, add);
         }
     }
 }
 
-
 /* ``ws``: fastnn_sgemm_work bytes, aligned: B's panels, then A's strip. */
 FASTNN_AVX2 static void fastnn_sgemm_tn_avx2(int M, int N, int K, const float *A,
                                              int lda, const float *B, int ldb,
-                                             float *C, int ldc, float *ws)
+                                             float *C, int ldc, float *ws,
+                                             const int *midx)
 {
     for (int k0 = 0; k0 < K; k0 += FASTNN_TN_KC) {
         int kc = K - k0 < FASTNN_TN_KC ? K - k0 : FASTNN_TN_KC;
         float *strip = ws + (size_t)((N + 15) / 16) * kc * 16;
         fastnn_tn_pack(N, kc, B + (ptrdiff_t)k0 * ldb, ldb, ws);
         fastnn_tn_rows(M, N, kc, A + (ptrdiff_t)k0 * lda, lda, ws, strip, C, ldc,
-                       k0 > 0);
+                       k0 > 0, midx);
     }
 }
 
@@ -374,13 +412,20 @@ FASTNN_AVX2 static void fastnn_sgemm_tn_avx2(int M, int N, int K, const float *A
  * written) when they are off or cannot run: then the caller uses BLAS.
  * ``work``: fastnn_sgemm_work(trans_a, trans_b, M, N, K) bytes, or NULL:
  * malloc'ed here (the training loop passes its own, allocated once per call,
- * so that no product allocates); 0 when none can be had. */
-FASTNN_SGEMM_API int fastnn_sgemm(int trans_a, int trans_b, int M, int N, int K,
-                        const float *A, int lda, const float *B, int ldb,
-                        float *C, int ldc, void *work)
+ * so that no product allocates); 0 when none can be had.
+ * ``idx`` (or NULL), ascending indices, for the products over a subset of
+ * an input layer's features (the ones not zero throughout a batch):
+ *   nn: C = A[:, idx] B[idx, :], K = the number of indices;
+ *   tn: C[idx, :] = A[:, idx]^T B, M = the number of indices (C's other
+ *       rows untouched);
+ * nt takes none. */
+FASTNN_SGEMM_API int fastnn_sgemm_idx(int trans_a, int trans_b, int M, int N, int K,
+                                      const float *A, int lda, const float *B, int ldb,
+                                      float *C, int ldc, void *work, const int *idx)
 {
 #if FASTNN_SGEMM_AVX2
-    if (!fastnn_sgemm_ready() || M <= 0 || N <= 0 || K <= 0 || (trans_a && trans_b))
+    if (!fastnn_sgemm_ready() || M <= 0 || N <= 0 || K <= 0 || (trans_a && trans_b)
+        || (idx && trans_b))
         return 0;
     void *owned = NULL;
     if (work == NULL) {
@@ -389,17 +434,26 @@ FASTNN_SGEMM_API int fastnn_sgemm(int trans_a, int trans_b, int M, int N, int K,
             return 0;
     }
     if (trans_a)
-        fastnn_sgemm_tn_avx2(M, N, K, A, lda, B, ldb, C, ldc, fastnn_work_start(work));
+        fastnn_sgemm_tn_avx2(M, N, K, A, lda, B, ldb, C, ldc, fastnn_work_start(work),
+                             idx);
     else
         fastnn_sgemm_nx_avx2(trans_b, M, N, K, A, lda, B, ldb, C, ldc,
-                             fastnn_work_start(work));
+                             fastnn_work_start(work), idx);
     free(owned);
     return 1;
 #else
     (void)trans_a; (void)trans_b; (void)M; (void)N; (void)K; (void)A;
-    (void)lda; (void)B; (void)ldb; (void)C; (void)ldc; (void)work;
+    (void)lda; (void)B; (void)ldb; (void)C; (void)ldc; (void)work; (void)idx;
     return 0;
 #endif
+}
+
+FASTNN_SGEMM_API int fastnn_sgemm(int trans_a, int trans_b, int M, int N, int K,
+                                  const float *A, int lda, const float *B, int ldb,
+                                  float *C, int ldc, void *work)
+{
+    return fastnn_sgemm_idx(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, work,
+                            NULL);
 }
 
 #endif /* FASTNN_SGEMM_H */

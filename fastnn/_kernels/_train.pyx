@@ -56,8 +56,11 @@ from libc.string cimport memcpy
 from fastnn._kernels._common cimport (
     ACT_LINEAR,
     activation_grad_span,
+    all_finite,
     bias_activation_span,
     gemm,
+    gemm_columns,
+    nonzero_columns,
     own_sgemm_ready,
     own_sgemm_set,
     own_sgemm_work,
@@ -214,6 +217,15 @@ def train_steps(
                          own_sgemm_work(False, True, r_, i_, o_),
                          own_sgemm_work(True, False, i_, o_, r_))
     cdef unsigned char[::1] work = np.empty(work_bytes, dtype=np.uint8)
+    # The input layer's products skip the features that are zero throughout a
+    # batch (MNIST's borders: about 29% of its 784 pixels at batch 256, 37%
+    # at 64). The terms they drop are exact zeros while the weights they meet
+    # (forward) and dZ (backward) are finite, which is checked: otherwise the
+    # whole product runs and 0 * inf gives NaN as in the reference. Only the
+    # blocking of the sum changes. On fastnn's own float32 kernels only.
+    cdef bint skip_zero = own_gemm and own_sgemm_ready()
+    cdef int[::1] cols = np.empty(max(n_in0, 1), dtype=np.intc)  # this thread's
+    cdef Py_ssize_t n_cols = -1  # -1: all of them
 
     cdef int mode = sgd_mode(momentum, nesterov)
     cdef bint decay = weight_decay != 0
@@ -222,7 +234,7 @@ def train_steps(
     cdef floating lr_f
     cdef Py_ssize_t n_order = order.shape[0]
     cdef Py_ssize_t n_steps = step_end - step_begin
-    cdef Py_ssize_t i, s, r, c, t, first, last, m, r0, r1, i0, i1, c0, c1
+    cdef Py_ssize_t i, s, r, c, t, z, first, last, m, r0, r1, i0, i1, c0, c1
     cdef Py_ssize_t idx, n_in, n_out, w_off, b_off
     cdef Py_ssize_t bad_row = -1, bad_pos = -1
     cdef bint aborted = False  # a thread failed: leave at the next barrier
@@ -312,7 +324,25 @@ def train_steps(
                     Pl = Al
                 else:
                     Pl = partials[(tid - 1) * p_size : (tid - 1) * p_size + m * n_out]
-                if i1 > i0:
+                if l == 0:
+                    n_cols = -1
+                    if skip_zero and i1 > i0:
+                        n_cols = nonzero_columns(Xl, m, n_in, i0, i1, cols)
+                        c = i0  # the skipped rows of W, c .. z - 1, all finite?
+                        for t in range(n_cols + 1):
+                            z = cols[t] if t < n_cols else i1
+                            if not all_finite(W, c * n_out, z * n_out):
+                                n_cols = 0  # run the whole product
+                                break
+                            c = z + 1
+                        if n_cols == 0 or not gemm_columns(
+                                False, <int>m, <int>n_out, <int>n_cols, &Xl[0],
+                                <int>n_in, &W[0], <int>n_out, &Pl[0], <int>n_out,
+                                &work[0], &cols[0]):
+                            n_cols = -1
+                if l == 0 and n_cols >= 0:
+                    pass  # done: its share over the features not zero throughout
+                elif i1 > i0:
                     gemm(False, False, <int>m, <int>n_out, <int>(i1 - i0), 1,
                          &Xl[i0], <int>n_in, &W[i0 * n_out], <int>n_out, 0,
                          &Pl[0], <int>n_out, &work[0], own_gemm)
@@ -416,7 +446,19 @@ def train_steps(
                                              acts[l - 1])
                 else:
                     Xl = Xb[: m * n_in]
-                if i1 > i0 and n_out > 0:
+                if l == 0 and n_cols >= 0 and n_out > 0 and all_finite(G, 0, m * n_out):
+                    # the rows of dW[i0:i1] for features zero throughout the
+                    # batch are zero; the others X[:, cols]^T @ dZ
+                    c = i0
+                    for t in range(n_cols + 1):
+                        z = cols[t] if t < n_cols else i1  # zero rows c .. z - 1
+                        for r in range(c * n_out, z * n_out):
+                            dW[r] = 0
+                        c = z + 1
+                    gemm_columns(True, <int>n_cols, <int>n_out, <int>m, &Xl[0],
+                                 <int>n_in, &G[0], <int>n_out, &dW[0], <int>n_out,
+                                 &work[0], &cols[0])
+                elif i1 > i0 and n_out > 0:
                     # dW[i0:i1] = X[:, i0:i1]^T @ dZ
                     gemm(True, False, <int>(i1 - i0), <int>n_out, <int>m, 1,
                          &Xl[i0], <int>n_in, &G[0], <int>n_out, 0,
