@@ -222,8 +222,9 @@ def train_steps(
     # at 64). The terms they drop are exact zeros while the weights they meet
     # (forward) and dZ (backward) are finite, which is checked: otherwise the
     # whole product runs and 0 * inf gives NaN as in the reference. Only the
-    # blocking of the sum changes. On fastnn's own float32 kernels only.
-    cdef bint skip_zero = own_gemm and own_sgemm_ready()
+    # blocking of the sum changes. On fastnn's own float32 kernels only (float64
+    # would scan for nothing: its products run on BLAS).
+    cdef bint skip_zero = sizeof(floating) == 4 and own_gemm and own_sgemm_ready()
     cdef int[::1] cols = np.empty(max(n_in0, 1), dtype=np.intc)  # this thread's
     cdef Py_ssize_t n_cols = -1  # -1: all of them
 
