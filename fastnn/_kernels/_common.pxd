@@ -139,20 +139,26 @@ cdef inline Py_ssize_t nonzero_columns(
     Py_ssize_t ld,
     Py_ssize_t c0,
     Py_ssize_t c1,
-    int[::1] idx,            # OUT (c1 - c0,) the first n entries
+    int[::1] idx,            # OUT (2 (c1 - c0),): the columns, then scratch
 ) noexcept nogil:
-    """The columns c0 <= c < c1 of X that are not zero in every row (NaN is
-    not zero), ascending, into idx; returns how many (n)."""
-    cdef Py_ssize_t r, c, n = 0
-    for c in range(c1 - c0):
-        idx[c] = 0
+    """Sorts the columns c0 <= c < c1 of X: idx[:n] the ones not zero in every
+    row (NaN is not zero), idx[n:c1 - c0] the others, each ascending; returns
+    n. idx[c1 - c0:] holds the flags meanwhile."""
+    cdef Py_ssize_t r, c, w = c1 - c0, n = 0
+    for c in range(w):
+        idx[w + c] = 0
     for r in range(m):
-        for c in range(c1 - c0):
-            idx[c] |= X[r * ld + c0 + c] != 0
-    for c in range(c1 - c0):  # compact in place: n <= c
-        if idx[c]:
+        for c in range(w):
+            idx[w + c] |= X[r * ld + c0 + c] != 0
+    for c in range(w):
+        if idx[w + c]:
             idx[n] = <int>(c0 + c)
             n += 1
+    r = n
+    for c in range(w):
+        if not idx[w + c]:
+            idx[r] = <int>(c0 + c)
+            r += 1
     return n
 
 

@@ -225,8 +225,10 @@ def train_steps(
     # blocking of the sum changes. On fastnn's own float32 kernels only (float64
     # would scan for nothing: its products run on BLAS).
     cdef bint skip_zero = sizeof(floating) == 4 and own_gemm and own_sgemm_ready()
-    cdef int[::1] cols = np.empty(max(n_in0, 1), dtype=np.intc)  # this thread's
-    cdef Py_ssize_t n_cols = -1  # -1: all of them
+    # This thread's input features: cols[:n_cols] not zero throughout the
+    # batch, cols[n_cols:i1 - i0] skipped (n_cols -1: none skipped).
+    cdef int[::1] cols = np.empty(2 * max(n_in0, 1), dtype=np.intc)
+    cdef Py_ssize_t n_cols = -1
 
     cdef int mode = sgd_mode(momentum, nesterov)
     cdef bint decay = weight_decay != 0
@@ -235,7 +237,7 @@ def train_steps(
     cdef floating lr_f
     cdef Py_ssize_t n_order = order.shape[0]
     cdef Py_ssize_t n_steps = step_end - step_begin
-    cdef Py_ssize_t i, s, r, c, t, z, first, last, m, r0, r1, i0, i1, c0, c1
+    cdef Py_ssize_t i, s, r, c, t, first, last, m, r0, r1, i0, i1, c0, c1
     cdef Py_ssize_t idx, n_in, n_out, w_off, b_off
     cdef Py_ssize_t bad_row = -1, bad_pos = -1
     cdef bint aborted = False  # a thread failed: leave at the next barrier
@@ -329,18 +331,16 @@ def train_steps(
                     n_cols = -1
                     if skip_zero and i1 > i0:
                         n_cols = nonzero_columns(Xl, m, n_in, i0, i1, cols)
-                        c = i0  # the skipped rows of W, c .. z - 1, all finite?
-                        for t in range(n_cols + 1):
-                            z = cols[t] if t < n_cols else i1
-                            if not all_finite(W, c * n_out, z * n_out):
-                                n_cols = 0  # run the whole product
+                        for t in range(n_cols, i1 - i0):  # skipped rows of W finite?
+                            c = cols[t]
+                            if not all_finite(W, c * n_out, (c + 1) * n_out):
+                                n_cols = -1
                                 break
-                            c = z + 1
-                        if n_cols == 0 or not gemm_columns(
+                        if n_cols <= 0 or not gemm_columns(
                                 False, <int>m, <int>n_out, <int>n_cols, &Xl[0],
                                 <int>n_in, &W[0], <int>n_out, &Pl[0], <int>n_out,
                                 &work[0], &cols[0]):
-                            n_cols = -1
+                            n_cols = -1  # run the whole product
                 if l == 0 and n_cols >= 0:
                     pass  # done: its share over the features not zero throughout
                 elif i1 > i0:
@@ -450,12 +450,10 @@ def train_steps(
                 if l == 0 and n_cols >= 0 and n_out > 0 and all_finite(G, 0, m * n_out):
                     # the rows of dW[i0:i1] for features zero throughout the
                     # batch are zero; the others X[:, cols]^T @ dZ
-                    c = i0
-                    for t in range(n_cols + 1):
-                        z = cols[t] if t < n_cols else i1  # zero rows c .. z - 1
-                        for r in range(c * n_out, z * n_out):
+                    for t in range(n_cols, i1 - i0):
+                        c = cols[t]
+                        for r in range(c * n_out, (c + 1) * n_out):
                             dW[r] = 0
-                        c = z + 1
                     gemm_columns(True, <int>n_cols, <int>n_out, <int>m, &Xl[0],
                                  <int>n_in, &G[0], <int>n_out, &dW[0], <int>n_out,
                                  &work[0], &cols[0])
@@ -502,4 +500,3 @@ def train_steps(
             f"(step {step_begin + applied})"
         )
     return applied
-
