@@ -7,6 +7,7 @@ with strided operands (the training loop passes column slices of larger
 arrays), and the BLAS fallback is checked the same way.
 """
 
+import os
 import platform
 import sys
 
@@ -32,21 +33,43 @@ def cy():
     return load_backend_or_skip("cython")
 
 
+def _skip_without_own_kernels():
+    """The own kernels need AVX2 + FMA. Under CI every machine has both, so a
+    CPU without them there is reported as the backend skips are: a failure."""
+    if _kernels_can_run():
+        return
+    why = "fastnn's own sgemm needs an x86-64 CPU with AVX2 and FMA"
+    if os.environ.get("CI"):
+        pytest.fail(f"{why}; CI's machines have both, this one does not")
+    pytest.skip(why)
+
+
 @pytest.fixture(params=["own", "blas"])
 def kernel(request, cy):
-    """Run the test with fastnn's kernels, then with BLAS; restore after."""
-    before = cy.own_sgemm()
-    if request.param == "own" and not _kernels_can_run():
-        pytest.skip("fastnn's own sgemm needs an x86-64 CPU with AVX2 and FMA")
-    assert cy.own_sgemm(request.param == "own") is (request.param == "own")
-    yield request.param
-    cy.own_sgemm(before)
+    """Run the test with every float32 product of the training loop forced
+    onto fastnn's kernels, then onto BLAS (gemm_policy); after the test,
+    check that the path named ran (the own kernels, if any product ran; BLAS
+    keeps prediction under every policy) or did not, and restore ``auto``."""
+    if request.param == "own":
+        _skip_without_own_kernels()
+    assert cy.gemm_policy(request.param) == request.param
+    cy.gemm_counts(reset=True)
+    try:
+        yield request.param
+        ran = cy.gemm_counts()
+        if request.param == "blas":
+            assert ran["own"] == 0, ran
+        elif any(ran.values()):
+            assert ran["own"] > 0, ran
+    finally:
+        cy.gemm_policy("auto")
 
 
 def test_own_sgemm_is_on_where_the_cpu_can_run_it(cy):
     # CI's machines have AVX2 and FMA: the kernels must be in use there by
     # default, not quietly replaced by BLAS.
     assert cy.own_sgemm() == _kernels_can_run()
+    assert cy.gemm_policy() == "auto"
 
 
 def _padded(rng, rows, cols, pad):
@@ -149,16 +172,39 @@ def test_gemm_refuses_mismatched_shapes(cy):
 
 
 def test_switch_reaches_every_extension(cy):
-    cython_backend = cy
-    before = cython_backend.own_sgemm()
     try:
-        assert cython_backend.own_sgemm(False) is False
-        assert not cython_backend._dense._own_sgemm()
-        assert not cython_backend._train._own_sgemm()
-        assert cython_backend.own_sgemm(True) == _kernels_can_run()
-        assert cython_backend._train._own_sgemm() == _kernels_can_run()
+        assert cy.gemm_policy("blas") == "blas"
+        assert cy.own_sgemm() is False
+        assert not cy._dense._own_sgemm()
+        assert not cy._train._own_sgemm()
+        assert cy.gemm_policy("auto") == "auto"
+        assert cy.own_sgemm() == _kernels_can_run()
+        assert cy._train._own_sgemm() == _kernels_can_run()
     finally:
-        cython_backend.own_sgemm(before)
+        cy.gemm_policy("auto")
+
+
+def test_gemm_policy_refuses_unknown_names(cy):
+    with pytest.raises(ValueError, match="^policy: expected one of 'auto', 'own'"):
+        cy.gemm_policy("fast")
+    assert cy.gemm_policy() == "auto"
+
+
+def test_gemm_counts_count_each_path(kernel, cy):
+    """One product through the test hook moves the named path's count by
+    one, and float64 always goes to dgemm."""
+    from fastnn._kernels import _dense
+
+    cy.gemm_counts(reset=True)
+    A = np.ones((5, 7), np.float32)
+    B = np.ones((7, 3), np.float32)
+    _dense._gemm(A, B, np.empty((5, 3), np.float32), False, False)
+    _dense._gemm(A.astype(np.float64), B.astype(np.float64),
+                 np.empty((5, 3), np.float64), False, False)  # fmt: skip
+    want = {"own": 0, "sgemm": 0, "dgemm": 1}
+    want["own" if kernel == "own" else "sgemm"] = 1
+    assert cy.gemm_counts(reset=True) == want
+    assert cy.gemm_counts() == {"own": 0, "sgemm": 0, "dgemm": 0}
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -194,10 +240,21 @@ def test_training_with_either_gemm_matches_the_reference(
         assert_close(got, ref, np.float32, scale=100)
 
 
-def _fit_weights(cy, threads, own, blas_threads):
+def _blas_threads_settable(n):
+    """Whether threadpoolctl can hold every loaded BLAS at ``n`` threads here."""
+    from threadpoolctl import threadpool_info
+
     import fastnn
 
-    cy.own_sgemm(own)
+    with fastnn.set_num_threads(n):
+        blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
+        return bool(blas) and all(p["num_threads"] == n for p in blas)
+
+
+def _fit_counting(cy, threads, blas_threads):
+    """Train, then predict; the GEMM counts of each."""
+    import fastnn
+
     rng = np.random.default_rng(3)
     x = rng.standard_normal((256, 50)).astype(np.float32)
     y = rng.integers(0, 10, 256)
@@ -212,29 +269,46 @@ def _fit_weights(cy, threads, own, blas_threads):
             backend="cython",
             seed=1,
         )
+        cy.gemm_counts(reset=True)
         model.fit(x, y, epochs=1, batch_size=128, verbose=0, shuffle=False)
-        return model.get_weights(), model.predict(x)
+        trained = cy.gemm_counts(reset=True)
+        model.predict(x)
+        return trained, cy.gemm_counts(reset=True)
 
 
-def test_which_gemm_training_and_prediction_use(cy, monkeypatch):
-    """The own kernels run on the calling thread only, so the loop uses them
-    where each product runs on one thread (a split step, or BLAS at one
-    thread); one training thread over a multithreaded BLAS, and prediction,
-    keep BLAS: switching the kernels off changes nothing there."""
-    if not _kernels_can_run():
-        pytest.skip("fastnn's own sgemm needs an x86-64 CPU with AVX2 and FMA")
-    before = cy.own_sgemm()
+@pytest.mark.parametrize(
+    "policy,threads,blas,uses_own",
+    [
+        ("auto", 1, 2, False),  # one training thread over a 2-thread BLAS
+        ("auto", 2, 2, True),  # a split step: each product on one thread
+        ("auto", 1, 1, True),  # BLAS at one thread
+        ("own", 1, 2, True),  # forced on
+        ("blas", 2, 2, False),  # forced off
+    ],
+)
+def test_which_gemm_training_and_prediction_use(
+    cy, monkeypatch, policy, threads, blas, uses_own
+):
+    """The own kernels run on the calling thread only, so under ``auto`` the
+    loop uses them where each product runs on one thread (a split step, or
+    BLAS at one thread); one training thread over a multithreaded BLAS, and
+    prediction, keep BLAS. Observed through the extensions' counters."""
+    _skip_without_own_kernels()
+    if not _blas_threads_settable(blas):
+        pytest.skip(f"threadpoolctl cannot hold this BLAS at {blas} threads")
     monkeypatch.setattr(cy, "TRAIN_THREADS", None)
     try:
-        for threads, blas, uses_own in [(1, 2, False), (2, 2, True), (1, 1, True)]:
-            on, p_on = _fit_weights(cy, threads, True, blas)
-            off, p_off = _fit_weights(cy, threads, False, blas)
-            same = all(np.array_equal(a, b) for a, b in zip(on, off, strict=True))
-            assert same is (not uses_own), (threads, blas)
-            if not uses_own:
-                assert np.array_equal(p_on, p_off)
+        cy.gemm_policy(policy)
+        trained, predicted = _fit_counting(cy, threads, blas)
     finally:
-        cy.own_sgemm(before)
+        cy.gemm_policy("auto")
+    # 2 steps x 2 layers x (forward, dW, dX of the hidden layer) per thread
+    assert trained["dgemm"] == 0, trained
+    if uses_own:
+        assert trained["own"] >= 2 * 5 and trained["sgemm"] == 0, trained
+    else:
+        assert trained["own"] == 0 and trained["sgemm"] >= 2 * 5, trained
+    assert predicted["own"] == 0 and predicted["sgemm"] >= 2, predicted
 
 
 # --------------------------------------------------------------------------- #
@@ -252,8 +326,7 @@ def _subset(rng, span, size):
 def test_gemm_over_a_subset_of_columns(cy, m, n, span):
     """nn: C = A[:, idx] @ B[idx]; tn: C[idx] = A[:, idx]^T @ B. The columns
     of A (and rows of B) outside idx are NaN: reading one would show."""
-    if not _kernels_can_run():
-        pytest.skip("fastnn's own sgemm needs an x86-64 CPU with AVX2 and FMA")
+    _skip_without_own_kernels()
     from fastnn._kernels import _dense
 
     rng = np.random.default_rng(span)

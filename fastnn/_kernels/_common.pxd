@@ -34,6 +34,12 @@ cdef extern from "_sgemm.h" nogil:
         int trans_a, int trans_b, int m, int n, int k) noexcept
     int own_sgemm_set "fastnn_sgemm_set"(int on) noexcept
     int own_sgemm_ready "fastnn_sgemm_ready"() noexcept
+    void gemm_count "fastnn_gemm_count"(int path) noexcept
+    long long gemm_counted "fastnn_gemm_counted"(int path, int reset) noexcept
+    enum:
+        RAN_OWN "FASTNN_RAN_OWN"
+        RAN_SGEMM "FASTNN_RAN_SGEMM"
+        RAN_DGEMM "FASTNN_RAN_DGEMM"
 
 # Activation codes; must equal fastnn.activations.Activation.
 cdef enum:
@@ -102,9 +108,11 @@ cdef inline void gemm(
             return
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>B, &ldb, <float*>A, &lda,
               &beta, C, &ldc)
+        gemm_count(RAN_SGEMM)
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>B, &ldb, <double*>A, &lda,
               &beta, C, &ldc)
+        gemm_count(RAN_DGEMM)
 
 
 cdef inline bint gemm_columns(

@@ -21,12 +21,16 @@ from fastnn._kernels._common cimport (
     activation_grad,
     bias_activation,
     gemm,
+    RAN_DGEMM,
+    RAN_OWN,
+    RAN_SGEMM,
     gemm_columns,
+    gemm_counted,
     own_sgemm_ready,
     own_sgemm_set,
 )
 
-KERNEL_API_VERSION = 4
+KERNEL_API_VERSION = 5
 
 
 def _own_sgemm(on=None):
@@ -41,6 +45,14 @@ def _own_sgemm(on=None):
 
 
 _own_sgemm()  # choose now, before any thread runs a kernel
+
+
+def _gemm_counts(reset=False):
+    """``(own, sgemm, dgemm)``: the products this module ran on fastnn's own
+    kernels and on BLAS's sgemm and dgemm since the last reset; ``reset``:
+    zero them after reading. For tests that must observe the path taken."""
+    return tuple(int(gemm_counted(path, bool(reset)))
+                 for path in (RAN_OWN, RAN_SGEMM, RAN_DGEMM))
 
 cdef extern from *:
     """

@@ -25,7 +25,7 @@
 from cython cimport floating
 from libc.stdint cimport int64_t
 
-KERNEL_API_VERSION = 4
+KERNEL_API_VERSION = 5
 
 cdef extern from "_sgd_core.h" nogil:
     double sumsq_f32 "fastnn_sumsq_f32"(const float* x, Py_ssize_t n) noexcept

@@ -87,6 +87,32 @@ FASTNN_SGEMM_API int fastnn_sgemm_ready(void)
     return fastnn_sgemm_state;
 }
 
+/* How many products each path ran, for tests that must observe which one
+ * did (never inferred from rounding, which depends on the CPU and the BLAS
+ * kernel): [FASTNN_RAN_OWN] fastnn's kernels, [FASTNN_RAN_SGEMM] BLAS's
+ * sgemm, [FASTNN_RAN_DGEMM] BLAS's dgemm. One copy per extension module;
+ * relaxed atomic adds (a few cycles beside a product of thousands). */
+enum { FASTNN_RAN_OWN = 0, FASTNN_RAN_SGEMM = 1, FASTNN_RAN_DGEMM = 2 };
+static long long fastnn_gemm_ran[3];
+
+FASTNN_SGEMM_API void fastnn_gemm_count(int path)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    __atomic_fetch_add(&fastnn_gemm_ran[path], 1, __ATOMIC_RELAXED);
+#else
+    fastnn_gemm_ran[path] += 1; /* MSVC: the tests that read it run one thread */
+#endif
+}
+
+/* The count of ``path``; reset it to zero if ``reset``. */
+FASTNN_SGEMM_API long long fastnn_gemm_counted(int path, int reset)
+{
+    long long n = fastnn_gemm_ran[path];
+    if (reset)
+        fastnn_gemm_ran[path] = 0;
+    return n;
+}
+
 #define FASTNN_NN_KC 256 /* rows of B per packed panel: 16 KiB on the stack */
 #define FASTNN_NN_MC 256 /* rows of A per packed block: MC x KC floats, in L2 */
 #define FASTNN_TN_KC 256 /* summed rows per block */
@@ -440,6 +466,7 @@ FASTNN_SGEMM_API int fastnn_sgemm_idx(int trans_a, int trans_b, int M, int N, in
         fastnn_sgemm_nx_avx2(trans_b, M, N, K, A, lda, B, ldb, C, ldc,
                              fastnn_work_start(work), idx);
     free(owned);
+    fastnn_gemm_count(FASTNN_RAN_OWN);
     return 1;
 #else
     (void)trans_a; (void)trans_b; (void)M; (void)N; (void)K; (void)A;

@@ -59,7 +59,11 @@ from fastnn._kernels._common cimport (
     all_finite,
     bias_activation_span,
     gemm,
+    RAN_DGEMM,
+    RAN_OWN,
+    RAN_SGEMM,
     gemm_columns,
+    gemm_counted,
     nonzero_columns,
     own_sgemm_ready,
     own_sgemm_set,
@@ -68,7 +72,7 @@ from fastnn._kernels._common cimport (
 from fastnn._kernels._loss cimport mean_squared_error_rows, softmax_cross_entropy_rows
 from fastnn._kernels._sgd cimport sgd_full, sgd_mode, sgd_range
 
-KERNEL_API_VERSION = 4
+KERNEL_API_VERSION = 5
 
 
 def _own_sgemm(on=None):
@@ -82,6 +86,14 @@ def _own_sgemm(on=None):
 
 
 _own_sgemm()  # choose now, before any thread runs a kernel
+
+
+def _gemm_counts(reset=False):
+    """``(own, sgemm, dgemm)``: the products this module ran on fastnn's own
+    kernels and on BLAS's sgemm and dgemm since the last reset; ``reset``:
+    zero them after reading. For tests that must observe the path taken."""
+    return tuple(int(gemm_counted(path, bool(reset)))
+                 for path in (RAN_OWN, RAN_SGEMM, RAN_DGEMM))
 
 # Columns of the layout array (as fastnn._compose).
 cdef enum:

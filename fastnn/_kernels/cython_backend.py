@@ -70,7 +70,7 @@ NAME = "cython"
 #: The kernel API these wrappers are written against; every extension defines
 #: the same ``KERNEL_API_VERSION``. Bump both together when a kernel's
 #: arguments change.
-KERNEL_API_VERSION = 4
+KERNEL_API_VERSION = 5
 
 _KERNELS_DIR = Path(__file__).resolve().parent
 #: Extension -> the sources it is built from (its .pyx and every .pxd it
@@ -202,6 +202,56 @@ def own_sgemm(on: bool | None = None) -> bool:
         for module in (_dense, _train):
             module._own_sgemm(bool(on))
     return _dense._own_sgemm() and _train._own_sgemm()
+
+
+#: The training loop's float32 GEMM: see :func:`gemm_policy`.
+_GEMM_POLICIES = ("auto", "own", "blas")
+_gemm_policy = "auto"
+
+
+def gemm_policy(policy: str | None = None) -> str:
+    """Which GEMM the training loop's float32 products run on.
+
+    * ``"auto"`` (the default): fastnn's own kernels where each product runs
+      on one thread anyway (a step split over the cores, or BLAS at one
+      thread); BLAS and its threads otherwise;
+    * ``"own"``: the own kernels for every product of the loop, whatever
+      BLAS's thread count (RuntimeError on a CPU without AVX2 and FMA);
+    * ``"blas"``: BLAS's sgemm throughout.
+
+    Prediction and the per-layer kernels keep BLAS under every policy. For
+    A/B measurements and for tests, which hold both paths to the reference on
+    any machine and check the path taken with :func:`gemm_counts`. Not to be
+    called while the backend's kernels run in another thread.
+    """
+    global _gemm_policy
+    if policy is None:
+        return _gemm_policy
+    if policy not in _GEMM_POLICIES:
+        raise ValueError(
+            f"policy: expected one of {', '.join(map(repr, _GEMM_POLICIES))}; "
+            f"received {policy!r}"
+        )
+    if not own_sgemm(policy != "blas") and policy == "own":
+        own_sgemm(_gemm_policy != "blas")
+        raise RuntimeError(
+            "policy: 'own' needs fastnn's own GEMM, which runs on x86-64 CPUs "
+            "with AVX2 and FMA only; this CPU or build has none"
+        )
+    _gemm_policy = policy
+    return _gemm_policy
+
+
+def gemm_counts(reset: bool = False) -> dict[str, int]:
+    """How many products ran on each path since the last reset, over every
+    extension: ``{"own": ..., "sgemm": ..., "dgemm": ...}`` (fastnn's own
+    float32 kernels, BLAS's sgemm, BLAS's dgemm). ``reset``: zero the counts
+    after reading them. Tests read it to observe which GEMM ran."""
+    totals = [0, 0, 0]
+    for module in (_dense, _train):
+        for i, n in enumerate(module._gemm_counts(reset)):
+            totals[i] += n
+    return dict(zip(("own", "sgemm", "dgemm"), totals, strict=True))
 
 
 # --------------------------------------------------------------------------- #
@@ -582,7 +632,9 @@ def train_steps(
     # fastnn's own GEMM runs on the calling thread only: worth it where each
     # product runs on one thread anyway (split steps, or BLAS at one thread);
     # one training thread with a multithreaded BLAS keeps BLAS.
-    own_gemm = n_threads > 1 or _BLAS_AT_ONE_THREAD.threads() == 1
+    own_gemm = (
+        _gemm_policy == "own" or n_threads > 1 or _BLAS_AT_ONE_THREAD.threads() == 1
+    )
 
     def call(tid):
         return _train.train_steps(*args, tid, n_threads, own_gemm, *shared)
