@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a 784-H...-10 relu/softmax network on real MNIST with "
         "mini-batch SGD (Nesterov momentum, weight decay, exponentially "
         "decaying learning rate), then save model.npz, history.json, "
-        "loss.png and confusion_matrix.png into the output folder and "
+        "loss.png and confusion_matrix.png into the output folder (and "
+        "checkpoint.npz after every epoch, for --resume) and "
         "print the test accuracy. The defaults are the original "
         "project's network and a recipe that reaches >= 98% test "
         "accuracy.",
@@ -250,8 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         default=OUTPUT,
         metavar="FOLDER",
-        help="folder for model.npz, history.json and the plots "
-        "(created if missing; files in it are overwritten; "
+        help="folder for model.npz, history.json, the plots and "
+        "checkpoint.npz (created if missing; files in it are overwritten; "
         "default: %(default)s)",
     )
     train.add_argument(
@@ -653,6 +654,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"--resume: no checkpoint file at {args.resume!r} (fastnn train "
             "writes OUTPUT/checkpoint.npz after every epoch)"
         )
+    if args.resume is not None:
+        from fastnn import io
+
+        done = int(io.read_state(args.resume)["epoch"])
+        if done >= args.epochs:
+            print(
+                f"checkpoint {args.resume} already completed {done} of "
+                f"{args.epochs} epoch{'s' if args.epochs > 1 else ''}; nothing "
+                f"to do. Pass --epochs N (N > {done}) to train further."
+            )
+            return 0
 
     (x_train, y_train), (x_test, y_test) = _load_mnist(args.dtype)
     if args.limit is not None:
@@ -747,6 +759,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     _say(f"test loss: {scores['loss']:.4f}", quiet=quiet)
     print(f"test accuracy: {_percent(scores['accuracy'])}")
+    written.append(output / "checkpoint.npz")  # by ModelCheckpoint, every epoch
     for path in written:
         print(f"wrote {path}")
     return 0

@@ -10,7 +10,10 @@ version    format version (int), currently 1
 config     JSON: layers, input_dim, loss, optimizer, dtype, seed, metrics
 params     the flat parameter buffer (layout: ``fastnn.reference``)
 velocity   the SGD momentum buffer, same shape
-state      JSON: completed epochs and steps, the shuffling RNG's state
+state      JSON: completed epochs and steps, the shuffling RNG's state and
+           the training history so far (``History.epoch`` and
+           ``History.history``), so that a resumed run's history covers every
+           epoch
 ========== =================================================================
 
 Loading reads every member's header first and checks names, dtypes and shapes
@@ -72,6 +75,7 @@ def save(model, path: str | os.PathLike) -> None:
         "epoch": model.epoch,
         "step": model.step,
         "shuffle_rng": model.shuffle_rng.bit_generator.state,
+        "history": _history_state(getattr(model, "history", None)),
     }
     arrays = {
         "format": np.array(FORMAT),
@@ -82,6 +86,45 @@ def save(model, path: str | os.PathLike) -> None:
         "state": np.array(json.dumps(state)),
     }
     atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def _history_state(history) -> dict | None:
+    """``History`` as JSON-ready lists (numbers only; other log values, which
+    user callbacks may add, are left out)."""
+    if history is None:
+        return None
+    logs = {}
+    for key, values in history.history.items():
+        if all(isinstance(v, (int, float, np.number)) for v in values):
+            logs[str(key)] = [float(v) for v in values]
+    return {"epoch": [int(e) for e in history.epoch], "history": logs}
+
+
+def _history_from_state(state):
+    """The ``History`` saved in ``state`` (an empty one for files written
+    before histories were saved); ``ValueError`` when it is malformed."""
+    from fastnn.callbacks import History
+
+    history = History()
+    saved = state.get("history")
+    if saved is None:
+        return history
+    epochs = saved["epoch"]
+    logs = saved["history"]
+    if not isinstance(epochs, list) or not all(
+        isinstance(e, int) and 0 <= e < int(state["epoch"]) for e in epochs
+    ):
+        raise ValueError("history.epoch is not a list of completed epoch numbers")
+    if not isinstance(logs, dict) or not all(
+        isinstance(v, list)
+        and len(v) == len(epochs)
+        and all(isinstance(x, (int, float)) for x in v)
+        for v in logs.values()
+    ):
+        raise ValueError("history.history is not a dict of lists, one value an epoch")
+    history.epoch = list(epochs)
+    history.history = {str(k): [float(x) for x in v] for k, v in logs.items()}
+    return history
 
 
 def _bad(path, why: str) -> ValueError:
@@ -196,11 +239,13 @@ def _expected_params(config) -> int:
 
 
 def _apply_state(model, state, params, velocity) -> None:
+    history = _history_from_state(state)
     model.params[...] = params
     model.velocity[...] = velocity
     model.epoch = int(state["epoch"])
     model.step = int(state["step"])
     model.shuffle_rng.bit_generator.state = state["shuffle_rng"]
+    model.history = history
 
 
 def load(path: str | os.PathLike, backend: str | None = None):
@@ -218,8 +263,15 @@ def load(path: str | os.PathLike, backend: str | None = None):
     return model
 
 
+def read_state(path: str | os.PathLike) -> dict:
+    """The training state saved in a model or checkpoint file, checked:
+    ``{"epoch": completed epochs, "step": completed steps, ...}``."""
+    return _read(path)[1]
+
+
 def restore_state(model, path: str | os.PathLike) -> None:
-    """Give ``model`` the parameters and training state saved in ``path``.
+    """Give ``model`` the parameters and training state saved in ``path``,
+    its training history (``model.history``) included.
 
     The file must hold the same architecture and dtype.
     """
@@ -231,4 +283,7 @@ def restore_state(model, path: str | os.PathLike) -> None:
                 f"resume: {str(path)!r} holds a different model ({key} is "
                 f"{config.get(key)!r}, this model has {mine[key]!r})"
             )
-    _apply_state(model, state, params, velocity)
+    try:
+        _apply_state(model, state, params, velocity)
+    except (KeyError, TypeError, ValueError) as err:
+        raise _bad(path, f"{type(err).__name__}: {err}") from err

@@ -96,8 +96,10 @@ def check_fit_arguments(
 ):
     """Validate ``fit``'s arguments; restore ``resume``'s state into ``model``.
 
-    Returns ``(xs, labels, Y, epochs, batch_size, val, callbacks)`` with
-    ``epochs`` the number still to run.
+    Returns ``(xs, labels, Y, epochs, batch_size, val, callbacks, history)``
+    with ``epochs`` the number still to run and ``history`` the checkpoint's
+    :class:`~fastnn.History` (``None`` without ``resume``), which the run
+    continues.
     """
     epochs = _validation.check_positive_int(epochs, "epochs", minimum=0)
     if verbose not in (0, 1, 2):
@@ -115,12 +117,14 @@ def check_fit_arguments(
         )
     val = _check_validation(model, validation_data)
     user_callbacks = _check_callbacks(callbacks)
+    history = None
     if resume is not None:
         from fastnn import io
 
         io.restore_state(model, resume)
+        history = model.history
         epochs = max(0, epochs - model.epoch)
-    return xs, labels, Y, epochs, batch_size, val, user_callbacks
+    return xs, labels, Y, epochs, batch_size, val, user_callbacks, history
 
 
 class LocalSteps:
@@ -172,17 +176,22 @@ def run(
     batch_size,
     val,
     user_callbacks,
+    resumed_history,
     verbose,
     shuffle,
     runner,
 ):
     """The epoch loop over checked arguments. ``runner(model, xs, labels, Y)``
     makes the step runner: :class:`LocalSteps` here, a cluster's in
-    :mod:`fastnn.distributed`; everything else is this one loop."""
+    :mod:`fastnn.distributed`; everything else is this one loop. The returned
+    History continues ``resumed_history`` (a resumed run's epochs so far)."""
     n = xs.shape[0]
     runner = runner(model, xs, labels, Y)
 
     history = History()
+    if resumed_history is not None:
+        history.epoch = list(resumed_history.epoch)
+        history.history = {k: list(v) for k, v in resumed_history.history.items()}
     cbs: list[Callback] = [history]
     if verbose == 1:
         cbs.append(ProgressBar())

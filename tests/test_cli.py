@@ -441,11 +441,38 @@ def test_python_m_fastnn_error_has_no_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+#: History keys that measure the machine, not the training.
+_TIMING = ("seconds", "samples_per_second")
+
+
+def _without_timing(history: dict) -> dict:
+    return {k: v for k, v in history.items() if k not in _TIMING}
+
+
+def _plotted_epochs(monkeypatch) -> list:
+    """Record the x values of every curve each saved figure holds."""
+    from fastnn import plots
+
+    seen, save = [], plots._save
+
+    def recording_save(fig, path):
+        if Path(path).name == "loss.png":
+            seen.append(
+                [list(line.get_xdata()) for ax in fig.axes for line in ax.lines]
+            )
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", recording_save)
+    return seen
+
+
 def test_train_resume_continues_exactly(tmp_path, monkeypatch):
     base = ["train", "--backend", "numpy", "--limit", "700", "--hidden", "16"]
-    base += ["--epochs", "3", "--no-plots", "--quiet"]
-    code, _, err = run_main(base + ["-o", tmp_path / "whole"])
+    base += ["--epochs", "3", "--quiet"]
+    plotted = _plotted_epochs(monkeypatch)
+    code, out, err = run_main(base + ["-o", tmp_path / "whole"])
     assert code == 0, err
+    assert f"wrote {tmp_path / 'whole' / 'checkpoint.npz'}" in out
 
     # The same run, interrupted (Ctrl-C) right after its first checkpoint.
     save = fastnn.ModelCheckpoint.on_epoch_end
@@ -468,6 +495,42 @@ def test_train_resume_continues_exactly(tmp_path, monkeypatch):
     assert resumed.epoch == 3
     np.testing.assert_array_equal(resumed.params, whole.params)
 
+    # The history, its JSON and the plot cover all three epochs, numbered
+    # as in the uninterrupted run (the epoch before the cut included).
+    histories = [
+        json.loads((tmp_path / run / "history.json").read_text())
+        for run in ("whole", "cut")
+    ]
+    assert all(len(values) == 3 for values in histories[1].values()), histories[1]
+    assert _without_timing(histories[1]) == _without_timing(histories[0])
+    assert resumed.history.epoch == [0, 1, 2]
+    assert len(plotted) == 2
+    assert plotted[1] == plotted[0]
+    assert plotted[1] and all(x == [1, 2, 3] for x in plotted[1]), plotted[1]
+
     code, _, err = run_main(base + ["--resume", tmp_path / "nope.npz", "-o", tmp_path])
     assert code == 1
     assert "--resume: no checkpoint file" in err
+
+
+def test_train_resume_of_a_finished_run_says_so(tmp_path):
+    base = ["train", "--backend", "numpy", "--limit", "300", "--hidden", "8"]
+    base += ["--epochs", "2", "--quiet", "--no-plots", "-o", tmp_path]
+    code, _, err = run_main(base)
+    assert code == 0, err
+    before = (tmp_path / "model.npz").stat().st_mtime_ns
+    code, out, err = run_main(base + ["--resume", tmp_path / "checkpoint.npz"])
+    assert (code, err) == (0, "")
+    assert out == (
+        f"checkpoint {tmp_path / 'checkpoint.npz'} already completed 2 of 2 "
+        "epochs; nothing to do. Pass --epochs N (N > 2) to train further.\n"
+    )
+    assert (tmp_path / "model.npz").stat().st_mtime_ns == before
+    # --epochs 3 trains the one more epoch, and the history has all three.
+    code, out, err = run_main(
+        [a if a != "2" else "3" for a in base]
+        + ["--resume", tmp_path / "checkpoint.npz"]
+    )
+    assert code == 0, err
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert len(history["loss"]) == 3

@@ -301,7 +301,7 @@ def test_resume_from_a_driver_checkpoint_is_exact(client, tmp_path):
         checkpoint=checkpoint,
     )
     resumed = _build("numpy", seed=99)  # different init: everything comes from the file
-    fd.fit(
+    history = fd.fit(
         resumed,
         X,
         Y,
@@ -313,6 +313,11 @@ def test_resume_from_a_driver_checkpoint_is_exact(client, tmp_path):
     )
     assert resumed.epoch == 3
     assert np.array_equal(resumed.params, expected.params)
+    assert history.epoch == [0, 1, 2]
+    timing = ("seconds", "samples_per_second")
+    assert {k: v for k, v in history.history.items() if k not in timing} == {
+        k: v for k, v in expected.history.history.items() if k not in timing
+    }
 
 
 def test_too_many_workers_is_a_value_error(client):

@@ -94,8 +94,21 @@ def test_resume_from_checkpoint_matches_uninterrupted(tmp_path, data):
         callbacks=[fastnn.ModelCheckpoint(ckpt)],
     )
     resumed = make_model(seed=123)  # a fresh process would start from scratch
-    resumed.fit(x, y, epochs=3, batch_size=32, verbose=0, resume=ckpt)
+    history = resumed.fit(x, y, epochs=3, batch_size=32, verbose=0, resume=ckpt)
     np.testing.assert_array_equal(resumed.params, straight.params)
+    # The returned History continues the checkpoint's: every epoch, numbered
+    # as in the uninterrupted run, the same values but for the timings.
+    assert history.epoch == straight.history.epoch == [0, 1, 2]
+    timing = ("seconds", "samples_per_second")
+    assert {k: v for k, v in history.history.items() if k not in timing} == {
+        k: v for k, v in straight.history.history.items() if k not in timing
+    }
+    assert len(history.history["loss"]) == 3
+    # Resuming a finished run trains nothing and returns its whole history.
+    again = make_model(seed=7).fit(
+        x, y, epochs=2, batch_size=32, verbose=0, resume=ckpt
+    )
+    assert again.epoch == [0, 1] and len(again.history["loss"]) == 2
     other = fastnn.Sequential([fastnn.Dense(3, activation="softmax")], input_dim=5)
     with pytest.raises(ValueError, match="resume"):
         other.fit(x, y, epochs=3, verbose=0, resume=ckpt)
