@@ -41,10 +41,16 @@ _HOW_TO_FIX = {
         "source checkout, with a C compiler available"
     ),
 }
-#: Order tried by ``backend="auto"``: fastest first, as the benchmarks measure
-#: (docs/peers.md and the CI comparison: numba leads on S by 20-50% and is level
-#: with or ahead of cython on L64/L256; its one-off compile is cached on disk).
-AUTO_ORDER = ("numba", "cython", "numpy")
+#: Order tried by ``backend="auto"``: fastest first, as measured side by side
+#: in docs/peers.md (one MNIST epoch, float32; cython 0.424 / 4.074 / 3.110 s,
+#: numba 0.489 / 6.008 / 3.684 s, numpy 1.056 / 10.061 / 4.448 s on S / L64 /
+#: L256). tests/test_backends.py holds this order to that table.
+AUTO_ORDER = ("cython", "numba", "numpy")
+#: Why ``auto`` takes the first of ``AUTO_ORDER`` that loads, for the user.
+AUTO_REASON = (
+    "the first that loads of " + ", ".join(AUTO_ORDER) + ": fastest first, as "
+    "measured per MNIST epoch in fastnn's docs/peers.md"
+)
 BACKEND_NAMES = tuple(_MODULES)
 
 _local = threading.local()
@@ -122,9 +128,13 @@ def available_backends() -> dict[str, str | None]:
 
 
 def show_backends(file=None) -> dict[str, str | None]:
-    """Print each backend, whether it is available, and why not; return the report."""
+    """Print each backend, whether it is available, and why not, then which
+    one ``auto`` picks and why; return the report."""
     report = available_backends()
     for name, reason in report.items():
         status = "available" if reason is None else f"unavailable: {reason}"
         print(f"{name:8s} {status}", file=file)
+    picked = next((name for name in AUTO_ORDER if report[name] is None), None)
+    if picked is not None:
+        print(f"{'auto':8s} -> {picked} ({AUTO_REASON})", file=file)
     return report

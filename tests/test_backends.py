@@ -1,0 +1,70 @@
+"""Backend selection: ``auto`` follows what is measured, says what it picks,
+and the selection layers (argument, ``use_backend``, environment) nest."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import fastnn
+from fastnn import backends
+
+PEERS = Path(__file__).resolve().parents[1] / "docs" / "peers.md"
+
+
+def _measured_seconds() -> dict[str, list[float]]:
+    """``{backend: [seconds per epoch on S, L64, L256]}`` from docs/peers.md."""
+    rows = {}
+    for line in PEERS.read_text().splitlines():
+        m = re.match(r"\| fastnn-(\w+) \|(.*)\|$", line)
+        if m:
+            rows[m.group(1)] = [float(c.split()[0]) for c in m.group(2).split("|")]
+    return rows
+
+
+def test_auto_order_is_the_measured_order():
+    """AUTO_ORDER lists the backends fastest first in every configuration of
+    the side-by-side run in docs/peers.md: when a new run reorders them, this
+    fails until AUTO_ORDER (and the README) follow."""
+    seconds = _measured_seconds()
+    assert set(seconds) == set(backends.BACKEND_NAMES), seconds
+    for column in range(3):
+        measured = sorted(seconds, key=lambda name: seconds[name][column])
+        assert tuple(measured) == backends.AUTO_ORDER, (column, seconds)
+
+
+def test_auto_takes_the_first_that_loads(monkeypatch):
+    report = fastnn.available_backends()
+    first = next(name for name in backends.AUTO_ORDER if report[name] is None)
+    assert backends.resolve_backend_name("auto") == first
+    # With the first one unavailable, auto goes on down the list.
+    monkeypatch.setitem(backends._MODULES, first, "fastnn._not_a_module")
+    rest = [n for n in backends.AUTO_ORDER if n != first and report[n] is None]
+    assert backends.resolve_backend_name("auto") == rest[0]
+
+
+def test_backends_says_what_auto_picks_and_why(capsys):
+    report = fastnn.show_backends()
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == [*backends.BACKEND_NAMES, "auto"]
+    picked = next(name for name in backends.AUTO_ORDER if report[name] is None)
+    assert lines[-1].startswith(f"auto     -> {picked} (the first that loads of ")
+    assert "docs/peers.md" in lines[-1]
+
+
+def test_selection_layers_nest(monkeypatch):
+    monkeypatch.setenv("FASTNN_BACKEND", "numpy")
+    assert backends.resolve_backend_name() == "numpy"
+    with fastnn.use_backend("cython"):
+        assert backends.resolve_backend_name() == "cython"
+        with fastnn.use_backend("numba"):
+            assert backends.resolve_backend_name() == "numba"
+            assert backends.resolve_backend_name("numpy") == "numpy"  # explicit wins
+        assert backends.resolve_backend_name() == "cython"
+    assert backends.resolve_backend_name() == "numpy"
+    monkeypatch.delenv("FASTNN_BACKEND")
+    assert backends.resolve_backend_name() == backends.resolve_backend_name("auto")
+    with pytest.raises(ValueError, match="^backend: expected one of"):
+        fastnn.use_backend("fast").__enter__()
