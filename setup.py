@@ -15,6 +15,13 @@ NumPy's reference does it (no fused multiply-adds). The SGD update's C core
 copy of its loops through a function attribute, chosen at run time on CPUs that
 have AVX2, so the build itself stays at the baseline. BLAS comes from SciPy
 (``scipy.linalg.cython_blas``), so there is nothing to link and no OpenMP.
+
+The extensions are optional, as PyYAML's and msgpack's C speedups are: without
+a working C compiler (or the Python headers) the install still succeeds, with a
+warning, and the ``cython`` backend reports itself unavailable with the
+compiler's error (recorded in ``fastnn/_kernels/BUILD_SKIPPED.txt``); the
+``numpy`` and ``numba`` backends work. ``CI`` or ``FASTNN_REQUIRE_CYTHON`` set
+to a true value makes a failed compile fail the build instead.
 """
 
 from __future__ import annotations
@@ -24,16 +31,74 @@ import sys
 from pathlib import Path
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+from setuptools.errors import CCompilerError, ExecError, PlatformError
 
 KERNELS_DIR = Path("fastnn", "_kernels")
 DEBUG_ENV = "FASTNN_CYTHON_DEBUG"
+#: Written beside the extensions when they could not be compiled.
+SKIPPED_NAME = "BUILD_SKIPPED.txt"
+_TRUE = {"1", "true", "yes", "on"}
 #: Rewritten when the build mode changes; every extension depends on it.
 MODE_FILE = Path("build", "fastnn-cython-mode.txt")
 
 
 def debug_build(environ=os.environ) -> bool:
     """Whether ``FASTNN_CYTHON_DEBUG`` asks for a debug build."""
-    return environ.get(DEBUG_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    return environ.get(DEBUG_ENV, "").strip().lower() in _TRUE
+
+
+def cython_required(environ=os.environ) -> bool:
+    """Whether a failed compile must fail the build (``CI`` or
+    ``FASTNN_REQUIRE_CYTHON`` true), rather than leave ``cython`` unbuilt."""
+    return any(
+        environ.get(name, "").strip().lower() in _TRUE
+        for name in ("CI", "FASTNN_REQUIRE_CYTHON")
+    )
+
+
+class OptionalBuildExt(build_ext):
+    """``build_ext`` that, without a working C compiler, warns and goes on.
+
+    Any extension failing to compile leaves the ``cython`` backend unbuilt
+    (none of its extensions is installed: they are one backend) and records
+    why in ``BUILD_SKIPPED.txt``, which the backend quotes when it is asked
+    for; a successful build removes that file.
+    """
+
+    _ERRORS = (CCompilerError, ExecError, PlatformError, OSError)
+
+    def _skipped_file(self) -> Path:
+        ext = self.extensions[0]
+        return Path(self.get_ext_fullpath(ext.name)).parent / SKIPPED_NAME
+
+    def run(self):
+        inplace = self.inplace  # setuptools clears it while building
+        try:
+            super().run()
+        except self._ERRORS as err:
+            self.inplace = inplace
+            if cython_required():
+                raise
+            self._skip(err)
+        else:
+            self._skipped_file().unlink(missing_ok=True)
+
+    def _skip(self, err) -> None:
+        for ext in self.extensions:  # none or all: a partial backend is none
+            Path(self.get_ext_fullpath(ext.name)).unlink(missing_ok=True)
+        reason = f"{type(err).__name__}: {err}".strip()
+        path = self._skipped_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(reason + "\n")
+        bar = "*" * 72
+        sys.stderr.write(
+            f"\n{bar}\nWARNING: fastnn's Cython extensions could not be compiled "
+            f"({reason}).\nfastnn is installed without its 'cython' backend; "
+            "'numpy' and 'numba' work.\nTo build it, install a C compiler and "
+            "the Python headers (Debian/Ubuntu: apt install gcc python3-dev) "
+            f"and reinstall.\n{bar}\n\n"
+        )
 
 
 def compiler_directives(debug: bool) -> dict:
@@ -103,4 +168,7 @@ def extensions(debug: bool) -> list[Extension]:
 # setuptools' PEP 517 backend and ``python setup.py`` both run this file as
 # __main__; the tests import it for the helpers above without building.
 if __name__ == "__main__":
-    setup(ext_modules=extensions(debug_build()))
+    setup(
+        ext_modules=extensions(debug_build()),
+        cmdclass={"build_ext": OptionalBuildExt},
+    )

@@ -258,3 +258,59 @@ def test_debug_build_checks_bounds(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+# --------------------------------------------------------------------------- #
+# Without a C compiler: installed without the cython backend, saying why
+# --------------------------------------------------------------------------- #
+def _build_without_compiler(tmp_path, **env):
+    kernels = tmp_path / "fastnn" / "_kernels"
+    kernels.mkdir(parents=True)
+    for name in ("__init__.py", "_common.pxd", "_dense.pxd", "_dense.pyx", "_sgemm.h"):
+        shutil.copy(KERNELS / name, kernels / name)
+    (tmp_path / "fastnn" / "__init__.py").write_text("")
+    shutil.copy(ROOT / "setup.py", tmp_path / "setup.py")
+    base = {
+        k: v for k, v in os.environ.items() if k not in ("CI", "FASTNN_REQUIRE_CYTHON")
+    }
+    result = subprocess.run(
+        [sys.executable, "setup.py", "build_ext", "--inplace"],
+        cwd=tmp_path,
+        env={**base, "CC": "/bin/false", "LDSHARED": "/bin/false", **env},
+        capture_output=True,
+        text=True,
+    )
+    return result, kernels
+
+
+@pytest.mark.slow
+def test_no_compiler_installs_without_cython_and_says_why(tmp_path, cython_backend):
+    result, kernels = _build_without_compiler(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "WARNING: fastnn's Cython extensions could not be compiled" in result.stderr
+    assert "apt install gcc python3-dev" in result.stderr
+    assert not list(kernels.glob("_dense.*.so")) + list(kernels.glob("_dense.*.pyd"))
+    reason = (kernels / "BUILD_SKIPPED.txt").read_text()
+    assert "CompileError" in reason or "exit status" in reason, reason
+    # The backend's error quotes it.
+    with pytest.raises(ImportError) as info:
+        cython_backend._load_extension(
+            "_no_such_kernel", kernels_dir=kernels, source_checkout=False
+        )
+    assert f"the C compiler failed at install ({reason.strip()})" in str(info.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variable", ["CI", "FASTNN_REQUIRE_CYTHON"])
+def test_no_compiler_fails_the_build_where_cython_is_required(tmp_path, variable):
+    result, kernels = _build_without_compiler(tmp_path, **{variable: "true"})
+    assert result.returncode != 0
+    assert "WARNING" not in result.stderr
+    assert not (kernels / "BUILD_SKIPPED.txt").exists()
+
+
+def test_cython_required_reads_the_environment(setup_py):
+    assert setup_py.cython_required({"CI": "true"})
+    assert setup_py.cython_required({"FASTNN_REQUIRE_CYTHON": "1"})
+    assert not setup_py.cython_required({"CI": "0"})
+    assert not setup_py.cython_required({})

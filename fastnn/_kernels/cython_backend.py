@@ -157,9 +157,14 @@ def _load_extension(
     spec = importlib.util.find_spec(qualname)
     suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
     if spec is None or not str(spec.origin).endswith(suffixes):
+        skipped = kernels_dir / "BUILD_SKIPPED.txt"  # written by setup.py
+        try:
+            why = f": the C compiler failed at install ({skipped.read_text().strip()})"
+        except OSError:
+            why = ""
         raise ImportError(
             f"the Cython extension {qualname} is not built (no compiled "
-            f"{name}{suffixes[0]} in {kernels_dir}); {hint}"
+            f"{name}{suffixes[0]} in {kernels_dir}){why}; {hint}"
         )
     if source_checkout:
         sources = [kernels_dir / s for s in _SOURCES.get(name, (f"{name}.pyx",))]
