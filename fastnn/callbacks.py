@@ -33,7 +33,22 @@ class Callback:
 
 
 class History(Callback):
-    """Records every epoch's logs: ``history.history["val_accuracy"]`` etc."""
+    """Records every epoch's logs: ``history.history["val_accuracy"]`` etc.
+
+    What each key measures:
+
+    * ``loss``: the mean of the epoch's batch losses (L2 term included), each
+      taken before its step's update, as Keras reports it: the weights move
+      during the epoch, so early on it reads above ``val_loss``;
+    * ``accuracy`` (with ``metrics=("accuracy",)``), ``val_loss``,
+      ``val_accuracy``: evaluated on all the data with the weights at the end
+      of the epoch;
+    * ``seconds``, ``samples_per_second``: the epoch's training time (the
+      evaluations excluded); ``learning_rate``: the rate for the next step.
+
+    ``history.epoch`` holds the 0-based epoch numbers; after
+    ``fit(resume=...)`` it covers the checkpoint's epochs too.
+    """
 
     def __init__(self) -> None:
         self.epoch: list[int] = []
@@ -211,13 +226,18 @@ class ProgressBar(Callback):
 
 
 def format_logs(epoch: int, epochs: int, logs: dict[str, float]) -> str:
-    """One line per epoch.
+    """One line per epoch; the loss is labelled as the mean over the epoch's
+    batches, since every other figure is evaluated after the epoch
+    (:class:`History`).
 
-    ``Epoch 1/5 - loss: 0.2412 - accuracy: 0.9301 - ... - 2.31s - 25974 samples/s``
+    ``Epoch 1/5 - loss (batch mean): 0.2412 - accuracy: 0.9301 - ... - 2.31s -
+    25974 samples/s``
     """
     parts = [f"Epoch {epoch + 1}/{epochs}"]
     for key, value in logs.items():
-        if key == "seconds":
+        if key == "loss":
+            parts.append(f"loss (batch mean): {value:.4f}")
+        elif key == "seconds":
             parts.append(f"{value:.2f}s")
         elif key == "samples_per_second":
             parts.append(f"{value:.0f} samples/s")

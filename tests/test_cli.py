@@ -187,7 +187,7 @@ def test_python_m_fastnn_train(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "Epoch 1/1 - loss: " in result.stdout
+    assert "Epoch 1/1 - loss (batch mean): " in result.stdout
     assert ACCURACY_LINE.search(result.stdout), result.stdout
     fastnn.load(tmp_path / "model.npz")
     assert (tmp_path / "history.json").is_file()
