@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     if rows:
-        bench.print_table(rows)
+        bench.print_table(rows, cut_by="FASTNN_BENCH_SAMPLES")
     else:
         print(f"no fastnn benchmark results in {args.results}")
     require = [b.strip() for b in args.require.split(",") if b.strip()]

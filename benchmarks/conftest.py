@@ -2,7 +2,9 @@
 
 The benchmarks run only with ``--benchmark-only``; an ordinary ``pytest`` run
 deselects them (they are not even started), so the test suite spends no time
-here::
+here. With ``--benchmark-only`` it is the other way round: every test that is
+not a benchmark is deselected, so the run ends with the benchmark tables and
+a one-line summary::
 
     pytest benchmarks --benchmark-only --benchmark-json results.json
     python benchmarks/compare.py results.json
@@ -29,12 +31,18 @@ HERE = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(config, items):
-    """Deselect every item of this folder unless ``--benchmark-only`` is given."""
-    if config.getoption("benchmark_only", default=False):
-        return
+    """Deselect every item of this folder unless ``--benchmark-only`` is given;
+    with it, deselect every item that is not a benchmark (pytest-benchmark
+    would skip each one, and ``-ra`` would list them all). ``tests/conftest.py``
+    does the latter too, for ``pytest tests --benchmark-only``."""
+    only = config.getoption("benchmark_only", default=False)
     keep, drop = [], []
     for item in items:
-        (drop if HERE in Path(item.path).resolve().parents else keep).append(item)
+        if only:
+            benchmark = "benchmark" in getattr(item, "fixturenames", ())
+        else:
+            benchmark = HERE in Path(item.path).resolve().parents
+        (drop if benchmark != only else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

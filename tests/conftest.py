@@ -32,6 +32,21 @@ def load_backend_or_skip(name: str):
         pytest.skip(f"backend {name!r} unavailable: {err}")
 
 
+def pytest_collection_modifyitems(config, items):
+    """With ``--benchmark-only`` (pytest-benchmark), deselect the tests: they are
+    not benchmarks, and skipping each one would end the run with a ``SKIPPED``
+    line per test (``-ra``). ``benchmarks/conftest.py`` does the same."""
+    if not config.getoption("benchmark_only", default=False):
+        return
+    keep, drop = [], []
+    for item in items:
+        uses_benchmark = "benchmark" in getattr(item, "fixturenames", ())
+        (keep if uses_benchmark else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(params=BACKEND_NAMES)
 def backend_name(request) -> str:
     """Every backend name; the module is loaded (or the test skipped/failed)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastnn.bench import BenchRow, check_results
+from fastnn.bench import BenchRow, check_results, format_table
 
 
 def _rows(numba_s, cython_s, numpy_s=1.0):
@@ -39,3 +39,13 @@ def test_noise_allowance_and_missing_backends():
     rows = [r for r in _rows(0.5, 0.7) if r.backend != "cython"]
     failures = check_results(rows, ("numba", "cython"), True)
     assert failures and all("'cython' has no result" in f for f in failures)
+
+
+def test_table_footnote_names_what_cut_the_samples():
+    rows = [r._replace(smoke=True, n_samples=2000) for r in _rows(0.5, 0.7)]
+    plain = format_table(rows)
+    assert plain.count("  (2000 samples, not a real measurement)") == 2
+    assert "FASTNN_BENCH_SAMPLES" not in plain and "--samples" not in plain
+    named = format_table(rows, cut_by="FASTNN_BENCH_SAMPLES")
+    assert "  (FASTNN_BENCH_SAMPLES: 2000 samples, not a real measurement)" in named
+    assert "not a real measurement" not in format_table(_rows(0.5, 0.7))

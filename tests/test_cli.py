@@ -534,3 +534,69 @@ def test_train_resume_of_a_finished_run_says_so(tmp_path):
     assert code == 0, err
     history = json.loads((tmp_path / "history.json").read_text())
     assert len(history["loss"]) == 3
+
+
+# ----------------------------------------------------------------- bench, sweep
+def test_bench_footnote_names_the_samples_flag(tmp_path, capsys):
+    """``--samples`` cuts the data: the footnote names the flag the user typed."""
+    png = tmp_path / "bench.png"
+    argv = ["bench", "--backends", "numpy", "--configs", "S", "--samples", "300"]
+    code = cli.main([*argv, "--rounds", "1", "-o", str(png)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "(--samples: 300 samples, not a real measurement)" in out
+    assert "FASTNN_BENCH_SAMPLES" not in out + err
+    assert_valid_png(png, min_bytes=5_000)
+
+
+def _decimals(cell: str) -> int:
+    return len(cell.partition(".")[2])
+
+
+def test_sweep_prints_each_column_with_fixed_decimals(tmp_path, capsys, monkeypatch):
+    """Scores such as 0.808 and 0.8171 print as 0.8080 and 0.8171."""
+    from fastnn import distributed
+
+    pytest.importorskip("matplotlib")
+
+    def fake_sweep(build, x, y, grid, seeds, **kwargs):
+        records = []
+        for lr, acc, seconds in ((0.1, 0.808, 12.0), (0.05, 0.8171, 9.26)):
+            records.append(
+                {
+                    "trial": len(records),
+                    "seed": 0,
+                    "learning_rate": lr,
+                    "hidden": [32],
+                    "momentum": 0.9,
+                    "weight_decay": 5e-05,
+                    "status": "ok",
+                    "error": None,
+                    "loss": 1 - acc,
+                    "accuracy": acc + 0.01,
+                    "val_loss": 0.5,
+                    "val_accuracy": acc,
+                    "epochs": 2,
+                    "seconds": seconds,
+                }
+            )
+        assert grid["learning_rate"] == [0.1, 0.05]
+        return distributed.SweepResult(records, list(grid), "val_accuracy")
+
+    monkeypatch.setattr(distributed, "sweep", fake_sweep)
+    argv = ["sweep", "--learning-rate", "0.1", "0.05", "--hidden", "32"]
+    argv += ["--backend", "numpy", "--limit", "2000", "-o", str(tmp_path)]
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    table = [line.strip("|").split("|") for line in out.splitlines() if "|" in line]
+    header = [c.strip() for c in table[0]]
+    rows = [[c.strip() for c in row] for row in table[2:]]
+    assert len(rows) == 2
+    column = {name: [row[i] for row in rows] for i, name in enumerate(header)}
+    assert column["val_accuracy"] == ["0.8080", "0.8171"]
+    assert column["learning_rate"] == ["0.10", "0.05"]
+    assert column["seconds"] == ["12.0", "9.3"]
+    for name in ("loss", "accuracy", "val_loss", "weight_decay", "momentum"):
+        assert len({_decimals(c) for c in column[name]}) == 1, column[name]
+    assert (tmp_path / "sweep.md").read_text() in out

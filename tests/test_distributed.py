@@ -385,6 +385,34 @@ def test_sweep_equals_a_sequential_loop(client, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def _markdown_rows(result):
+    lines = result.to_markdown().splitlines()[2:]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+
+
+def test_sweep_markdown_has_fixed_decimals_per_column():
+    """0.808 next to 0.8171 reads as 0.8080 and 0.8171."""
+    records = [
+        {"lr": 0.1, "hidden": 8, "seed": 0, "status": "ok", "loss": 0.25,
+         "accuracy": 0.9, "val_loss": 0.3, "val_accuracy": 0.808, "seconds": 2.0},
+        {"lr": 0.05, "hidden": 16, "seed": 1, "status": "ok", "loss": 0.1234567,
+         "accuracy": 0.95, "val_loss": 0.27, "val_accuracy": 0.8171,
+         "seconds": 11.04},
+        {"lr": 1e-12, "hidden": 16, "seed": 0, "status": "failed",
+         "error": "ValueError: a | b"},
+    ]  # fmt: skip
+    rows = _markdown_rows(fd.SweepResult(records, ["lr", "hidden"], "val_accuracy"))
+    assert rows == [
+        ["0.1", "8", "0", "ok", "0.2500", "0.9000", "0.3000", "0.8080", "2.0", ""],
+        ["0.05", "16", "1", "ok", "0.1235", "0.9500", "0.2700", "0.8171", "11.0", ""],
+        ["1e-12", "16", "0", "failed", "", "", "", "", "", "ValueError: a / b"],
+    ]
+    # A float parameter gets the decimals of its most precise value (up to 8;
+    # 1e-12 above needs more, so that column is written as Python writes it).
+    rows = _markdown_rows(fd.SweepResult(records[:2], ["lr", "hidden"], "val_accuracy"))
+    assert [row[0] for row in rows] == ["0.10", "0.05"]
+
+
 def test_sweep_rejects_bad_arguments(client):
     with pytest.raises(TypeError, match="build_model: expected a callable"):
         fd.sweep(3, X, Y, grid={"lr": [0.1]}, client=client)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,3 +138,228 @@ def test_missing_matplotlib_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r'pip install "fastnn\[plots\]"'):
         plots.plot_history(HISTORY, tmp_path / "a.png")
+
+
+# ----------------------------------------------------------------- readability
+@pytest.fixture
+def saved_figures(mpl, monkeypatch):
+    """The Figure of every PNG written while the test runs, in order."""
+    from matplotlib.figure import Figure
+
+    figures = []
+    savefig = Figure.savefig
+
+    def spy(self, *args, **kwargs):
+        figures.append(self)
+        return savefig(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    return figures
+
+
+def assert_readable(fig) -> None:
+    """Nothing is clipped by the figure's edges, and no two horizontal x tick
+    labels of an axes overlap."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.get_size_inches()
+    box = fig.get_tightbbox(renderer)  # in inches: everything drawn
+    if not (
+        box.x0 >= -0.01
+        and box.y0 >= -0.01
+        and box.x1 <= width + 0.01
+        and box.y1 <= height + 0.01
+    ):
+        extents = {
+            t.get_text(): t.get_window_extent(renderer)
+            for t in fig.findobj(Text)
+            if t.get_visible() and t.get_text().strip()
+        }
+        outside = [
+            text
+            for text, e in extents.items()
+            if not (fig.bbox.contains(*e.min) and fig.bbox.contains(*e.max))
+        ]
+        raise AssertionError(
+            f"drawn area {box.bounds} exceeds the {width} x {height} inch figure; "
+            f"texts outside: {outside}"
+        )
+    for ax in fig.axes:
+        if not ax.axison:
+            continue
+        labels = [
+            t.get_window_extent(renderer)
+            for t in ax.get_xticklabels()
+            if t.get_visible() and t.get_text() and t.get_rotation() == 0
+        ]
+        labels.sort(key=lambda b: b.x0)
+        for left, right in zip(labels, labels[1:], strict=False):
+            assert left.x1 <= right.x0, f"x tick labels overlap in {ax.get_title()!r}"
+
+
+def _bench_rows(configs, backends=("numpy", "numba", "cython"), smoke=False):
+    from fastnn import bench
+
+    speed = {"S": 60_000, "L64": 6_000, "L256": 12_000}
+    rows = [
+        bench.BenchRow(
+            backend,
+            config,
+            "float32",
+            60_000 / (speed[config] * (1 + i)),
+            None,
+            speed[config] * (1 + i),
+            group=f"{config}-float32",
+            n_samples=2000 if smoke else 60_000,
+            smoke=smoke,
+        )
+        for config in configs
+        for i, backend in enumerate(backends)
+    ]
+    return bench._with_ratios(rows)
+
+
+@pytest.mark.parametrize(
+    ("configs", "backends"),
+    [
+        (["S"], ("numpy", "numba", "cython")),
+        (["S", "L64"], ("numpy", "numba", "cython")),
+        (["S", "L64", "L256"], ("numpy", "numba", "cython", "handwritten-numpy")),
+        (["L64"], ("cython",)),
+    ],
+    ids=["1-config", "2-configs", "3-configs-4-backends", "1-bar"],
+)
+def test_bench_png_has_one_labelled_panel_per_config(
+    saved_figures, tmp_path, configs, backends
+):
+    """S is ten times faster than L64: each config gets its own y axis."""
+    from fastnn import bench
+
+    path = bench.plot_bars(_bench_rows(configs, backends), tmp_path / "bench.png")
+    assert_png(path)
+    (fig,) = saved_figures
+    assert len(fig.axes) == len(configs)
+    for ax, config in zip(fig.axes, configs, strict=True):
+        assert ax.get_ylabel() and config in ax.get_title()
+        assert [t.get_text() for t in ax.get_xticklabels()] == list(backends)
+    assert_readable(fig)
+
+
+def test_bench_png_says_when_it_is_not_a_real_measurement(saved_figures, tmp_path):
+    from fastnn import bench
+
+    bench.plot_bars(_bench_rows(["S"], smoke=True), tmp_path / "bench.png")
+    assert "2000 samples: not a real measurement" in saved_figures[0].get_suptitle()
+    assert_readable(saved_figures[0])
+    with pytest.raises(ValueError, match="rows: expected at least one result"):
+        bench.plot_bars([], tmp_path / "empty.png")
+
+
+@pytest.mark.parametrize("n_epochs", [1, 3, 20, 30, 101])
+def test_history_epochs_are_the_integers_from_1(saved_figures, tmp_path, n_epochs):
+    history = {"loss": list(np.linspace(1, 0.1, n_epochs))}
+    history["val_accuracy"] = list(np.linspace(0.8, 0.97, n_epochs))
+    plots.plot_history(history, tmp_path / "loss.png")
+    (fig,) = saved_figures
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_xticks() if 0.5 <= t <= n_epochs + 0.5]
+        assert ticks[0] == 1 and ticks[-1] <= n_epochs
+        assert all(float(t).is_integer() for t in ticks)
+        if n_epochs <= 20:
+            assert ticks == list(range(1, n_epochs + 1))
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        assert labels[: len(ticks)] == [str(int(t)) for t in ticks]
+    assert_readable(fig)
+
+
+def test_every_plot_is_readable(saved_figures, tmp_path):
+    plots.plot_history(HISTORY, tmp_path / "loss.png")
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 10, size=10_000)
+    plots.plot_confusion_matrix(
+        y, np.where(rng.random(10_000) < 0.9, y, 0), tmp_path / "cm.png"
+    )
+    images = rng.random((7, 784))
+    probs = rng.dirichlet(np.ones(10), size=7)
+    names = [f"my_handwritten_digit_number_{i}.png" for i in range(7)]
+    plots.plot_digit_predictions(images, probs, tmp_path / "p.png", names=names)
+    plots.plot_digit_predictions(images[:1], probs[:1], tmp_path / "p1.png")
+    assert len(saved_figures) == 4
+    for fig in saved_figures:
+        assert_readable(fig)
+    # Long names sharing a prefix keep the end that tells them apart.
+    titles = [ax.get_title() for ax in saved_figures[2].axes if ax.get_title()]
+    assert len({t.split("\n")[0] for t in titles}) == 7
+
+
+def _sweep_result(learning_rates, hiddens, failed=()):
+    from fastnn.distributed import SweepResult
+
+    records = []
+    for lr in learning_rates:
+        for hidden in hiddens:
+            for seed in (0, 1):
+                ok = (lr, seed) not in failed
+                score = 0.95 + lr / 10 + len(hidden) / 200 + seed / 500
+                records.append(
+                    {
+                        "trial": len(records),
+                        "seed": seed,
+                        "learning_rate": lr,
+                        "hidden": hidden,
+                        "status": "ok" if ok else "failed",
+                        "error": None if ok else "ValueError: diverged",
+                        "loss": 0.1 if ok else None,
+                        "accuracy": score + 0.01 if ok else None,
+                        "val_loss": 0.12 if ok else None,
+                        "val_accuracy": score if ok else None,
+                        "epochs": 2,
+                        "seconds": 3.25,
+                    }
+                )
+    return SweepResult(records, ["learning_rate", "hidden"], "val_accuracy")
+
+
+@pytest.mark.parametrize(
+    ("learning_rates", "hiddens"),
+    [
+        ([0.02, 0.05, 0.1], [[128], [512, 512]]),
+        ([0.05], [[128]]),
+        ([0.01, 0.02, 0.03, 0.05, 0.1, 0.2], [[64], [128], [256, 256]]),
+    ],
+    ids=["6-configs", "1-config", "18-configs"],
+)
+def test_sweep_png_is_readable(saved_figures, tmp_path, learning_rates, hiddens):
+    result = _sweep_result(learning_rates, hiddens, failed={(learning_rates[0], 1)})
+    result.plot(tmp_path / "sweep.png")
+    (fig,) = saved_figures
+    assert_readable(fig)
+    (ax,) = fig.axes
+    assert ax.get_ylabel() == "val_accuracy"
+    # The failed trial is reported inside the axes, whatever its y range.
+    renderer = fig.canvas.get_renderer()
+    failed = [t for t in ax.texts if t.get_text() == "1 failed"]
+    assert len(failed) == len(hiddens)
+    for text in failed:
+        assert ax.bbox.contains(*text.get_window_extent(renderer).min)
+    # Every seed's dot is within the y range.
+    low, high = ax.get_ylim()
+    dots = [y for line in ax.lines for y in line.get_ydata()]
+    assert dots and all(low <= y <= high for y in dots)
+
+
+def test_peers_png_is_readable(saved_figures, tmp_path, monkeypatch):
+    """docs/peers.png, from benchmarks/peers/run_peers.py."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    from benchmarks.peers import run_peers
+
+    times = {"fastnn-cython": 0.4, "fastnn-numpy": 1.1, "jax": 1.0, "keras": 5.8}
+    run_peers._plot({c: dict(times) for c in ("S", "L64", "L256")}, tmp_path / "p.png")
+    (fig,) = saved_figures
+    assert_readable(fig)
+    assert "lower is better" in fig.get_suptitle()

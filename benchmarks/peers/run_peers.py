@@ -294,7 +294,7 @@ def _plot(results, path):
 
     from fastnn import io
 
-    fig = Figure(figsize=(9, 4))
+    fig = Figure(figsize=(9, 4.3), layout="constrained")
     axes = fig.subplots(1, len(results), squeeze=False)[0]
     for ax, (config, r) in zip(axes, results.items(), strict=True):
         names = sorted(r, key=r.get)
@@ -307,7 +307,10 @@ def _plot(results, path):
         )
         ax.set_title(config)
         ax.set_xlabel("seconds per epoch")
-    fig.tight_layout()
+    fig.suptitle(
+        "One MNIST epoch, float32: median seconds, lower is better (fastnn in green)",
+        fontsize=10,
+    )
     io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
 
 
