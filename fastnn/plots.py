@@ -178,11 +178,13 @@ def plot_history(
     fig = _new_figure(10, 4, left=0.07, right=0.98, bottom=0.13, top=0.91, wspace=0.22)
     ax_loss, ax_acc = fig.subplots(1, 2)
     n_epochs = max(len(v) for v in history.values() if isinstance(v, Sequence))
-    for ax, key, title, percent in (
-        (ax_loss, "loss", "Loss", False),
-        (ax_acc, "accuracy", "Accuracy (%)", True),
+    # The training loss is the mean over the epoch's batches; every other
+    # curve is evaluated after the epoch (fastnn.History).
+    for ax, key, title, percent, training in (
+        (ax_loss, "loss", "Loss", False, "training (batch mean)"),
+        (ax_acc, "accuracy", "Accuracy (%)", True, "training"),
     ):
-        drew = _curve(ax, history, key, "training", "o-", percent)
+        drew = _curve(ax, history, key, training, "o-", percent)
         drew |= _curve(ax, history, f"val_{key}", validation_label, "s--", percent)
         ax.set_title(title)
         ax.set_xlabel("epoch")
