@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 import pytest
-from _tolerance import assert_close
+from _tolerance import assert_steps_close
 from conftest import load_backend_or_skip
 
 
@@ -237,7 +237,7 @@ def test_training_with_either_gemm_matches_the_reference(
         model.fit(x, y, epochs=2, batch_size=64, verbose=0, shuffle=False)
         params[backend] = model.get_weights()
     for ref, got in zip(params["numpy"], params["cython"], strict=True):
-        assert_close(got, ref, np.float32, scale=100)
+        assert_steps_close(got, ref, np.float32)  # FUSED_ULPS (_tolerance.py)
 
 
 def _blas_threads_settable(n):
@@ -394,7 +394,7 @@ def test_training_on_inputs_with_zero_features_matches_the_reference(
     """The input layer skips the features zero throughout a batch on the own
     kernels (and not on BLAS): the same training as the reference either way."""
     import fastnn.reference as ref
-    from test_equivalence import make_net, run_train_steps
+    from test_equivalence import assert_training_matches, make_net, run_train_steps
 
     from fastnn.activations import Activation as A
 
@@ -406,9 +406,7 @@ def test_training_on_inputs_with_zero_features_matches_the_reference(
     got = run_train_steps(cy.train_steps, *args, **kw)
     want = run_train_steps(ref.train_steps, *args, **kw)
     assert got[0] == want[0] == kw["step_end"]
-    names = ("params", "velocity", "losses")
-    for name, a, b in zip(names, got[1:], want[1:], strict=True):
-        assert_close(a, b, np.float32, err_msg=name, scale=100.0)
+    assert_training_matches(got, want, np.float32)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -29,7 +29,7 @@ import itertools
 
 import numpy as np
 import pytest
-from _tolerance import assert_close, tol
+from _tolerance import FUSED_ULPS, SPLIT_ULPS, assert_close, assert_steps_close, tol
 from conftest import load_backend_or_skip
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -147,6 +147,16 @@ def training_data(dtype, n=50, n_in=13, k=4, seed=1):
     Y = rng.random((n, k)).astype(dtype)
     order = rng.permutation(n)
     return X, labels, Y, order
+
+
+def assert_training_matches(got, want, dtype, err_msg="", ulps=FUSED_ULPS):
+    """Two ``run_train_steps`` results: the same number of steps done, and
+    params, velocity and losses within ``ulps`` (``_tolerance.py``)."""
+    assert got[0] == want[0], (err_msg, got[0], want[0])
+    for name, a, e in zip(
+        ("params", "velocity", "losses"), got[1:], want[1:], strict=True
+    ):
+        assert_steps_close(a, e, dtype, err_msg=f"{err_msg} {name}".strip(), ulps=ulps)
 
 
 def assert_unchanged(arrays, copies):
@@ -348,11 +358,7 @@ def test_train_steps_with_other_decay_spans(compiled_backend, dtype, which):
     args = (X, labels, Y, order, 8, params, layout, Loss.CROSS_ENTROPY, spans)
     fused = run_train_steps(compiled_backend.train_steps, *args)
     expected = run_train_steps(ref.train_steps, *args)
-    assert fused[0] == expected[0]
-    for name, a, e in zip(
-        ("params", "velocity", "losses"), fused[1:], expected[1:], strict=True
-    ):
-        assert_close(a, e, dtype, err_msg=name, scale=10.0)
+    assert_training_matches(fused, expected, dtype)
 
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
@@ -372,11 +378,8 @@ def test_train_steps_matches_composed_and_reference(
     comp = run_train_steps(composed(compiled_backend), *args, **kw)
     expected = run_train_steps(ref.train_steps, *args, **kw)
     assert fused[0] == comp[0] == expected[0] == 7
-    for other, scale in ((comp, 1.0), (expected, 10.0)):
-        for name, a, e in zip(
-            ("params", "velocity", "losses"), fused[1:], other[1:], strict=True
-        ):
-            assert_close(a, e, dtype, err_msg=name, scale=scale)
+    assert_training_matches(fused, comp, dtype, "composed")
+    assert_training_matches(fused, expected, dtype, "reference")
     assert fused[1].dtype == dtype
     assert_unchanged(inputs, copies)
 
@@ -436,7 +439,7 @@ def test_train_steps_stops_before_a_non_finite_loss(compiled_backend, dtype, los
     # ... and the reference stops at the same step with the same state.
     expected = run_train_steps(ref.train_steps, *args)
     assert expected[0] == 3
-    assert_close(p, expected[1], dtype, scale=10.0)
+    assert_steps_close(p, expected[1], dtype)
     assert_close(losses[:3], expected[3][:3], dtype)
 
 
@@ -564,11 +567,7 @@ def test_train_steps_sweep(
     kw = OPTIMIZERS[optimizer]
     fused = run_train_steps(compiled_backend.train_steps, *args, **kw)
     expected = run_train_steps(ref.train_steps, *args, **kw)
-    assert fused[0] == expected[0]
-    for name, a, e in zip(
-        ("params", "velocity", "losses"), fused[1:], expected[1:], strict=True
-    ):
-        assert_close(a, e, dtype, err_msg=name, scale=100.0)
+    assert_training_matches(fused, expected, dtype, ulps=SPLIT_ULPS)
 
 
 # --------------------------------------------------------------------------- #
@@ -640,8 +639,4 @@ def test_backend_pairs_agree(pair, dtype):
         args = (X, labels, Y, order, 8, params, layout, loss, spans)
         r1 = run_train_steps(first.train_steps, *args, nesterov=True)
         r2 = run_train_steps(second.train_steps, *args, nesterov=True)
-        assert r1[0] == r2[0]
-        for name, a, e in zip(
-            ("params", "velocity", "losses"), r1[1:], r2[1:], strict=True
-        ):
-            assert_close(a, e, dtype, err_msg=f"{pair} {loss.name} {name}", scale=10)
+        assert_training_matches(r1, r2, dtype, f"{pair} {loss.name}")
