@@ -47,6 +47,22 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
+def blas_threads_settable(n: int) -> bool:
+    """Whether threadpoolctl finds a BLAS here and can hold it at ``n`` threads
+    (some BLAS builds are single-threaded, or unknown to threadpoolctl)."""
+    from threadpoolctl import threadpool_info
+
+    with fastnn.set_num_threads(n):
+        blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
+        return bool(blas) and all(p["num_threads"] == n for p in blas)
+
+
+def skip_unless_blas_threads(n: int) -> None:
+    """Skip, saying why, a test that needs a BLAS held at ``n`` threads."""
+    if not blas_threads_settable(n):
+        pytest.skip(f"threadpoolctl cannot hold this machine's BLAS at {n} threads")
+
+
 @pytest.fixture(params=BACKEND_NAMES)
 def backend_name(request) -> str:
     """Every backend name; the module is loaded (or the test skipped/failed)."""

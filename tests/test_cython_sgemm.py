@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 from _tolerance import assert_steps_close
-from conftest import load_backend_or_skip
+from conftest import load_backend_or_skip, skip_unless_blas_threads
 
 
 def _kernels_can_run():
@@ -240,17 +240,6 @@ def test_training_with_either_gemm_matches_the_reference(
         assert_steps_close(got, ref, np.float32)  # FUSED_ULPS (_tolerance.py)
 
 
-def _blas_threads_settable(n):
-    """Whether threadpoolctl can hold every loaded BLAS at ``n`` threads here."""
-    from threadpoolctl import threadpool_info
-
-    import fastnn
-
-    with fastnn.set_num_threads(n):
-        blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
-        return bool(blas) and all(p["num_threads"] == n for p in blas)
-
-
 def _fit_counting(cy, threads, blas_threads):
     """Train, then predict; the GEMM counts of each."""
     import fastnn
@@ -294,8 +283,7 @@ def test_which_gemm_training_and_prediction_use(
     BLAS at one thread); one training thread over a multithreaded BLAS, and
     prediction, keep BLAS. Observed through the extensions' counters."""
     _skip_without_own_kernels()
-    if not _blas_threads_settable(blas):
-        pytest.skip(f"threadpoolctl cannot hold this BLAS at {blas} threads")
+    skip_unless_blas_threads(blas)
     monkeypatch.setattr(cy, "TRAIN_THREADS", None)
     try:
         cy.gemm_policy(policy)

@@ -17,7 +17,7 @@ import fastnn.reference as ref
 import numpy as np
 import pytest
 from _tolerance import SPLIT_ULPS, assert_close
-from conftest import load_backend_or_skip
+from conftest import load_backend_or_skip, skip_unless_blas_threads
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_equivalence import (
@@ -82,7 +82,7 @@ def test_threads_give_the_single_thread_result(cy, dtype, case, threads, batch_s
     assert_training_matches(one, expected, dtype, "reference", ulps=SPLIT_ULPS)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(
     widths=st.lists(st.integers(1, 9), min_size=1, max_size=3),
     hidden=st.lists(
@@ -244,6 +244,7 @@ def test_threads_follow_blas_and_batch_and_fall_back(cy):
     layout = np.array(
         [[784, 512, 0, -1, int(A.RELU)], [512, 10, 0, -1, int(A.SOFTMAX)]]
     )
+    skip_unless_blas_threads(2)
     cy.TRAIN_THREADS = None
     ce = CE
     with fastnn.set_num_threads(2):
@@ -268,6 +269,7 @@ def test_blas_held_at_one_thread_and_restored_across_python_threads(cy):
         info = threadpool_info()
         return sorted(i["num_threads"] for i in info if i["user_api"] == "blas")
 
+    skip_unless_blas_threads(2)
     hold = cy._BLAS_AT_ONE_THREAD
     with fastnn.set_num_threads(2):
         before = blas_threads()

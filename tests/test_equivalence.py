@@ -44,9 +44,12 @@ ACTIVATIONS = list(Activation)
 CONTRACT = list(ref.__all__)
 #: (n, n_in, n_out): edge shapes, odd sizes and the MNIST layer sizes.
 SHAPES = [(1, 1, 1), (1, 7, 3), (7, 13, 5), (64, 784, 512), (64, 512, 10)]
+# derandomize: the same examples every run, so coverage does not change
+# from run to run (and a failure seen once is seen again).
 HYPOTHESIS = settings(
     max_examples=30,
     deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
