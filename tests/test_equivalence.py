@@ -387,6 +387,58 @@ def test_train_steps_matches_composed_and_reference(
     assert_unchanged(inputs, copies)
 
 
+#: A net the cython backend can split with either loss (no layer softmax).
+SPLIT_NETS = {
+    Loss.CROSS_ENTROPY: NETS[Loss.CROSS_ENTROPY],
+    Loss.MSE: (
+        [13, 11, 7, 4],
+        [Activation.SIGMOID, Activation.RELU, Activation.SIGMOID],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "threads,policy", [(1, "blas"), (1, "own"), (2, "blas"), (2, "own"), (3, "own")]
+)
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+@pytest.mark.parametrize("loss", list(Loss), ids=lambda v: v.name.lower())
+def test_cython_fused_steps_on_every_path(
+    dtype, loss, optimizer, threads, policy, monkeypatch
+):
+    """The cython loop's paths, forced whatever this machine's cores, BLAS
+    and CPU would choose: one thread or the step split over 2 and 3 (batches
+    of 8: uneven shares), each float32 product on fastnn's own GEMM or on
+    BLAS. Each is held to the reference, and the path named is the one
+    observed (thread count, GEMM counters)."""
+    cy = load_backend_or_skip("cython")
+    if policy == "own":
+        from test_cython_sgemm import _skip_without_own_kernels
+
+        _skip_without_own_kernels()
+    monkeypatch.setattr(cy, "TRAIN_THREADS", threads)
+    X, labels, Y, order = training_data(dtype)  # 50 samples: last batch of 2
+    sizes, acts = SPLIT_NETS[loss]
+    params, layout, spans = make_net(sizes, acts, dtype)
+    args = (X, labels, Y, order, 8, params, layout, loss, spans)
+    kw = OPTIMIZERS[optimizer]
+    try:
+        cy.gemm_policy(policy)
+        cy.gemm_counts(reset=True)
+        fused = run_train_steps(cy.train_steps, *args, **kw)
+        ran = cy.gemm_counts(reset=True)
+    finally:
+        cy.gemm_policy("auto")
+    assert cy.last_train_threads() == threads
+    if dtype == np.float64:
+        assert ran["own"] == ran["sgemm"] == 0 and ran["dgemm"] > 0, ran
+    elif policy == "own":
+        assert ran["own"] > 0 and ran["sgemm"] == 0, ran
+    else:
+        assert ran["own"] == 0 and ran["sgemm"] > 0, ran
+    expected = run_train_steps(ref.train_steps, *args, **kw)
+    assert_training_matches(fused, expected, dtype, f"{threads} {policy}", SPLIT_ULPS)
+
+
 @pytest.mark.parametrize("loss", list(Loss), ids=lambda v: v.name.lower())
 def test_train_steps_in_chunks_equals_one_call(compiled_backend, dtype, loss):
     X, labels, Y, order = training_data(dtype, n=45)

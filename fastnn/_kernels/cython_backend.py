@@ -411,6 +411,14 @@ MIN_ROWS_PER_THREAD = 32
 MAX_TRAIN_THREADS = 8
 #: Tests set this to force a thread count (None: chosen as below).
 TRAIN_THREADS: int | None = None
+#: The thread count of the latest ``train_steps`` call (see last_train_threads).
+_last_train_threads = 0
+
+
+def last_train_threads() -> int:
+    """How many threads the latest ``train_steps`` call split its steps over
+    (0 before any): tests read it to observe that the split path ran."""
+    return _last_train_threads
 
 
 def _set_blas_threads(lib, n: int) -> None:
@@ -596,6 +604,8 @@ def train_steps(
     bs, k = a.batch_size, int(a.layout[-1, 1])
     rows = min(bs, a.n)  # the largest batch
     n_threads = _train_threads(rows, tiles, a.layout, a.loss)
+    global _last_train_threads
+    _last_train_threads = n_threads
     A_all = np.empty(rows * int(a.layout[:, 1].sum()), a.dtype)
     sync = np.zeros(3, np.int64)  # the barrier (_barrier.h)
     args = (
