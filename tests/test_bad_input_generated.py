@@ -13,7 +13,7 @@ CASES_PER_ENTRY_POINT = 200
 
 CHILD = textwrap.dedent(
     """
-    import io, json, sys, zipfile
+    import io, json, re, sys, zipfile
     import numpy as np
     import fastnn
 
@@ -77,8 +77,11 @@ CHILD = textwrap.dedent(
             fn()
         except (ValueError, TypeError) as err:
             msg = str(err)
-            if not any(name in msg for name in names):
-                raise AssertionError(f"message does not name {names}: {msg}")
+            # The message starts with the argument's name ("x: expected ...",
+            # "weights[2]: ..."), not merely contains it ("expected" has an x).
+            if not any(re.match(re.escape(name) + r"(\\[\\d+\\])*: ", msg)
+                       for name in names):
+                raise AssertionError(f"message does not start with {names}: {msg}")
             return
         raise AssertionError("no error raised")
 

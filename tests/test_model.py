@@ -258,24 +258,69 @@ def test_injected_nan_stops_training_keeping_finite_weights(
     np.testing.assert_array_equal(saved.params, after_one_epoch.params)
 
 
-def test_model_checkpoint_best_only(tmp_path, data):
+class _Scripted(fastnn.Callback):
+    """Replaces a log value with a scripted one each epoch (before the
+    callbacks after it see the logs)."""
+
+    def __init__(self, key, values):
+        self.key, self.values = key, list(values)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs[self.key] = self.values[epoch]
+
+
+@pytest.mark.parametrize(
+    "monitor,mode,values,saved",
+    [
+        # max (auto for accuracy): rises, stalls, falls, ties, rises
+        ("val_accuracy", "auto", [0.5, 0.7, 0.7, 0.6, 0.9], [1, 2, 5]),
+        # min (auto for loss): a tie is no improvement
+        ("val_loss", "auto", [1.0, 0.8, 0.9, 0.8, 0.3], [1, 2, 5]),
+        # an explicit mode wins over the name
+        ("val_loss", "max", [1.0, 0.8, 0.9, 1.2, 0.3], [1, 4]),
+    ],
+)
+def test_model_checkpoint_best_only(tmp_path, data, monitor, mode, values, saved):
     x, y = data
     model = make_model()
     pattern = str(tmp_path / "m-{epoch:02d}.npz")
     model.fit(
         x,
         y,
-        epochs=3,
+        epochs=5,
         batch_size=32,
         verbose=0,
         validation_data=(x, y),
         callbacks=[
-            fastnn.ModelCheckpoint(pattern, monitor="val_accuracy", save_best_only=True)
+            _Scripted(monitor, values),
+            fastnn.ModelCheckpoint(
+                pattern, monitor=monitor, mode=mode, save_best_only=True
+            ),
         ],
     )
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert files and files[0] == "m-01.npz"
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert files == [f"m-{e:02d}.npz" for e in saved]
+    # Each file holds the model of its epoch.
+    assert [fastnn.load(tmp_path / f).epoch for f in files] == saved
+
+
+def test_model_checkpoint_file_name_keys(tmp_path, data):
+    x, y = data
+    model = make_model()
+    pattern = str(tmp_path / "ckpt-{epoch:03d}-{val_loss:.2f}.npz")
+    model.fit(
+        x,
+        y,
+        epochs=2,
+        batch_size=32,
+        verbose=0,
+        validation_data=(x, y),
+        callbacks=[_Scripted("val_loss", [0.5, 0.25]), fastnn.ModelCheckpoint(pattern)],
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "ckpt-001-0.50.npz",
+        "ckpt-002-0.25.npz",
+    ]
 
 
 def test_load_refuses_pickle_and_damage(tmp_path, data):
