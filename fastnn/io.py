@@ -273,7 +273,10 @@ def restore_state(model, path: str | os.PathLike) -> None:
     """Give ``model`` the parameters and training state saved in ``path``,
     its training history (``model.history``) included.
 
-    The file must hold the same architecture and dtype.
+    The file must hold the same architecture, loss and dtype, trained with
+    the same optimizer (momentum, Nesterov, weight decay: the saved momentum
+    buffer means nothing to another); the learning rate or its schedule may
+    differ, to train further at another rate.
     """
     config, state, params, velocity, _ = _read(path)
     mine = model.get_config()
@@ -282,6 +285,15 @@ def restore_state(model, path: str | os.PathLike) -> None:
             raise ValueError(
                 f"resume: {str(path)!r} holds a different model ({key} is "
                 f"{config.get(key)!r}, this model has {mine[key]!r})"
+            )
+    saved_opt = config.get("optimizer") or {}
+    for key in ("momentum", "nesterov", "weight_decay"):
+        if saved_opt.get(key) != mine["optimizer"][key]:
+            raise ValueError(
+                f"resume: {str(path)!r} was trained with another optimizer "
+                f"({key} is {saved_opt.get(key)!r}, this model's is "
+                f"{mine['optimizer'][key]!r}); resume with the optimizer it "
+                "was saved with"
             )
     try:
         _apply_state(model, state, params, velocity)

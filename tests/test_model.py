@@ -110,8 +110,79 @@ def test_resume_from_checkpoint_matches_uninterrupted(tmp_path, data):
     )
     assert again.epoch == [0, 1] and len(again.history["loss"]) == 2
     other = fastnn.Sequential([fastnn.Dense(3, activation="softmax")], input_dim=5)
-    with pytest.raises(ValueError, match="resume"):
+    with pytest.raises(ValueError, match="^resume: .* holds a different model"):
         other.fit(x, y, epochs=3, verbose=0, resume=ckpt)
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"dtype": "float64"}, r"holds a different model \(dtype is 'float32'"),
+        ({"loss": "mse"}, r"holds a different model \(loss is 'cross_entropy'"),
+        ({"momentum": 0.5}, r"another optimizer \(momentum is 0.9"),
+        ({"nesterov": True}, r"another optimizer \(nesterov is False"),
+        ({"weight_decay": 0.0}, r"another optimizer \(weight_decay is 0.0001"),
+    ],
+)
+def test_resume_refuses_another_dtype_loss_or_optimizer(
+    tmp_path, data, change, message
+):
+    x, y = data
+    ckpt = tmp_path / "ckpt.npz"
+    make_model().fit(
+        x,
+        y,
+        epochs=1,
+        batch_size=32,
+        verbose=0,
+        callbacks=[fastnn.ModelCheckpoint(ckpt)],
+    )
+    opt = {
+        k: v for k, v in change.items() if k in ("momentum", "nesterov", "weight_decay")
+    }
+    model = make_model(dtype=change.get("dtype", "float32"), **opt)
+    if "loss" in change:
+        model = fastnn.Sequential(
+            model.layers, input_dim=5, loss="mse", optimizer=model.optimizer
+        )
+    before = model.params.copy()
+    with pytest.raises(ValueError, match="^resume: '.*' .*" + message):
+        model.fit(x, y, epochs=2, batch_size=32, verbose=0, resume=ckpt)
+    np.testing.assert_array_equal(model.params, before)  # nothing taken
+
+
+def test_resume_may_change_the_learning_rate(tmp_path, data):
+    x, y = data
+    ckpt = tmp_path / "ckpt.npz"
+    make_model().fit(
+        x,
+        y,
+        epochs=1,
+        batch_size=32,
+        verbose=0,
+        callbacks=[fastnn.ModelCheckpoint(ckpt)],
+    )
+    model = make_model(learning_rate=0.01)
+    history = model.fit(x, y, epochs=2, batch_size=32, verbose=0, resume=ckpt)
+    assert model.epoch == 2 and history.history["learning_rate"][-1] == 0.01
+
+
+def test_load_refuses_another_format_or_version(tmp_path, data):
+    model = make_model()
+    good = tmp_path / "good.npz"
+    model.save(good)
+    with np.load(good, allow_pickle=False) as z:
+        members = {k: z[k] for k in z.files}
+    for key, value, message in [
+        ("format", np.array("keras.Model"), "format is 'keras.Model', expected"),
+        ("version", np.array(2, np.int64), "format version 2; this fastnn reads 1"),
+    ]:
+        bad = tmp_path / f"bad-{key}.npz"
+        np.savez(bad, **{**members, key: value})
+        with pytest.raises(
+            ValueError, match="not a valid fastnn model file: " + message
+        ):
+            fastnn.load(bad)
 
 
 def test_get_set_weights_keras_order(data):
