@@ -605,3 +605,25 @@ def test_sweep_prints_each_column_with_fixed_decimals(tmp_path, capsys, monkeypa
     for name in ("loss", "accuracy", "val_loss", "weight_decay", "momentum"):
         assert len({_decimals(c) for c in column[name]}) == 1, column[name]
     assert (tmp_path / "sweep.md").read_text() in out
+
+
+def test_train_options_reach_the_model_and_optimizer(tmp_path):
+    """--dtype float64, --momentum, --weight-decay, --learning-rate and
+    --lr-decay end up in the saved model, and the learning rate falls by
+    --lr-decay over the run (640 samples, batch 64, 2 epochs: 20 steps)."""
+    code, _, err = run_main(
+        ["train", "--backend", "numpy", "--dtype", "float64", "--limit", "640",
+         "--hidden", "8", "--epochs", "2", "--batch-size", "64",
+         "--learning-rate", "0.2", "--lr-decay", "0.5", "--momentum", "0.5",
+         "--weight-decay", "0.001", "--no-plots", "--quiet", "-o", tmp_path]
+    )  # fmt: skip
+    assert code == 0, err
+    model = fastnn.load(tmp_path / "model.npz")
+    assert model.dtype == np.float64 and model.params.dtype == np.float64
+    assert model.step == 20
+    opt = model.optimizer
+    assert (opt.momentum, opt.nesterov, opt.weight_decay) == (0.5, True, 0.001)
+    assert opt.learning_rates(0, 1)[0] == 0.2
+    assert opt.learning_rates(20, 1)[0] == pytest.approx(0.1, rel=1e-12)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history["learning_rate"] == pytest.approx([0.2 * 0.5**0.5, 0.1], rel=1e-12)

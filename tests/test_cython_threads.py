@@ -316,6 +316,45 @@ def test_model_fit_on_two_threads_equals_one(cy):
     assert_close(out[0][1], out[1][1], np.float32)
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("policy", ["own", "blas"])
+def test_split_training_is_bit_identical_from_run_to_run(cy, threads, policy):
+    """The README's promise: for a given thread count, runs repeat bit for
+    bit (the threads add their shares in a fixed order, never as they
+    finish). Three runs, each split as asked (observed)."""
+    if policy == "own":
+        from test_cython_sgemm import _skip_without_own_kernels
+
+        _skip_without_own_kernels()
+    rng = np.random.default_rng(4)
+    x = rng.random((400, 100), dtype=np.float32)
+    y = rng.integers(0, 10, 400)
+    cy.TRAIN_THREADS = threads
+    runs = []
+    try:
+        cy.gemm_policy(policy)
+        for _ in range(3):
+            model = fastnn.Sequential(
+                [
+                    fastnn.Dense(48, activation="relu"),
+                    fastnn.Dense(32, activation="tanh"),
+                    fastnn.Dense(10, activation="softmax"),
+                ],
+                input_dim=100,
+                backend="cython",
+                seed=0,
+                optimizer=fastnn.SGD(0.05, momentum=0.9, weight_decay=1e-4),
+            )
+            history = model.fit(x, y, epochs=2, batch_size=64, verbose=0)
+            assert cy.last_train_threads() == threads
+            runs.append((model.params.copy(), history.history["loss"]))
+    finally:
+        cy.gemm_policy("auto")
+    for params, losses in runs[1:]:
+        np.testing.assert_array_equal(params, runs[0][0])
+        assert losses == runs[0][1]
+
+
 @pytest.mark.parametrize(
     "short", ["Xb", "lb", "A_all", "dA_all", "partials", "parts", "errors", "tid"]
 )

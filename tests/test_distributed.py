@@ -424,6 +424,21 @@ def test_sweep_markdown_has_fixed_decimals_per_column():
     assert [row[0] for row in rows] == ["0.10", "0.05"]
 
 
+def test_sweep_json_reads_back_as_the_records(tmp_path):
+    records = [
+        {"lr": 0.1, "hidden": [8, 4], "seed": 0, "status": "ok", "error": None,
+         "loss": 0.25, "val_accuracy": 0.808, "epochs": 2, "seconds": 2.0},
+        {"lr": 5.0, "hidden": [16], "seed": 1, "status": "failed",
+         "error": "FloatingPointError: training diverged", "seconds": 0.5},
+    ]  # fmt: skip
+    path = tmp_path / "sweep.json"
+    fd.SweepResult(records, ["lr", "hidden"], "val_accuracy").to_json(path)
+    import json
+
+    assert json.loads(path.read_text()) == records
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
+
+
 def test_sweep_rejects_bad_arguments(client):
     with pytest.raises(TypeError, match="build_model: expected a callable"):
         fd.sweep(3, X, Y, grid={"lr": [0.1]}, client=client)

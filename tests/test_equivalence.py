@@ -338,8 +338,22 @@ NETS = {
 }
 OPTIMIZERS = {
     "plain": {"momentum": 0.0, "nesterov": False, "weight_decay": 0.0},
+    "plain_wd": {"momentum": 0.0, "nesterov": False, "weight_decay": 1e-3},
+    "momentum": {"momentum": 0.9, "nesterov": False, "weight_decay": 0.0},
+    "nesterov": {"momentum": 0.9, "nesterov": True, "weight_decay": 0.0},
     "momentum_wd": {"momentum": 0.9, "nesterov": False, "weight_decay": 1e-3},
     "nesterov_wd": {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-2},
+}
+#: Nets with a LINEAR hidden layer, and an MSE output that is not a softmax.
+OTHER_NETS = {
+    Loss.CROSS_ENTROPY: (
+        [13, 11, 7, 4],
+        [Activation.LINEAR, Activation.RELU, Activation.SOFTMAX],
+    ),
+    Loss.MSE: (
+        [13, 11, 7, 4],
+        [Activation.TANH, Activation.LINEAR, Activation.SIGMOID],
+    ),
 }
 
 
@@ -385,6 +399,33 @@ def test_train_steps_matches_composed_and_reference(
     assert_training_matches(fused, expected, dtype, "reference")
     assert fused[1].dtype == dtype
     assert_unchanged(inputs, copies)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum_wd", "nesterov"])
+@pytest.mark.parametrize(
+    "loss,output",
+    [
+        (Loss.CROSS_ENTROPY, Activation.SOFTMAX),
+        (Loss.MSE, Activation.LINEAR),
+        (Loss.MSE, Activation.SIGMOID),
+        (Loss.MSE, Activation.RELU),
+    ],
+    ids=["ce-softmax", "mse-linear", "mse-sigmoid", "mse-relu"],
+)
+def test_train_steps_with_linear_hidden_layers_and_other_outputs(
+    compiled_backend, dtype, loss, output, optimizer
+):
+    """A LINEAR hidden layer; with MSE, outputs other than softmax."""
+    sizes, acts = OTHER_NETS[loss]
+    acts = [*acts[:-1], output]
+    X, labels, Y, order = training_data(dtype)
+    params, layout, spans = make_net(sizes, acts, dtype)
+    args = (X, labels, Y, order, 8, params, layout, loss, spans)
+    kw = OPTIMIZERS[optimizer]
+    fused = run_train_steps(compiled_backend.train_steps, *args, **kw)
+    expected = run_train_steps(ref.train_steps, *args, **kw)
+    assert fused[0] == 7
+    assert_training_matches(fused, expected, dtype)
 
 
 #: A net the cython backend can split with either loss (no layer softmax).
