@@ -215,16 +215,23 @@ def test_importing_the_backend_from_a_stale_checkout_fails(cython_backend, tmp_p
 # --------------------------------------------------------------------------- #
 # A real debug build (slow: compiles one extension at -O0)
 # --------------------------------------------------------------------------- #
+def _one_extension_tree(root: Path) -> Path:
+    """A source tree under ``root`` with setup.py and only the ``_dense``
+    extension's sources (quick to build); returns its kernels folder."""
+    kernels = root / "fastnn" / "_kernels"
+    kernels.mkdir(parents=True)
+    for name in ("__init__.py", "_common.pxd", "_dense.pxd", "_dense.pyx", "_sgemm.h"):
+        shutil.copy(KERNELS / name, kernels / name)
+    (root / "fastnn" / "__init__.py").write_text("")
+    shutil.copy(ROOT / "setup.py", root / "setup.py")
+    return kernels
+
+
 @pytest.mark.slow
 def test_debug_build_checks_bounds(tmp_path):
     if shutil.which(os.environ.get("CC", "cc")) is None:
         pytest.skip("no C compiler")
-    kernels = tmp_path / "fastnn" / "_kernels"
-    kernels.mkdir(parents=True)
-    for name in ("__init__.py", "_common.pxd", "_dense.pxd", "_dense.pyx", "_sgemm.h"):
-        shutil.copy(KERNELS / name, kernels / name)
-    (tmp_path / "fastnn" / "__init__.py").write_text("")
-    shutil.copy(ROOT / "setup.py", tmp_path / "setup.py")
+    kernels = _one_extension_tree(tmp_path)
     env = {**os.environ, "FASTNN_CYTHON_DEBUG": "1"}
     subprocess.run(
         [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
@@ -264,12 +271,7 @@ def test_debug_build_checks_bounds(tmp_path):
 # Without a C compiler: installed without the cython backend, saying why
 # --------------------------------------------------------------------------- #
 def _build_without_compiler(tmp_path, **env):
-    kernels = tmp_path / "fastnn" / "_kernels"
-    kernels.mkdir(parents=True)
-    for name in ("__init__.py", "_common.pxd", "_dense.pxd", "_dense.pyx", "_sgemm.h"):
-        shutil.copy(KERNELS / name, kernels / name)
-    (tmp_path / "fastnn" / "__init__.py").write_text("")
-    shutil.copy(ROOT / "setup.py", tmp_path / "setup.py")
+    kernels = _one_extension_tree(tmp_path)
     base = {
         k: v for k, v in os.environ.items() if k not in ("CI", "FASTNN_REQUIRE_CYTHON")
     }

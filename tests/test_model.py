@@ -114,6 +114,20 @@ def test_resume_from_checkpoint_matches_uninterrupted(tmp_path, data):
         other.fit(x, y, epochs=3, verbose=0, resume=ckpt)
 
 
+def _one_epoch_checkpoint(tmp_path, data):
+    x, y = data
+    ckpt = tmp_path / "ckpt.npz"
+    make_model().fit(
+        x,
+        y,
+        epochs=1,
+        batch_size=32,
+        verbose=0,
+        callbacks=[fastnn.ModelCheckpoint(ckpt)],
+    )
+    return ckpt
+
+
 @pytest.mark.parametrize(
     "change,message",
     [
@@ -128,15 +142,7 @@ def test_resume_refuses_another_dtype_loss_or_optimizer(
     tmp_path, data, change, message
 ):
     x, y = data
-    ckpt = tmp_path / "ckpt.npz"
-    make_model().fit(
-        x,
-        y,
-        epochs=1,
-        batch_size=32,
-        verbose=0,
-        callbacks=[fastnn.ModelCheckpoint(ckpt)],
-    )
+    ckpt = _one_epoch_checkpoint(tmp_path, data)
     opt = {
         k: v for k, v in change.items() if k in ("momentum", "nesterov", "weight_decay")
     }
@@ -153,15 +159,7 @@ def test_resume_refuses_another_dtype_loss_or_optimizer(
 
 def test_resume_may_change_the_learning_rate(tmp_path, data):
     x, y = data
-    ckpt = tmp_path / "ckpt.npz"
-    make_model().fit(
-        x,
-        y,
-        epochs=1,
-        batch_size=32,
-        verbose=0,
-        callbacks=[fastnn.ModelCheckpoint(ckpt)],
-    )
+    ckpt = _one_epoch_checkpoint(tmp_path, data)
     model = make_model(learning_rate=0.01)
     history = model.fit(x, y, epochs=2, batch_size=32, verbose=0, resume=ckpt)
     assert model.epoch == 2 and history.history["learning_rate"][-1] == 0.01
@@ -340,6 +338,20 @@ class _Scripted(fastnn.Callback):
         logs[self.key] = self.values[epoch]
 
 
+def _fit_scripted(data, key, values, checkpoint):
+    """Fit one epoch per scripted value of ``key``, then ``checkpoint``."""
+    x, y = data
+    make_model().fit(
+        x,
+        y,
+        epochs=len(values),
+        batch_size=32,
+        verbose=0,
+        validation_data=(x, y),
+        callbacks=[_Scripted(key, values), checkpoint],
+    )
+
+
 @pytest.mark.parametrize(
     "monitor,mode,values,saved",
     [
@@ -352,23 +364,11 @@ class _Scripted(fastnn.Callback):
     ],
 )
 def test_model_checkpoint_best_only(tmp_path, data, monitor, mode, values, saved):
-    x, y = data
-    model = make_model()
     pattern = str(tmp_path / "m-{epoch:02d}.npz")
-    model.fit(
-        x,
-        y,
-        epochs=5,
-        batch_size=32,
-        verbose=0,
-        validation_data=(x, y),
-        callbacks=[
-            _Scripted(monitor, values),
-            fastnn.ModelCheckpoint(
-                pattern, monitor=monitor, mode=mode, save_best_only=True
-            ),
-        ],
+    checkpoint = fastnn.ModelCheckpoint(
+        pattern, monitor=monitor, mode=mode, save_best_only=True
     )
+    _fit_scripted(data, monitor, values, checkpoint)
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == [f"m-{e:02d}.npz" for e in saved]
     # Each file holds the model of its epoch.
@@ -376,18 +376,8 @@ def test_model_checkpoint_best_only(tmp_path, data, monitor, mode, values, saved
 
 
 def test_model_checkpoint_file_name_keys(tmp_path, data):
-    x, y = data
-    model = make_model()
     pattern = str(tmp_path / "ckpt-{epoch:03d}-{val_loss:.2f}.npz")
-    model.fit(
-        x,
-        y,
-        epochs=2,
-        batch_size=32,
-        verbose=0,
-        validation_data=(x, y),
-        callbacks=[_Scripted("val_loss", [0.5, 0.25]), fastnn.ModelCheckpoint(pattern)],
-    )
+    _fit_scripted(data, "val_loss", [0.5, 0.25], fastnn.ModelCheckpoint(pattern))
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "ckpt-001-0.50.npz",
         "ckpt-002-0.25.npz",
