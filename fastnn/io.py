@@ -89,13 +89,17 @@ def save(model, path: str | os.PathLike) -> None:
 
 
 def _history_state(history) -> dict | None:
-    """``History`` as JSON-ready lists (numbers only; other log values, which
-    user callbacks may add, are left out)."""
+    """``History`` as JSON-ready lists: the keys with a number for every
+    epoch (a value a user callback logs only sometimes, or logs as something
+    else, is left out)."""
     if history is None:
         return None
     logs = {}
     for key, values in history.history.items():
-        if all(isinstance(v, (int, float, np.number)) for v in values):
+        if len(values) == len(history.epoch) and all(
+            isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+            for v in values
+        ):
             logs[str(key)] = [float(v) for v in values]
     return {"epoch": [int(e) for e in history.epoch], "history": logs}
 

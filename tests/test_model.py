@@ -519,3 +519,31 @@ def test_model_checkpoint_never_writes_non_finite_weights(tmp_path):
     model.params[3] = 0.0
     checkpoint.on_epoch_end(0, {"loss": 1.0})
     assert fastnn.load(tmp_path / "ckpt.npz").weights_are_finite()
+
+
+def test_checkpoint_history_keeps_only_per_epoch_numbers(tmp_path, data):
+    """A history key without a number for every epoch (logged only sometimes,
+    or as text) is left out of the saved file, which still loads and
+    resumes; a malformed saved history is refused as a damaged file."""
+    x, y = data
+    model = make_model()
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    model.history.history["late"] = [1.0]
+    model.history.history["note"] = ["a", "b"]
+    ckpt = tmp_path / "ckpt.npz"
+    model.save(ckpt)
+    history = make_model().fit(x, y, epochs=3, batch_size=32, verbose=0, resume=ckpt)
+    assert history.epoch == [0, 1, 2]
+    assert "late" not in history.history and "note" not in history.history
+    assert len(history.history["loss"]) == 3
+
+    import json
+
+    with np.load(ckpt, allow_pickle=False) as z:
+        members = {k: z[k] for k in z.files}
+    state = json.loads(str(members["state"]))
+    state["history"]["history"]["loss"] = [0.5]  # one value for two epochs
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **{**members, "state": np.array(json.dumps(state))})
+    with pytest.raises(ValueError, match="not a valid fastnn model file: .*history"):
+        fastnn.load(bad)
