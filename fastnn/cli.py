@@ -5,6 +5,7 @@
     fastnn train [-o runs/mnist] [--backend auto] [--epochs 5] ...
     fastnn evaluate MODEL [--backend auto]
     fastnn predict MODEL IMAGE... [--invert | --no-invert] [--plot FILE]
+    fastnn export MODEL model.onnx
     fastnn backends
     fastnn train --workers 2 [--scheduler tcp://host:8786] [--strategy local]
     fastnn sweep --learning-rate 0.02 0.05 --hidden 128 512x512 --seeds 0 1
@@ -331,6 +332,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_backend(predict)
     predict.set_defaults(handler=cmd_predict)
+
+    export = sub.add_parser(
+        "export",
+        help="export a saved model as an ONNX graph",
+        description="Write a model saved by 'fastnn train' (or Sequential.save) "
+        "as an ONNX file computing its predictions (Gemm and activation "
+        "nodes, opset 17, dynamic batch, the model's dtype), checked by "
+        'onnx.checker. Needs: pip install "fastnn[onnx]".',
+    )
+    export.add_argument("model", metavar="MODEL", help="a .npz model file")
+    export.add_argument("output", metavar="OUTPUT", help="the .onnx file to write")
+    export.set_defaults(handler=cmd_export)
 
     backends = sub.add_parser(
         "backends",
@@ -795,6 +808,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from fastnn import plots
 
         print(f"wrote {plots.plot_digit_predictions(x, probs, args.plot, args.images)}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    _check_file_option("OUTPUT", args.output)
+    model = _load_model(args.model, "numpy")
+    print(f"wrote {model.to_onnx(args.output)}")
     return 0
 
 

@@ -420,3 +420,10 @@ class Sequential:
         from fastnn import io
 
         io.save(self, path)
+
+    def to_onnx(self, path: str | os.PathLike):
+        """Write the model as an ONNX graph of its predictions, atomically;
+        returns the path (see :mod:`fastnn.export`; needs ``fastnn[onnx]``)."""
+        from fastnn import export
+
+        return export.to_onnx(self, path)
