@@ -372,7 +372,7 @@ def fit(
         verbose,
         resume,
     )
-    batch_size = checked[4]
+    batch_size = checked.batch_size
     if workers is not None and workers > batch_size:
         raise ValueError(
             f"workers: expected at most batch_size ({batch_size}) workers, one "

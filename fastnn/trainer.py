@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -91,15 +92,28 @@ def fit(
     return run(model, *checked, verbose=verbose, shuffle=shuffle, runner=LocalSteps)
 
 
+class FitArguments(NamedTuple):
+    """``fit``'s arguments, validated (:func:`check_fit_arguments`); the
+    fields are :func:`run`'s leading parameters, in order."""
+
+    xs: np.ndarray  #: the inputs, in the model's dtype
+    labels: np.ndarray  #: integer classes (cross-entropy), else empty
+    Y: np.ndarray  #: targets (mse), else empty
+    epochs: int  #: epochs still to run
+    batch_size: int
+    val: tuple | None  #: checked validation data
+    callbacks: list  #: the user's callbacks
+    history: History | None  #: the checkpoint's history, with ``resume``
+
+
 def check_fit_arguments(
     model, x, y, epochs, batch_size, validation_data, callbacks, verbose, resume
-):
+) -> FitArguments:
     """Validate ``fit``'s arguments; restore ``resume``'s state into ``model``.
 
-    Returns ``(xs, labels, Y, epochs, batch_size, val, callbacks, history)``
-    with ``epochs`` the number still to run and ``history`` the checkpoint's
-    :class:`~fastnn.History` (``None`` without ``resume``), which the run
-    continues.
+    ``epochs`` in the result is the number still to run, and ``history`` the
+    checkpoint's :class:`~fastnn.History` (``None`` without ``resume``), which
+    the run continues.
     """
     epochs = _validation.check_positive_int(epochs, "epochs", minimum=0)
     if verbose not in (0, 1, 2):
@@ -124,7 +138,7 @@ def check_fit_arguments(
         io.restore_state(model, resume)
         history = model.history
         epochs = max(0, epochs - model.epoch)
-    return xs, labels, Y, epochs, batch_size, val, user_callbacks, history
+    return FitArguments(xs, labels, Y, epochs, batch_size, val, user_callbacks, history)
 
 
 class LocalSteps:
