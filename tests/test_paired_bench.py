@@ -1,0 +1,47 @@
+"""benchmarks/paired.py: the interleaving and the statistics (its timings are
+measurements, not tested here), and one tiny end-to-end run."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "paired.py"
+_spec = importlib.util.spec_from_file_location("fastnn_benchmarks_paired", _PATH)
+paired = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(paired)
+
+
+def test_pairs_alternate_which_contender_goes_first():
+    assert paired.pair_order(4) == [(0, 1), (1, 0), (0, 1), (1, 0)]
+
+
+def test_summary_is_the_median_of_per_pair_ratios():
+    # A drifting machine: the second contender is 2x the first in every pair,
+    # while the epochs themselves vary 3x over the run.
+    first = [1.0, 3.0, 2.0, 1.5, 2.5]
+    second = [2 * t for t in first]
+    result = paired.summarize(first, second)
+    assert result["ratio_median"] == result["ratio_q1"] == result["ratio_q3"] == 2.0
+    assert result["pairs"] == 5
+    assert result["first_median_s"] == 2.0 and result["second_median_s"] == 4.0
+    with pytest.raises(ValueError, match="^first, second: expected equal"):
+        paired.summarize([1.0], [])
+
+
+@pytest.mark.slow
+def test_a_tiny_paired_run(mnist, tmp_path):
+    out = tmp_path / "paired.json"
+    code = paired.main(
+        ["numpy", "numpy", "--config", "S", "--pairs", "2", "--pause", "0",
+         "--samples", "640", "--json", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    import json
+
+    result = json.loads(out.read_text())
+    assert [len(t) for t in result["epochs"]] == [2, 2]
+    assert all(t > 0 for t in result["epochs"][0] + result["epochs"][1])
+    assert result["ratio_q1"] <= result["ratio_median"] <= result["ratio_q3"]
