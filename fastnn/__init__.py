@@ -25,9 +25,8 @@ from fastnn.callbacks import (
     ProgressBar,
     TerminateOnNaN,
 )
-from fastnn.io import load
 from fastnn.layers import Dense
-from fastnn.model import Sequential
+from fastnn.model import Sequential, load
 from fastnn.optimizers import SGD, ExponentialDecay
 from fastnn.threads import set_num_threads
 

@@ -120,9 +120,9 @@ def to_onnx(model, path: str | os.PathLike) -> Path:
     the ``onnx`` package; ``ValueError`` for weights that are not finite.
     """
     from fastnn import io
-    from fastnn.model import Sequential
 
-    if not isinstance(model, Sequential):
+    # Duck-typed (this module does not import fastnn.model, which imports it).
+    if not all(hasattr(model, a) for a in ("layers", "params", "layout", "get_config")):
         raise TypeError(
             f"model: expected a fastnn.Sequential; received {type(model).__name__}"
         )

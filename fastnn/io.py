@@ -16,9 +16,11 @@ state      JSON: completed epochs and steps, the shuffling RNG's state and
            epoch
 ========== =================================================================
 
-Loading reads every member's header first and checks names, dtypes and shapes
-against the architecture before reading any data, so a damaged, truncated or
-hostile file is refused with a ``ValueError`` before any large allocation.
+This module reads and writes files only; building a model from one is
+:func:`fastnn.load` (``fastnn.model``). Loading reads every member's header
+first and checks names, dtypes and shapes against the architecture before
+reading any data, so a damaged, truncated or hostile file is refused with a
+``ValueError`` before any large allocation.
 ``allow_pickle=False`` throughout.
 """
 
@@ -30,6 +32,7 @@ import secrets
 import zipfile
 import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -104,35 +107,11 @@ def _history_state(history) -> dict | None:
     return {"epoch": [int(e) for e in history.epoch], "history": logs}
 
 
-def _history_from_state(state):
-    """The ``History`` saved in ``state`` (an empty one for files written
-    before histories were saved); ``ValueError`` when it is malformed."""
-    from fastnn.callbacks import History
-
-    history = History()
-    saved = state.get("history")
-    if saved is None:
-        return history
-    epochs = saved["epoch"]
-    logs = saved["history"]
-    if not isinstance(epochs, list) or not all(
-        isinstance(e, int) and 0 <= e < int(state["epoch"]) for e in epochs
-    ):
-        raise ValueError("history.epoch is not a list of completed epoch numbers")
-    if not isinstance(logs, dict) or not all(
-        isinstance(v, list)
-        and len(v) == len(epochs)
-        and all(isinstance(x, (int, float)) for x in v)
-        for v in logs.values()
-    ):
-        raise ValueError("history.history is not a dict of lists, one value an epoch")
-    history.epoch = list(epochs)
-    history.history = {str(k): [float(x) for x in v] for k, v in logs.items()}
-    return history
-
-
-def _bad(path, why: str) -> ValueError:
-    return _Invalid(f"path: {str(path)!r} is not a valid fastnn model file: {why}")
+def invalid_file(path, why: str) -> InvalidModelFile:
+    """The error for a file that is not a valid fastnn model, saying why."""
+    return InvalidModelFile(
+        f"path: {str(path)!r} is not a valid fastnn model file: {why}"
+    )
 
 
 def _headers(path) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
@@ -142,7 +121,7 @@ def _headers(path) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
         for info in zf.infolist():
             name = info.filename.removesuffix(".npy")
             if name not in _MEMBERS:
-                raise _bad(path, f"unexpected member {info.filename!r}")
+                raise invalid_file(path, f"unexpected member {info.filename!r}")
             with zf.open(info) as f:
                 version = np.lib.format.read_magic(f)
                 if version == (1, 0):
@@ -150,10 +129,10 @@ def _headers(path) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
                 elif version == (2, 0):
                     shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
                 else:
-                    raise _bad(path, f"unsupported .npy version {version}")
+                    raise invalid_file(path, f"unsupported .npy version {version}")
                 data_bytes = info.file_size - f.tell()
             if dtype.hasobject:
-                raise _bad(
+                raise invalid_file(
                     path,
                     f"member {name!r} holds Python objects (pickle); "
                     "refusing to load it",
@@ -161,22 +140,33 @@ def _headers(path) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
             out[name] = (shape, dtype, data_bytes)
     missing = _MEMBERS - set(out)
     if missing:
-        raise _bad(path, f"missing members {sorted(missing)}")
+        raise invalid_file(path, f"missing members {sorted(missing)}")
     return out
 
 
-class _Invalid(ValueError):
+class InvalidModelFile(ValueError):
     """A file that is not a valid fastnn model (the message says why)."""
 
 
-def _read(path):
-    """Read and check a model file; any failure is one ``ValueError`` saying why."""
+class SavedModel(NamedTuple):
+    """A model file's contents, checked (:func:`read`)."""
+
+    config: dict  #: layers, input_dim, loss, optimizer, dtype, seed, metrics
+    state: dict  #: epoch, step, shuffle_rng, history
+    params: np.ndarray
+    velocity: np.ndarray
+
+
+def read(path: str | os.PathLike) -> SavedModel:
+    """Read and check a model or checkpoint file written by :func:`save`;
+    any failure is one ``ValueError`` (:class:`InvalidModelFile`) saying why.
+    Building a model from it is :func:`fastnn.load`'s job."""
     try:
         return _read_checked(path)
-    except _Invalid:
+    except InvalidModelFile:
         raise
     except FileNotFoundError as err:
-        raise _bad(path, "no such file") from err
+        raise invalid_file(path, "no such file") from err
     except (
         zipfile.BadZipFile,
         zipfile.LargeZipFile,
@@ -191,23 +181,25 @@ def _read(path):
         zlib.error,
         json.JSONDecodeError,
     ) as err:
-        raise _bad(path, f"{type(err).__name__}: {err}") from err
+        raise invalid_file(path, f"{type(err).__name__}: {err}") from err
 
 
-def _read_checked(path):
-    from fastnn.model import Sequential
-
+def _read_checked(path) -> SavedModel:
     headers = _headers(path)
     for name in ("format", "config", "state"):
         shape, dtype, nbytes = headers[name]
         if shape != () or dtype.kind != "U" or nbytes > _MAX_JSON:
-            raise _bad(path, f"member {name!r} is not a short string")
+            raise invalid_file(path, f"member {name!r} is not a short string")
     with np.load(path, allow_pickle=False) as data:
         if str(data["format"]) != FORMAT:
-            raise _bad(path, f"format is {str(data['format'])!r}, expected {FORMAT!r}")
+            raise invalid_file(
+                path, f"format is {str(data['format'])!r}, expected {FORMAT!r}"
+            )
         version = int(data["version"])
         if version != VERSION:
-            raise _bad(path, f"format version {version}; this fastnn reads {VERSION}")
+            raise invalid_file(
+                path, f"format version {version}; this fastnn reads {VERSION}"
+            )
         config = json.loads(str(data["config"]))
         state = json.loads(str(data["state"]))
         n_params = _expected_params(config)
@@ -215,7 +207,7 @@ def _read_checked(path):
         for name in ("params", "velocity"):
             shape, dt, nbytes = headers[name]
             if shape != (n_params,) or dt != dtype or nbytes < n_params * dt.itemsize:
-                raise _bad(
+                raise invalid_file(
                     path,
                     f"member {name!r} has shape {shape} and dtype {dt}; "
                     f"the architecture needs ({n_params},) {dtype}",
@@ -223,8 +215,8 @@ def _read_checked(path):
         params = data["params"]
         velocity = data["velocity"]
     if not (np.isfinite(params).all() and np.isfinite(velocity).all()):
-        raise _bad(path, "parameters contain NaN or inf")
-    return config, state, params, velocity, Sequential
+        raise invalid_file(path, "parameters contain NaN or inf")
+    return SavedModel(config, state, params, velocity)
 
 
 def _expected_params(config) -> int:
@@ -242,64 +234,7 @@ def _expected_params(config) -> int:
     return total
 
 
-def _apply_state(model, state, params, velocity) -> None:
-    history = _history_from_state(state)
-    model.params[...] = params
-    model.velocity[...] = velocity
-    model.epoch = int(state["epoch"])
-    model.step = int(state["step"])
-    model.shuffle_rng.bit_generator.state = state["shuffle_rng"]
-    model.history = history
-
-
-def load(path: str | os.PathLike, backend: str | None = None):
-    """Load a model written by :meth:`fastnn.Sequential.save`.
-
-    Predictions of the loaded model equal the saved model's bit for bit on the
-    same backend; training continues exactly where it stopped.
-    """
-    config, state, params, velocity, Sequential = _read(path)
-    try:
-        model = Sequential.from_config(config, backend=backend)
-        _apply_state(model, state, params, velocity)
-    except (KeyError, TypeError, ValueError) as err:
-        raise _bad(path, f"{type(err).__name__}: {err}") from err
-    return model
-
-
 def read_state(path: str | os.PathLike) -> dict:
     """The training state saved in a model or checkpoint file, checked:
     ``{"epoch": completed epochs, "step": completed steps, ...}``."""
-    return _read(path)[1]
-
-
-def restore_state(model, path: str | os.PathLike) -> None:
-    """Give ``model`` the parameters and training state saved in ``path``,
-    its training history (``model.history``) included.
-
-    The file must hold the same architecture, loss and dtype, trained with
-    the same optimizer (momentum, Nesterov, weight decay: the saved momentum
-    buffer means nothing to another); the learning rate or its schedule may
-    differ, to train further at another rate.
-    """
-    config, state, params, velocity, _ = _read(path)
-    mine = model.get_config()
-    for key in ("layers", "input_dim", "loss", "dtype"):
-        if config.get(key) != mine[key]:
-            raise ValueError(
-                f"resume: {str(path)!r} holds a different model ({key} is "
-                f"{config.get(key)!r}, this model has {mine[key]!r})"
-            )
-    saved_opt = config.get("optimizer") or {}
-    for key in ("momentum", "nesterov", "weight_decay"):
-        if saved_opt.get(key) != mine["optimizer"][key]:
-            raise ValueError(
-                f"resume: {str(path)!r} was trained with another optimizer "
-                f"({key} is {saved_opt.get(key)!r}, this model's is "
-                f"{mine['optimizer'][key]!r}); resume with the optimizer it "
-                "was saved with"
-            )
-    try:
-        _apply_state(model, state, params, velocity)
-    except (KeyError, TypeError, ValueError) as err:
-        raise _bad(path, f"{type(err).__name__}: {err}") from err
+    return read(path).state

@@ -10,6 +10,7 @@ import numpy as np
 
 from fastnn import _compose, _validation, backends, losses
 from fastnn.activations import Activation
+from fastnn.callbacks import History
 from fastnn.layers import INITIALIZERS, Dense
 from fastnn.losses import Loss
 from fastnn.optimizers import SGD
@@ -421,9 +422,94 @@ class Sequential:
 
         io.save(self, path)
 
+    def restore_state(self, path: str | os.PathLike) -> None:
+        """Take the parameters and training state saved in ``path`` (a
+        checkpoint of this model), its training history (``self.history``)
+        included: what ``fit(resume=path)`` starts from.
+
+        The file must hold the same architecture, loss and dtype, trained with
+        the same optimizer (momentum, Nesterov, weight decay: the saved
+        momentum buffer means nothing to another); the learning rate or its
+        schedule may differ, to train further at another rate.
+        """
+        from fastnn import io
+
+        saved = io.read(path)
+        mine = self.get_config()
+        for key in ("layers", "input_dim", "loss", "dtype"):
+            if saved.config.get(key) != mine[key]:
+                raise ValueError(
+                    f"resume: {str(path)!r} holds a different model ({key} is "
+                    f"{saved.config.get(key)!r}, this model has {mine[key]!r})"
+                )
+        saved_opt = saved.config.get("optimizer") or {}
+        for key in ("momentum", "nesterov", "weight_decay"):
+            if saved_opt.get(key) != mine["optimizer"][key]:
+                raise ValueError(
+                    f"resume: {str(path)!r} was trained with another optimizer "
+                    f"({key} is {saved_opt.get(key)!r}, this model's is "
+                    f"{mine['optimizer'][key]!r}); resume with the optimizer it "
+                    "was saved with"
+                )
+        try:
+            self._take_state(saved)
+        except (KeyError, TypeError, ValueError) as err:
+            raise io.invalid_file(path, f"{type(err).__name__}: {err}") from err
+
+    def _take_state(self, saved) -> None:
+        history = _history_from_state(saved.state)
+        self.params[...] = saved.params
+        self.velocity[...] = saved.velocity
+        self.epoch = int(saved.state["epoch"])
+        self.step = int(saved.state["step"])
+        self.shuffle_rng.bit_generator.state = saved.state["shuffle_rng"]
+        self.history = history
+
     def to_onnx(self, path: str | os.PathLike):
         """Write the model as an ONNX graph of its predictions, atomically;
         returns the path (see :mod:`fastnn.export`; needs ``fastnn[onnx]``)."""
         from fastnn import export
 
         return export.to_onnx(self, path)
+
+
+def load(path: str | os.PathLike, backend: str | None = None) -> Sequential:
+    """Load a model written by :meth:`Sequential.save` (``fastnn.load``).
+
+    Predictions of the loaded model equal the saved model's bit for bit on the
+    same backend; training continues exactly where it stopped.
+    """
+    from fastnn import io
+
+    saved = io.read(path)
+    try:
+        model = Sequential.from_config(saved.config, backend=backend)
+        model._take_state(saved)
+    except (KeyError, TypeError, ValueError) as err:
+        raise io.invalid_file(path, f"{type(err).__name__}: {err}") from err
+    return model
+
+
+def _history_from_state(state):
+    """The ``History`` saved in ``state`` (an empty one for files written
+    before histories were saved); ``ValueError`` when it is malformed."""
+    history = History()
+    saved = state.get("history")
+    if saved is None:
+        return history
+    epochs = saved["epoch"]
+    logs = saved["history"]
+    if not isinstance(epochs, list) or not all(
+        isinstance(e, int) and 0 <= e < int(state["epoch"]) for e in epochs
+    ):
+        raise ValueError("history.epoch is not a list of completed epoch numbers")
+    if not isinstance(logs, dict) or not all(
+        isinstance(v, list)
+        and len(v) == len(epochs)
+        and all(isinstance(x, (int, float)) for x in v)
+        for v in logs.values()
+    ):
+        raise ValueError("history.history is not a dict of lists, one value an epoch")
+    history.epoch = list(epochs)
+    history.history = {str(k): [float(x) for x in v] for k, v in logs.items()}
+    return history

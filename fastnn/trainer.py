@@ -133,9 +133,7 @@ def check_fit_arguments(
     user_callbacks = _check_callbacks(callbacks)
     history = None
     if resume is not None:
-        from fastnn import io
-
-        io.restore_state(model, resume)
+        model.restore_state(resume)
         history = model.history
         epochs = max(0, epochs - model.epoch)
     return FitArguments(xs, labels, Y, epochs, batch_size, val, user_callbacks, history)

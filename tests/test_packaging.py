@@ -57,3 +57,67 @@ def test_signature_parity_with_reference(compiled_backend):
         assert inspect.signature(getattr(compiled_backend, name)) == inspect.signature(
             getattr(ref, name)
         ), name
+
+
+def _fastnn_import_graph() -> dict[str, set[str]]:
+    """fastnn's modules and the fastnn modules each imports, at module level
+    or inside a function (a lazy import still ties the two modules)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(fastnn.__file__).resolve().parent
+    modules = {}
+    for f in root.rglob("*.py"):
+        parts = ("fastnn", *f.relative_to(root).with_suffix("").parts)
+        modules[".".join(p for p in parts if p != "__init__")] = f
+    graph = {m: set() for m in modules}
+    for name, f in modules.items():
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "fastnn"
+            ):
+                targets = [node.module] + [
+                    f"{node.module}.{a.name}" for a in node.names
+                ]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            graph[name] |= {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def test_no_import_cycle_between_fastnn_modules():
+    """The package __init__ imports its public names; below it, no module
+    reaches back to one that imports it (io -> model -> trainer -> io was one)."""
+    graph = _fastnn_import_graph()
+    graph.pop("fastnn")
+    for deps in graph.values():
+        deps.discard("fastnn")
+    state = dict.fromkeys(graph, 0)  # 0 new, 1 on the path, 2 done
+
+    def visit(node, path):
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            assert state[nxt] != 1, "import cycle: " + " -> ".join([*path, nxt])
+            if state[nxt] == 0:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if state[node] == 0:
+            visit(node, [node])
+
+
+def test_every_module_imports_alone_in_a_fresh_interpreter():
+    names = sorted(
+        m for m in _fastnn_import_graph() if m.split(".")[-1] not in ("__main__",)
+    )
+    code = (
+        "import importlib, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    for m in [k for k in sys.modules if k.startswith('fastnn')]:\n"
+        "        del sys.modules[m]\n"
+        "    importlib.import_module(name)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, *names], check=True)
