@@ -10,7 +10,8 @@ Prints one table per benchmark group: backend, median seconds, the time ratio
 to the reference (numpy) backend (below 1: faster) and samples/s. Exit status 1
 when a ``--require``\\ d backend has no result (it was skipped or failed), and,
 with ``--fail-slower-than-reference``, when a compiled backend (numba, cython)
-is slower than numpy on S or L64 in float32. The logic lives in
+is slower than numpy on S or L64 in float32. The gate lives here, with CI,
+not in the installed package; the tables and JSON reading come from
 :mod:`fastnn.bench`.
 """
 
@@ -18,8 +19,67 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable, Sequence
 
 from fastnn import bench
+from fastnn.bench import REFERENCE, BenchRow
+
+#: Backends that must beat the reference (``compare.py --fail-slower-than-reference``).
+COMPILED = ("numba", "cython")
+#: Groups (config-dtype) where a compiled backend slower than numpy is a failure.
+GATE_GROUPS = ("S-float32", "L64-float32")
+
+
+def check_results(
+    rows: Iterable[BenchRow],
+    require: Sequence[str] = (),
+    fail_slower_than_reference: bool = False,
+    noise: float = 0.0,
+) -> list[str]:
+    """Failure messages (empty: all good) for the CI gate.
+
+    * every ``require``\\ d backend must have a result in each gate group present
+      (:data:`GATE_GROUPS`), or anywhere when no gate group is present;
+    * with ``fail_slower_than_reference``, each compiled backend must be faster
+      than ``numpy`` in every gate group, and the gate groups must hold a
+      ``numpy`` result. ``noise`` allows that fraction of slack (a compiled
+      backend fails when its median is above ``(1 + noise)`` times numpy's).
+    """
+    rows = list(rows)
+    by_group: dict[str, dict[str, BenchRow]] = {}
+    for r in rows:
+        by_group.setdefault(r.group, {})[r.backend] = r
+    gates = [g for g in GATE_GROUPS if g in by_group]
+    failures = []
+    for backend in require:
+        if gates:
+            for g in gates:
+                if backend not in by_group[g]:
+                    failures.append(
+                        f"{g}: required backend {backend!r} has no result "
+                        "(skipped or failed: see the pytest output)"
+                    )
+        elif not any(r.backend == backend for r in rows):
+            failures.append(f"required backend {backend!r} has no result")
+    if fail_slower_than_reference:
+        if not gates:
+            failures.append(
+                f"no result in {' or '.join(GATE_GROUPS)} to compare with the reference"
+            )
+        for g in gates:
+            ref = by_group[g].get(REFERENCE)
+            if ref is None:
+                failures.append(f"{g}: no {REFERENCE!r} reference result")
+                continue
+            for backend in COMPILED:
+                r = by_group[g].get(backend)
+                if r is not None and r.median_s > ref.median_s * (1 + noise):
+                    failures.append(
+                        f"{g}: {backend} is slower than the reference: "
+                        f"{r.median_s:.4g} s vs {ref.median_s:.4g} s "
+                        f"({r.ratio_to_numpy:.2f}x the numpy time)"
+                    )
+    return failures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         "--fail-slower-than-reference",
         action="store_true",
         help="exit 1 if numba or cython is slower than numpy on "
-        f"{' or '.join(bench.GATE_GROUPS)}",
+        f"{' or '.join(GATE_GROUPS)}",
     )
     parser.add_argument(
         "--noise",
@@ -62,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"no fastnn benchmark results in {args.results}")
     require = [b.strip() for b in args.require.split(",") if b.strip()]
-    failures = bench.check_results(
+    failures = check_results(
         rows, require, args.fail_slower_than_reference, noise=args.noise
     )
     for message in failures:

@@ -40,11 +40,9 @@ import numpy as np
 
 __all__ = [
     "CONFIGS",
-    "GATE_GROUPS",
     "BenchConfig",
     "BenchRow",
     "build_model",
-    "check_results",
     "environment_info",
     "epoch_flops",
     "format_table",
@@ -57,10 +55,6 @@ __all__ = [
 
 #: The reference backend every ratio is taken against.
 REFERENCE = "numpy"
-#: Backends that must beat the reference (``compare.py --fail-slower-than-reference``).
-COMPILED = ("numba", "cython")
-#: Groups (config-dtype) where a compiled backend slower than numpy is a failure.
-GATE_GROUPS = ("S-float32", "L64-float32")
 #: Row order in the tables: the reference first, the yardstick last.
 _ORDER = ("numpy", "numba", "cython", "handwritten-numpy")
 #: Environment variables recorded (never set) with every result.
@@ -398,58 +392,6 @@ def rows_from_json(data: dict[str, Any] | str | os.PathLike) -> list[BenchRow]:
             )
         )
     return _with_ratios(rows)
-
-
-def check_results(
-    rows: Iterable[BenchRow],
-    require: Sequence[str] = (),
-    fail_slower_than_reference: bool = False,
-    noise: float = 0.0,
-) -> list[str]:
-    """Failure messages (empty: all good) for the CI gate.
-
-    * every ``require``\\ d backend must have a result in each gate group present
-      (:data:`GATE_GROUPS`), or anywhere when no gate group is present;
-    * with ``fail_slower_than_reference``, each compiled backend must be faster
-      than ``numpy`` in every gate group, and the gate groups must hold a
-      ``numpy`` result. ``noise`` allows that fraction of slack (a compiled
-      backend fails when its median is above ``(1 + noise)`` times numpy's).
-    """
-    rows = list(rows)
-    by_group: dict[str, dict[str, BenchRow]] = {}
-    for r in rows:
-        by_group.setdefault(r.group, {})[r.backend] = r
-    gates = [g for g in GATE_GROUPS if g in by_group]
-    failures = []
-    for backend in require:
-        if gates:
-            for g in gates:
-                if backend not in by_group[g]:
-                    failures.append(
-                        f"{g}: required backend {backend!r} has no result "
-                        "(skipped or failed: see the pytest output)"
-                    )
-        elif not any(r.backend == backend for r in rows):
-            failures.append(f"required backend {backend!r} has no result")
-    if fail_slower_than_reference:
-        if not gates:
-            failures.append(
-                f"no result in {' or '.join(GATE_GROUPS)} to compare with the reference"
-            )
-        for g in gates:
-            ref = by_group[g].get(REFERENCE)
-            if ref is None:
-                failures.append(f"{g}: no {REFERENCE!r} reference result")
-                continue
-            for backend in COMPILED:
-                r = by_group[g].get(backend)
-                if r is not None and r.median_s > ref.median_s * (1 + noise):
-                    failures.append(
-                        f"{g}: {backend} is slower than the reference: "
-                        f"{r.median_s:.4g} s vs {ref.median_s:.4g} s "
-                        f"({r.ratio_to_numpy:.2f}x the numpy time)"
-                    )
-    return failures
 
 
 # --------------------------------------------------------------------------- #
