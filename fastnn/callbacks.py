@@ -59,6 +59,45 @@ class History(Callback):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(value)
 
+    def to_state(self) -> dict:
+        """JSON-ready lists for a model file (:mod:`fastnn.io`): the keys with
+        a number for every epoch (a value logged only sometimes, or as
+        something else, is left out)."""
+        logs = {}
+        for key, values in self.history.items():
+            if len(values) == len(self.epoch) and all(
+                isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                for v in values
+            ):
+                logs[str(key)] = [float(v) for v in values]
+        return {"epoch": [int(e) for e in self.epoch], "history": logs}
+
+    @classmethod
+    def from_state(cls, state: dict | None, completed_epochs: int) -> History:
+        """The inverse of :meth:`to_state`, checked against the number of
+        ``completed_epochs``; an empty History for ``None`` (files written
+        before histories were saved). ``ValueError`` when malformed."""
+        history = cls()
+        if state is None:
+            return history
+        epochs, logs = state["epoch"], state["history"]
+        if not isinstance(epochs, list) or not all(
+            isinstance(e, int) and 0 <= e < completed_epochs for e in epochs
+        ):
+            raise ValueError("history.epoch is not a list of completed epoch numbers")
+        if not isinstance(logs, dict) or not all(
+            isinstance(v, list)
+            and len(v) == len(epochs)
+            and all(isinstance(x, (int, float)) for x in v)
+            for v in logs.values()
+        ):
+            raise ValueError(
+                "history.history is not a dict of lists, one value an epoch"
+            )
+        history.epoch = list(epochs)
+        history.history = {str(k): [float(x) for x in v] for k, v in logs.items()}
+        return history
+
 
 def _monitor_mode(monitor: str, mode: str) -> str:
     if mode not in ("auto", "min", "max"):

@@ -78,7 +78,7 @@ def save(model, path: str | os.PathLike) -> None:
         "epoch": model.epoch,
         "step": model.step,
         "shuffle_rng": model.shuffle_rng.bit_generator.state,
-        "history": _history_state(getattr(model, "history", None)),
+        "history": None if model.history is None else model.history.to_state(),
     }
     arrays = {
         "format": np.array(FORMAT),
@@ -89,22 +89,6 @@ def save(model, path: str | os.PathLike) -> None:
         "state": np.array(json.dumps(state)),
     }
     atomic_write(path, lambda f: np.savez(f, **arrays))
-
-
-def _history_state(history) -> dict | None:
-    """``History`` as JSON-ready lists: the keys with a number for every
-    epoch (a value a user callback logs only sometimes, or logs as something
-    else, is left out)."""
-    if history is None:
-        return None
-    logs = {}
-    for key, values in history.history.items():
-        if len(values) == len(history.epoch) and all(
-            isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-            for v in values
-        ):
-            logs[str(key)] = [float(v) for v in values]
-    return {"epoch": [int(e) for e in history.epoch], "history": logs}
 
 
 def invalid_file(path, why: str) -> InvalidModelFile:

@@ -143,6 +143,7 @@ class Sequential:
             W[...] = init(init_rng, W.shape, self.dtype)
         self.epoch = 0  # completed epochs
         self.step = 0  # completed SGD steps (drives learning-rate schedules)
+        self.history: History | None = None  # the latest fit's (or a checkpoint's)
 
     @property
     def n_outputs(self) -> int:
@@ -457,7 +458,9 @@ class Sequential:
             raise io.invalid_file(path, f"{type(err).__name__}: {err}") from err
 
     def _take_state(self, saved) -> None:
-        history = _history_from_state(saved.state)
+        history = History.from_state(
+            saved.state.get("history"), int(saved.state["epoch"])
+        )
         self.params[...] = saved.params
         self.velocity[...] = saved.velocity
         self.epoch = int(saved.state["epoch"])
@@ -488,28 +491,3 @@ def load(path: str | os.PathLike, backend: str | None = None) -> Sequential:
     except (KeyError, TypeError, ValueError) as err:
         raise io.invalid_file(path, f"{type(err).__name__}: {err}") from err
     return model
-
-
-def _history_from_state(state):
-    """The ``History`` saved in ``state`` (an empty one for files written
-    before histories were saved); ``ValueError`` when it is malformed."""
-    history = History()
-    saved = state.get("history")
-    if saved is None:
-        return history
-    epochs = saved["epoch"]
-    logs = saved["history"]
-    if not isinstance(epochs, list) or not all(
-        isinstance(e, int) and 0 <= e < int(state["epoch"]) for e in epochs
-    ):
-        raise ValueError("history.epoch is not a list of completed epoch numbers")
-    if not isinstance(logs, dict) or not all(
-        isinstance(v, list)
-        and len(v) == len(epochs)
-        and all(isinstance(x, (int, float)) for x in v)
-        for v in logs.values()
-    ):
-        raise ValueError("history.history is not a dict of lists, one value an epoch")
-    history.epoch = list(epochs)
-    history.history = {str(k): [float(x) for x in v] for k, v in logs.items()}
-    return history

@@ -29,8 +29,9 @@ def data():
     return x, rng.integers(0, 3, 64)
 
 
-class _Scripted(fastnn.Callback):
-    """Sets ``logs[key]`` to a scripted value each epoch."""
+class Scripted(fastnn.Callback):
+    """Sets ``logs[key]`` to a scripted value each epoch, before the callbacks
+    after it see the logs (test_model.py uses it too)."""
 
     def __init__(self, key, values):
         self.key, self.values = key, list(values)
@@ -45,7 +46,7 @@ def _epochs_run(data, values, **early):
     stop = fastnn.EarlyStopping(**early)
     history = model.fit(
         x, y, epochs=len(values), batch_size=16, verbose=0,
-        callbacks=[_Scripted(early.get("monitor", "val_loss"), values), stop],
+        callbacks=[Scripted(early.get("monitor", "val_loss"), values), stop],
     )  # fmt: skip
     return len(history.epoch), stop
 

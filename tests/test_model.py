@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_callbacks import Scripted
 
 import fastnn
 from fastnn import backends
@@ -327,17 +328,6 @@ def test_injected_nan_stops_training_keeping_finite_weights(
     np.testing.assert_array_equal(saved.params, after_one_epoch.params)
 
 
-class _Scripted(fastnn.Callback):
-    """Replaces a log value with a scripted one each epoch (before the
-    callbacks after it see the logs)."""
-
-    def __init__(self, key, values):
-        self.key, self.values = key, list(values)
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs[self.key] = self.values[epoch]
-
-
 def _fit_scripted(data, key, values, checkpoint):
     """Fit one epoch per scripted value of ``key``, then ``checkpoint``."""
     x, y = data
@@ -348,7 +338,7 @@ def _fit_scripted(data, key, values, checkpoint):
         batch_size=32,
         verbose=0,
         validation_data=(x, y),
-        callbacks=[_Scripted(key, values), checkpoint],
+        callbacks=[Scripted(key, values), checkpoint],
     )
 
 

@@ -237,12 +237,12 @@ def gemm_policy(policy: str | None = None) -> str:
             f"policy: expected one of {', '.join(map(repr, _GEMM_POLICIES))}; "
             f"received {policy!r}"
         )
-    if not own_sgemm(policy != "blas") and policy == "own":
-        own_sgemm(_gemm_policy != "blas")
+    if policy == "own" and not own_sgemm(True):  # the CPU cannot: nothing changed
         raise RuntimeError(
             "policy: 'own' needs fastnn's own GEMM, which runs on x86-64 CPUs "
             "with AVX2 and FMA only; this CPU or build has none"
         )
+    own_sgemm(policy != "blas")
     _gemm_policy = policy
     return _gemm_policy
 
