@@ -2,7 +2,7 @@
 
 ``kernels`` is a backend module (the reference, numba or cython) providing
 ``dense_forward``, ``dense_backward``, ``softmax_cross_entropy``,
-``mean_squared_error`` and ``sgd_update``. These functions are the composed
+``mean_squared_error`` and ``update``. These functions are the composed
 path: the reference backend trains with them, and the compiled backends' fused
 ``train_steps`` are tested against them.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastnn import _philox
 from fastnn.activations import Activation
 from fastnn.losses import Loss
 
@@ -61,30 +62,60 @@ def forward(kernels, X, params, layout, out=None, buffers=None):
     return A
 
 
+def _drop(plan, step, row_offset, l, values, dtype):
+    """Inverted dropout on layer ``l``'s input, in place: kept entries times
+    ``1 / (1 - rate)``, dropped ones +0.0 (the masks of :mod:`fastnn._philox`);
+    returns the keep mask."""
+    m, width = values.shape
+    keep = _philox.dropout_keep(
+        plan.seed, step, l, row_offset, m, width, int(plan.drop_thresholds[l])
+    ).view(bool)
+    np.multiply(values, plan.drop_scale(l, dtype), out=values)
+    values[~keep] = 0
+    return keep
+
+
 def data_loss_and_gradients(
-    kernels, X, labels, Y, params, grads, layout, loss, buffers=None
+    kernels, X, labels, Y, params, grads, layout, loss, buffers=None, dropout=None
 ):
-    """Data loss (without L2) of the batch ``X``; writes ``grads`` (flat)."""
+    """Data loss (without L2) of the batch ``X``; writes ``grads`` (flat).
+
+    ``dropout = (plan, step, row_offset)`` applies the plan's dropout with
+    the masks of step ``step``, the batch's rows numbered from ``row_offset``
+    (a slice of a larger batch keeps the larger batch's masks).
+    """
     n = X.shape[0]
     if buffers is None:
         buffers = allocate(layout, n, X.dtype)
     acts_buf, dacts_buf = buffers
     acts = _activations(layout, loss, training=True)
     n_layers = layout.shape[0]
-    As = [X]
+    rates = dropout[0].dropout if dropout is not None else np.zeros(n_layers)
+    ins, outs, keeps = [X], [], [None] * n_layers
     for l in range(n_layers):
         W, b = layer_views(params, layout, l)
-        As.append(kernels.dense_forward(As[-1], W, b, acts[l], acts_buf[l][:n]))
+        out = kernels.dense_forward(ins[l], W, b, acts[l], acts_buf[l][:n])
+        outs.append(out)
+        if l + 1 < n_layers and rates[l + 1] > 0:
+            plan, step, row_offset = dropout
+            dropped = out.copy()
+            keeps[l + 1] = _drop(plan, step, row_offset, l + 1, dropped, X.dtype)
+            ins.append(dropped)
+        else:
+            ins.append(out)
     dA = dacts_buf[-1][:n]
     if loss == Loss.CROSS_ENTROPY:
-        value = kernels.softmax_cross_entropy(As[-1], labels, dA)
+        value = kernels.softmax_cross_entropy(outs[-1], labels, dA)
     else:
-        value = kernels.mean_squared_error(As[-1], Y, dA)
+        value = kernels.mean_squared_error(outs[-1], Y, dA)
     for l in range(n_layers - 1, -1, -1):
         W, b = layer_views(params, layout, l)
         dW, db = layer_views(grads, layout, l)
         dX = dacts_buf[l - 1][:n] if l > 0 else None
-        kernels.dense_backward(dA, As[l], W, As[l + 1], acts[l], dW, db, dX)
+        kernels.dense_backward(dA, ins[l], W, outs[l], acts[l], dW, db, dX)
+        if keeps[l] is not None:
+            np.multiply(dX, dropout[0].drop_scale(l, X.dtype), out=dX)
+            dX[~keeps[l]] = 0
         dA = dX
     return value
 
@@ -110,55 +141,37 @@ def loss_and_gradients(
     return value + add_weight_decay(params, grads, weight_decay, decay_spans)
 
 
-def train_steps(
-    kernels,
-    X,
-    labels,
-    Y,
-    order,
-    batch_size,
-    step_begin,
-    step_end,
-    params,
-    grads,
-    velocity,
-    layout,
-    loss,
-    learning_rates,
-    momentum,
-    nesterov,
-    weight_decay,
-    decay_spans,
-    losses_out,
-):
+def train_steps(kernels, plan, data, state, order, begin, end, learning_rates, losses_out):
     """The composed training loop; same contract as ``reference.train_steps``."""
+    X, layout, loss, bs = data.X, plan.layout, plan.loss, plan.batch_size
     n = X.shape[0]
-    buffers = allocate(layout, batch_size, X.dtype)
-    Xb_buf = np.empty((batch_size, X.shape[1]), X.dtype)
+    buffers = allocate(layout, bs, X.dtype)
+    Xb_buf = np.empty((bs, X.shape[1]), X.dtype)
     ce = loss == Loss.CROSS_ENTROPY
+    drop = plan.has_dropout
     # Divergence is detected explicitly (a non-finite loss stops the loop), so
     # NumPy's overflow warnings on the way there are noise.
     with np.errstate(over="ignore", invalid="ignore"):
-        for i, s in enumerate(range(step_begin, step_end)):
-            idx = order[s * batch_size : min(n, (s + 1) * batch_size)]
+        for i, s in enumerate(range(begin, end)):
+            idx = order[s * bs : min(n, (s + 1) * bs)]
             m = idx.shape[0]
             Xb = np.take(X, idx, axis=0, out=Xb_buf[:m])
-            lb = labels[idx] if ce else labels
-            Yb = Y if ce else Y[idx]
+            lb = data.labels[idx] if ce else data.labels
+            Yb = data.Y if ce else data.Y[idx]
             value = data_loss_and_gradients(
-                kernels, Xb, lb, Yb, params, grads, layout, loss, buffers
+                kernels,
+                Xb,
+                lb,
+                Yb,
+                state.params,
+                state.grads,
+                layout,
+                loss,
+                buffers,
+                (plan, state.step, 0) if drop else None,
             )
             if not np.isfinite(value):
                 return i
-            sq = kernels.sgd_update(
-                params,
-                grads,
-                velocity,
-                learning_rates[i],
-                momentum,
-                nesterov,
-                weight_decay,
-                decay_spans,
-            )
-            losses_out[i] = value + 0.5 * weight_decay * sq
-        return step_end - step_begin
+            sq = kernels.update(plan, state, learning_rates[i])
+            losses_out[i] = value + 0.5 * plan.weight_decay * sq
+        return end - begin

@@ -4,7 +4,7 @@
 functions) and on the driver (``combine_gradient_sums``, ``apply_step``,
 ``weighted_average``); the tests call them directly. They are built from the
 same pieces as single-machine training: the backend's per-layer kernels
-through :mod:`fastnn._compose`, its ``sgd_update`` and its ``train_steps``.
+through :mod:`fastnn._compose`, its ``update`` and its ``train_steps``.
 
 Synchronous SGD, one global batch of ``B`` samples split over ``N`` ranks:
 
@@ -13,14 +13,14 @@ Synchronous SGD, one global batch of ``B`` samples split over ``N`` ranks:
 * the driver adds the ranks' sums in rank order (a fixed order: the result
   does not depend on which worker finished first) and divides by ``B``,
   which is the full batch's mean gradient;
-* the driver then applies ``sgd_update`` once, which adds the L2 term
-  ``weight_decay * W`` once (not once per rank) and updates the velocity and
-  the weights exactly as a single-machine step does.
+* the driver then applies the backend's ``update`` once, which clips, adds
+  the L2 term ``weight_decay * W`` once (not once per rank) and updates the
+  optimizer's slots and the weights exactly as a single-machine step does.
 
-Local SGD: each rank runs ordinary SGD steps on its slice of each global
-batch, starting from the same parameters and velocity; every ``sync_every``
-steps the driver replaces parameters and velocity by their average weighted
-by the samples each rank processed. With ``sync_every=1`` and plain SGD the
+Local SGD: each rank runs ordinary steps on its slice of each global
+batch, starting from the same parameters and optimizer slots; every
+``sync_every`` steps the driver replaces the parameters and every slot by
+their average weighted by the samples each rank processed. With ``sync_every=1`` and plain SGD the
 average of the ranks' updates is the update of the full batch (the update is
 linear in the gradient), so Local SGD then equals synchronous SGD up to
 rounding.
@@ -46,19 +46,29 @@ def _targets(labels, Y, idx, loss):
     return labels, Y[idx]
 
 
-def gradient_sum(kernels, X, labels, Y, idx, params, layout, loss):
-    """``(loss_sum, grad_sum)`` of the samples ``X[idx]``, without L2.
+def gradient_sum(kernels, plan, data, idx, params, step=0, row_offset=0):
+    """``(loss_sum, grad_sum)`` of the samples ``data.X[idx]``, without L2.
 
     ``grad_sum`` is a new flat array laid out as ``params``; with an empty
-    ``idx`` both are zero.
+    ``idx`` both are zero. With dropout the masks are those of step ``step``
+    for the batch rows from ``row_offset`` on: a rank's slice of a batch gets
+    the rows of the masks the whole batch gets on one machine.
     """
     grads = np.zeros_like(params)
     m = idx.shape[0]
     if m == 0:
         return 0.0, grads
-    lb, Yb = _targets(labels, Y, idx, loss)
+    lb, Yb = _targets(data.labels, data.Y, idx, plan.loss)
     value = _compose.data_loss_and_gradients(
-        kernels, X[idx], lb, Yb, params, grads, layout, loss
+        kernels,
+        data.X[idx],
+        lb,
+        Yb,
+        params,
+        grads,
+        plan.layout,
+        plan.loss,
+        dropout=(plan, step, row_offset) if plan.has_dropout else None,
     )
     grads *= grads.dtype.type(m)
     return float(value) * m, grads
@@ -76,20 +86,12 @@ def combine_gradient_sums(results, batch_size: int, out: np.ndarray) -> float:
     return loss_sum / batch_size
 
 
-def apply_step(kernels, params, grads, velocity, learning_rate, optimizer, spans):
-    """One SGD update from the mean data gradient ``grads`` (L2 added once,
-    here, by ``sgd_update``); returns the L2 term of the loss."""
-    sq = kernels.sgd_update(
-        params,
-        grads,
-        velocity,
-        learning_rate,
-        optimizer.momentum,
-        optimizer.nesterov,
-        optimizer.weight_decay,
-        spans,
-    )
-    return 0.5 * optimizer.weight_decay * sq
+def apply_step(kernels, plan, state, learning_rate):
+    """One optimizer step from the mean data gradient in ``state.grads`` (L2
+    added once, here, by the backend's ``update``); returns the L2 term of the
+    loss."""
+    sq = kernels.update(plan, state, learning_rate)
+    return 0.5 * plan.weight_decay * sq
 
 
 def weighted_average(arrays, weights, out: np.ndarray) -> None:
@@ -102,9 +104,8 @@ def weighted_average(arrays, weights, out: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------- rank tasks
-# These run on a worker. ``spec`` is ``(backend, layout, loss, momentum,
-# nesterov, weight_decay, decay_spans)``; ``data`` is ``(X, labels, Y)``, put
-# on the workers once.
+# These run on a worker. ``spec`` is ``(backend name, TrainingPlan)``; ``data``
+# the TrainingData, put on the workers once.
 
 
 def _kernels(spec):
@@ -113,69 +114,43 @@ def _kernels(spec):
     return backends.get_backend(spec[0])
 
 
-def _train_steps(spec, data, params, grads, velocity, order, batch_size, begin, end,
-                 rates, losses):  # fmt: skip
-    """The backend's fused ``train_steps`` with the run's fixed arguments
-    taken from ``spec`` and ``data``."""
-    _, layout, loss, momentum, nesterov, weight_decay, spans = spec
-    X, labels, Y = data
-    return _kernels(spec).train_steps(
-        X,
-        labels,
-        Y,
-        order,
-        batch_size,
-        begin,
-        end,
-        params,
-        grads,
-        velocity,
-        layout,
-        loss,
-        rates,
-        momentum,
-        nesterov,
-        weight_decay,
-        spans,
-        losses,
-    )
-
-
-def gradient_task(spec, data, params, idx):
+def gradient_task(spec, data, params, idx, step, row_offset):
     """Synchronous SGD, one rank's part of one step."""
-    X, labels, Y = data
-    return gradient_sum(_kernels(spec), X, labels, Y, idx, params, spec[1], spec[2])
+    return gradient_sum(_kernels(spec), spec[1], data, idx, params, step, row_offset)
 
 
-def steps_task(spec, data, params, velocity, order, batch_size, begin, end, rates):
-    """Steps ``[begin, end)`` of ordinary SGD over ``order`` in batches of
-    ``batch_size``: the backend's fused ``train_steps``, exactly as
-    ``Sequential.fit`` runs them. Returns ``(params, velocity, losses, done)``."""
-    params, velocity = params.copy(), velocity.copy()
+def steps_task(spec, data, state, order, begin, end, rates):
+    """Steps ``[begin, end)`` over ``order``: the backend's fused
+    ``train_steps``, exactly as ``Sequential.fit`` runs them. Returns
+    ``(state, losses, done)``."""
+    state = state.copy()
     losses = np.zeros(end - begin, np.float64)
-    done = _train_steps(
-        spec, data, params, np.empty_like(params), velocity, order, batch_size,
-        begin, end, rates, losses,
-    )  # fmt: skip
-    return params, velocity, losses, done
+    done = _kernels(spec).train_steps(
+        spec[1], data, state, order, begin, end, rates, losses
+    )
+    return state, losses, done
 
 
-def local_sgd_task(spec, data, params, velocity, slices, rates):
-    """Local SGD, one rank: one SGD step on each of ``slices`` (its part of
-    consecutive global batches; an empty slice is skipped). Returns
-    ``(params, velocity, losses, samples, steps_done)`` with ``losses`` and
-    ``samples`` per step."""
-    params, velocity = params.copy(), velocity.copy()
-    grads = np.empty_like(params)
+def local_sgd_task(spec, data, state, slices, rates):
+    """Local SGD, one rank: one optimizer step on each of ``slices`` (its part
+    of consecutive global batches; an empty slice is skipped, its step
+    counted). Returns ``(state, losses, samples, steps_done)`` with ``losses``
+    and ``samples`` per step."""
+    kernels, plan = _kernels(spec), spec[1]
+    state = state.copy()
     losses = np.zeros(len(slices), np.float64)
     samples = np.array([s.shape[0] for s in slices], np.int64)
+    plans = {}
     for i, idx in enumerate(slices):
         if idx.shape[0] == 0:
+            state.step += 1
             continue
-        done = _train_steps(
-            spec, data, params, grads, velocity, idx, idx.shape[0], 0, 1,
-            rates[i : i + 1], losses[i : i + 1],
-        )  # fmt: skip
+        m = idx.shape[0]
+        if m not in plans:
+            plans[m] = plan.replace(batch_size=m)
+        done = kernels.train_steps(
+            plans[m], data, state, idx, 0, 1, rates[i : i + 1], losses[i : i + 1]
+        )
         if done == 0:
-            return params, velocity, losses, samples, i
-    return params, velocity, losses, samples, len(slices)
+            return state, losses, samples, i
+    return state, losses, samples, len(slices)

@@ -287,3 +287,174 @@ def format_logs(epoch: int, epochs: int, logs: dict[str, float]) -> str:
 
 def weights_finite(arrays) -> bool:
     return all(np.isfinite(a).all() for a in arrays)
+
+
+class ReduceLROnPlateau(Callback):
+    """Scale the learning rate down by ``factor`` when ``monitor`` stops improving.
+
+    Keras's ``ReduceLROnPlateau``, same arguments and bookkeeping: an epoch
+    improves when ``current < best - min_delta`` (mode ``"min"``) or
+    ``current > best + min_delta`` (``"max"``; ``"auto"`` is ``"max"`` for a
+    monitor containing ``"acc"``). After ``patience`` epochs in a row without
+    improvement the rate becomes ``max(lr * factor, min_lr)``, then ``cooldown``
+    epochs pass before epochs without improvement count again.
+
+    ``lr`` is the effective rate the trainer reports as ``logs["learning_rate"]``.
+    The callback multiplies the optimizer's ``learning_rate_scale`` by
+    ``new_lr / lr``, so a schedule keeps its shape, scaled down. Where the rate
+    is already at ``min_lr`` nothing changes (and, as in Keras, no cooldown
+    starts). An unknown ``monitor`` warns once per training and does nothing.
+
+    ``get_state()``/``set_state()`` carry the counters and the best value (a
+    JSON-ready dict) across a checkpoint: a state set before ``fit`` survives
+    that fit's ``on_train_begin``, which otherwise starts afresh.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        verbose: int = 0,
+        mode: str = "auto",
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+    ) -> None:
+        from fastnn._validation import check_positive_int
+        from fastnn.schedules import _check_number
+
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor: expected a str; received {monitor!r}")
+        self.monitor = monitor
+        self.factor = _check_number(
+            "factor", factor, low=0, high=1, low_open=True, high_open=True
+        )
+        self.patience = check_positive_int(patience, "patience", 0)
+        self.verbose = check_positive_int(verbose, "verbose", 0)
+        self.mode = _monitor_mode(monitor, mode)
+        self.min_delta = _check_number("min_delta", min_delta, low=0)
+        self.cooldown = check_positive_int(cooldown, "cooldown", 0)
+        self.min_lr = _check_number("min_lr", min_lr, low=0)
+        self._restored = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self.wait = 0
+        self.cooldown_counter = 0
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self._warned = False
+
+    def _improved(self, value) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def in_cooldown(self) -> bool:
+        return self.cooldown_counter > 0
+
+    def on_train_begin(self, logs=None):
+        optimizer = getattr(self.model, "optimizer", None)
+        if not hasattr(optimizer, "learning_rate_scale"):
+            raise TypeError(
+                "ReduceLROnPlateau: expected the model's optimizer to have a "
+                f"learning_rate_scale attribute; received {optimizer!r}"
+            )
+        if self._restored:
+            self._restored = False
+            self._warned = False
+        else:
+            self._reset()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        current = logs.get(self.monitor)
+        if current is None:
+            if not self._warned:
+                self._warned = True
+                warnings.warn(
+                    f"ReduceLROnPlateau: monitor {self.monitor!r} is not in the "
+                    f"logs ({sorted(logs)}); nothing to do",
+                    stacklevel=2,
+                )
+            return
+        current = float(current)
+        if self.in_cooldown():
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improved(current):
+            self.best, self.wait = current, 0
+            return
+        if self.in_cooldown():
+            return
+        self.wait += 1
+        if self.wait < self.patience:
+            return
+        if "learning_rate" not in logs:
+            raise KeyError(
+                "ReduceLROnPlateau: expected the current rate as "
+                f"logs['learning_rate']; received keys {sorted(logs)}"
+            )
+        old_lr = float(logs["learning_rate"])
+        # At the floor already (to rounding: the rate is a schedule's times a
+        # product of ratios), nothing changes, and no cooldown starts.
+        if old_lr <= self.min_lr or math.isclose(old_lr, self.min_lr, rel_tol=1e-9):
+            return
+        new_lr = max(old_lr * self.factor, self.min_lr)
+        optimizer = self.model.optimizer
+        optimizer.learning_rate_scale = float(optimizer.learning_rate_scale) * (
+            new_lr / old_lr
+        )
+        if self.verbose > 0:
+            print(
+                f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate "
+                f"to {new_lr:.6g}.",
+                flush=True,
+            )
+        self.cooldown_counter = self.cooldown
+        self.wait = 0
+
+    def get_state(self) -> dict:
+        """``{"wait", "cooldown_counter", "best"}``, JSON-ready; ``best`` is
+        ``None`` until a value has been seen (it is ±inf then)."""
+        best = float(self.best)
+        return {
+            "wait": int(self.wait),
+            "cooldown_counter": int(self.cooldown_counter),
+            "best": best if math.isfinite(best) else None,
+        }
+
+    def set_state(self, state: dict) -> None:
+        """The inverse of :meth:`get_state`; ``ValueError`` when malformed.
+        The next ``on_train_begin`` keeps this state instead of resetting."""
+        from fastnn.schedules import _check_number
+
+        if not isinstance(state, dict) or set(state) != {
+            "wait",
+            "cooldown_counter",
+            "best",
+        }:
+            raise ValueError(
+                "state: expected a dict with keys 'wait', 'cooldown_counter' and "
+                f"'best'; received {state!r}"
+            )
+        counters = {}
+        for key in ("wait", "cooldown_counter"):
+            value = state[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(
+                    f"state[{key!r}]: expected an int >= 0; received {value!r}"
+                )
+            counters[key] = value
+        best = state["best"]
+        if best is None:
+            best = math.inf if self.mode == "min" else -math.inf
+        else:
+            try:
+                best = _check_number("state['best']", best)
+            except TypeError as err:
+                raise ValueError(str(err)) from None
+        self.wait = counters["wait"]
+        self.cooldown_counter = counters["cooldown_counter"]
+        self.best = best
+        self._restored = True

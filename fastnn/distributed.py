@@ -26,7 +26,7 @@ How it works:
   never changes a bit. With one worker the worker runs ``Sequential.fit``'s
   own fused steps, bit for bit.
 * :class:`LocalSGD`: each rank takes ``sync_every`` steps on its slices, then
-  the driver averages parameters and momentum weighted by samples. Fewer round
+  the driver averages parameters and every optimizer slot weighted by samples. Fewer round
   trips, so more throughput when the scheduler's latency dominates.
 * A task lost with its worker is re-run by Dask on another worker (the data is
   on every worker), with the same result. If the cluster cannot finish a step
@@ -80,7 +80,7 @@ class SyncSGD:
 
 class LocalSGD:
     """Local SGD: ``sync_every`` steps on each worker's slices of the global
-    batches, then a sample-weighted average of parameters and momentum (and
+    batches, then a sample-weighted average of parameters and optimizer slots (and
     always at the end of an epoch)."""
 
     def __init__(self, sync_every: int = 8) -> None:
@@ -184,23 +184,14 @@ class _ClusterSteps:
     """The trainer's step runner (see :class:`fastnn.trainer.LocalSteps`) over
     ranks on a Dask cluster."""
 
-    def __init__(self, model, xs, labels, Y, client, addresses, strategy, checkpoint):
+    def __init__(self, model, plan, data, client, addresses, strategy, checkpoint):
         self.model, self.client, self.addresses = model, client, addresses
         self.strategy, self.checkpoint = strategy, checkpoint
-        self.n = xs.shape[0]
-        opt = model.optimizer
-        self.spec = (
-            model.backend,
-            model.layout,
-            int(model.loss),
-            opt.momentum,
-            opt.nesterov,
-            opt.weight_decay,
-            model.decay_spans,
-        )
+        self.n, self.plan, self.batch_size = data.n, plan, plan.batch_size
+        self.spec = (model.backend, plan)
         self.errors = _dask_errors(_require_dask())
         # The data goes to every worker once, so a task can run anywhere.
-        self.data = client.scatter([(xs, labels, Y)], broadcast=True, hash=False)[0]
+        self.data = client.scatter([data], broadcast=True, hash=False)[0]
         if isinstance(strategy, LocalSGD):
             k = strategy.sync_every
             self.chunk_steps = k * max(1, trainer.CHUNK_STEPS // k)
@@ -245,79 +236,75 @@ class _ClusterSteps:
             f"({type(err).__name__}: {err}). {resume}"
         )
 
-    def __call__(self, order, batch_size, s, e, rates, losses_out) -> int:
+    def __call__(self, order, s, e, rates, losses_out) -> int:
         if len(self.addresses) == 1:
-            return self._one_rank(order, batch_size, s, e, rates, losses_out)
+            return self._one_rank(order, s, e, rates, losses_out)
         if isinstance(self.strategy, LocalSGD):
-            return self._local(order, batch_size, s, e, rates, losses_out)
-        return self._sync(order, batch_size, s, e, rates, losses_out)
+            return self._local(order, s, e, rates, losses_out)
+        return self._sync(order, s, e, rates, losses_out)
 
-    def _batch(self, order, batch_size, i):
-        return order[i * batch_size : min(self.n, (i + 1) * batch_size)]
+    def _batch(self, order, i):
+        bs = self.batch_size
+        return order[i * bs : min(self.n, (i + 1) * bs)]
 
-    def _one_rank(self, order, batch_size, s, e, rates, losses_out) -> int:
-        model = self.model
-        params, velocity, losses, done = self._run(
-            [
-                (0, dp.steps_task, self.spec, self.data, model.params,
-                 model.velocity, order, batch_size, s, e, rates)
-            ]
-        )[0]  # fmt: skip
-        model.params[...] = params
-        model.velocity[...] = velocity
+    def _one_rank(self, order, s, e, rates, losses_out) -> int:
+        state = self.model.state
+        result, losses, done = self._run(
+            [(0, dp.steps_task, self.spec, self.data, state, order, s, e, rates)]
+        )[0]
+        state.params[...] = result.params
+        state.slots[...] = result.slots
+        state.step = result.step
         losses_out[:done] = losses[:done]
         return int(done)
 
-    def _sync(self, order, batch_size, s, e, rates, losses_out) -> int:
+    def _sync(self, order, s, e, rates, losses_out) -> int:
         model = self.model
+        state = model.state
         ranks = len(self.addresses)
         for i in range(s, e):
-            idx = self._batch(order, batch_size, i)
+            idx = self._batch(order, i)
+            parts = dp.split_batch(idx, ranks)
+            offsets = np.cumsum([0] + [p.shape[0] for p in parts])
             calls = [
-                (k, dp.gradient_task, self.spec, self.data, model.params, part)
-                for k, part in enumerate(dp.split_batch(idx, ranks))
+                (k, dp.gradient_task, self.spec, self.data, state.params, part,
+                 state.step, int(offsets[k]))
+                for k, part in enumerate(parts)
                 if part.shape[0]
-            ]
+            ]  # fmt: skip
             value = dp.combine_gradient_sums(
-                self._run(calls), idx.shape[0], model.grads
+                self._run(calls), idx.shape[0], state.grads
             )
             if not math.isfinite(value):
                 return i - s
-            l2 = dp.apply_step(
-                model.kernels,
-                model.params,
-                model.grads,
-                model.velocity,
-                rates[i - s],
-                model.optimizer,
-                model.decay_spans,
-            )
+            l2 = dp.apply_step(model.kernels, self.plan, state, rates[i - s])
             losses_out[i - s] = value + l2
         return e - s
 
-    def _local(self, order, batch_size, s, e, rates, losses_out) -> int:
-        model = self.model
+    def _local(self, order, s, e, rates, losses_out) -> int:
+        state = self.model.state
         ranks = len(self.addresses)
         k_steps = self.strategy.sync_every
         for g in range(s, e, k_steps):
             group = range(g, min(e, g + k_steps))
-            slices = [
-                dp.split_batch(self._batch(order, batch_size, i), ranks) for i in group
-            ]
+            slices = [dp.split_batch(self._batch(order, i), ranks) for i in group]
             calls = [
-                (k, dp.local_sgd_task, self.spec, self.data, model.params,
-                 model.velocity, [parts[k] for parts in slices],
-                 rates[g - s : g - s + len(group)])
+                (k, dp.local_sgd_task, self.spec, self.data, state,
+                 [parts[k] for parts in slices], rates[g - s : g - s + len(group)])
                 for k in range(ranks)
             ]  # fmt: skip
             results = self._run(calls)
-            if min(r[4] for r in results) < len(group):
+            if min(r[3] for r in results) < len(group):
                 return g - s  # a loss was not finite: the group is not applied
-            samples = np.array([r[3] for r in results], np.float64)  # (ranks, steps)
+            samples = np.array([r[2] for r in results], np.float64)  # (ranks, steps)
             weights = samples.sum(axis=1)
-            dp.weighted_average([r[0] for r in results], weights, model.params)
-            dp.weighted_average([r[1] for r in results], weights, model.velocity)
-            losses = np.array([r[2] for r in results])
+            dp.weighted_average([r[0].params for r in results], weights, state.params)
+            for j in range(state.slots.shape[0]):  # every slot, averaged alike
+                dp.weighted_average(
+                    [r[0].slots[j] for r in results], weights, state.slots[j]
+                )
+            state.step += len(group)
+            losses = np.array([r[1] for r in results])
             losses_out[g - s : g - s + len(group)] = (losses * samples).sum(
                 axis=0
             ) / samples.sum(axis=0)
@@ -385,9 +372,9 @@ def fit(
                 f"one sample each at least; the cluster has {len(addresses)}"
             )
 
-        def runner(model, xs, labels, Y):
+        def runner(model, plan, data):
             return _ClusterSteps(
-                model, xs, labels, Y, client, addresses, strategy, checkpoint
+                model, plan, data, client, addresses, strategy, checkpoint
             )
 
         return trainer.run(

@@ -6,11 +6,14 @@ File layout (every member a plain NumPy array; strings are unicode arrays):
 member     content
 ========== =================================================================
 format     ``"fastnn.Sequential"``
-version    format version (int), currently 1
+version    format version (int), currently 2
 config     JSON: layers, input_dim, loss, optimizer, dtype, seed, metrics
 params     the flat parameter buffer (layout: ``fastnn.reference``)
-velocity   the SGD momentum buffer, same shape
-state      JSON: completed epochs and steps, the shuffling RNG's state and
+slots      the optimizer's slots (S, P), one row per name of the
+           optimizer's ``slot_names()`` (version 1 files hold SGD's
+           ``velocity`` (P,) instead, read as one slot)
+state      JSON: completed epochs and steps, the learning-rate scale
+           (``ReduceLROnPlateau``), the shuffling RNG's state and
            the training history so far (``History.epoch`` and
            ``History.history``), so that a resumed run's history covers every
            epoch
@@ -37,8 +40,10 @@ from typing import NamedTuple
 import numpy as np
 
 FORMAT = "fastnn.Sequential"
-VERSION = 1
-_MEMBERS = {"format", "version", "config", "params", "velocity", "state"}
+VERSION = 2
+_COMMON = {"format", "version", "config", "params", "state"}
+_MEMBERS = {1: _COMMON | {"velocity"}, 2: _COMMON | {"slots"}}
+_MAX_SLOTS = 3
 _MAX_JSON = 1 << 20
 
 
@@ -77,6 +82,7 @@ def save(model, path: str | os.PathLike) -> None:
     state = {
         "epoch": model.epoch,
         "step": model.step,
+        "learning_rate_scale": model.optimizer.learning_rate_scale,
         "shuffle_rng": model.shuffle_rng.bit_generator.state,
         "history": None if model.history is None else model.history.to_state(),
     }
@@ -85,7 +91,7 @@ def save(model, path: str | os.PathLike) -> None:
         "version": np.array(VERSION, np.int64),
         "config": np.array(json.dumps(model.get_config())),
         "params": model.params,
-        "velocity": model.velocity,
+        "slots": model.slots,
         "state": np.array(json.dumps(state)),
     }
     atomic_write(path, lambda f: np.savez(f, **arrays))
@@ -104,7 +110,7 @@ def _headers(path) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
     with zipfile.ZipFile(path) as zf:
         for info in zf.infolist():
             name = info.filename.removesuffix(".npy")
-            if name not in _MEMBERS:
+            if name not in _MEMBERS[1] | _MEMBERS[2]:
                 raise invalid_file(path, f"unexpected member {info.filename!r}")
             with zf.open(info) as f:
                 version = np.lib.format.read_magic(f)
@@ -122,9 +128,12 @@ def _headers(path) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
                     "refusing to load it",
                 )
             out[name] = (shape, dtype, data_bytes)
-    missing = _MEMBERS - set(out)
-    if missing:
-        raise invalid_file(path, f"missing members {sorted(missing)}")
+    version = 2 if "slots" in out else 1
+    missing = _MEMBERS[version] - set(out)
+    if missing or set(out) - _MEMBERS[version]:
+        raise invalid_file(
+            path, f"members {sorted(out)}; expected {sorted(_MEMBERS[version])}"
+        )
     return out
 
 
@@ -138,7 +147,7 @@ class SavedModel(NamedTuple):
     config: dict  #: layers, input_dim, loss, optimizer, dtype, seed, metrics
     state: dict  #: epoch, step, shuffle_rng, history
     params: np.ndarray
-    velocity: np.ndarray
+    slots: np.ndarray  #: (S, P)
 
 
 def read(path: str | os.PathLike) -> SavedModel:
@@ -180,27 +189,37 @@ def _read_checked(path) -> SavedModel:
                 path, f"format is {str(data['format'])!r}, expected {FORMAT!r}"
             )
         version = int(data["version"])
-        if version != VERSION:
+        if version != (2 if "slots" in headers else 1):
             raise invalid_file(
-                path, f"format version {version}; this fastnn reads {VERSION}"
+                path, f"format version {version}; this fastnn reads 1 and {VERSION}"
             )
         config = json.loads(str(data["config"]))
         state = json.loads(str(data["state"]))
         n_params = _expected_params(config)
         dtype = np.dtype(config["dtype"])
-        for name in ("params", "velocity"):
+        slots_name = "slots" if version == 2 else "velocity"
+        for name in ("params", slots_name):
             shape, dt, nbytes = headers[name]
-            if shape != (n_params,) or dt != dtype or nbytes < n_params * dt.itemsize:
+            ok = (
+                shape == (n_params,)
+                if name != "slots"
+                else len(shape) == 2
+                and shape[1] == n_params
+                and 1 <= shape[0] <= _MAX_SLOTS
+            )
+            size = int(np.prod(shape)) if ok else 0
+            if not ok or dt != dtype or nbytes < size * dt.itemsize:
                 raise invalid_file(
                     path,
                     f"member {name!r} has shape {shape} and dtype {dt}; "
-                    f"the architecture needs ({n_params},) {dtype}",
+                    f"the architecture needs {dtype} "
+                    + (f"({n_params},)" if name != "slots" else f"(S, {n_params})"),
                 )
         params = data["params"]
-        velocity = data["velocity"]
-    if not (np.isfinite(params).all() and np.isfinite(velocity).all()):
+        slots = data[slots_name].reshape(-1, n_params)
+    if not (np.isfinite(params).all() and np.isfinite(slots).all()):
         raise invalid_file(path, "parameters contain NaN or inf")
-    return SavedModel(config, state, params, velocity)
+    return SavedModel(config, state, params, slots)
 
 
 def _expected_params(config) -> int:
@@ -208,6 +227,8 @@ def _expected_params(config) -> int:
         n_in = int(config["input_dim"])
         total = 0
         for layer in config["layers"]:
+            if layer.get("class") == "Dropout":
+                continue
             units = int(layer["units"])
             total += n_in * units + (units if layer.get("use_bias", True) else 0)
             n_in = units

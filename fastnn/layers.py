@@ -90,3 +90,42 @@ class Dense:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"Dense({args})"
+
+
+class Dropout:
+    """Inverted dropout on the output of the :class:`Dense` layer before it.
+
+    During ``fit`` each entry is zeroed with probability ``rate`` and the
+    others are multiplied by ``1 / (1 - rate)``; ``predict`` and ``evaluate``
+    pass values through unchanged. The masks come from a counter-based
+    generator keyed by the model's seed, the step and the layer
+    (:mod:`fastnn._philox`), so they are the same on every backend and a
+    seeded run is reproducible bit for bit. A ``Dropout`` sits between two
+    ``Dense`` layers.
+    """
+
+    def __init__(self, rate: float) -> None:
+        if isinstance(rate, bool) or not isinstance(
+            rate, (int, float, np.integer, np.floating)
+        ):
+            raise TypeError(f"rate: expected a number in [0, 1); received {rate!r}")
+        if not (math.isfinite(rate) and 0 <= rate < 1):
+            raise ValueError(f"rate: expected a number in [0, 1); received {rate!r}")
+        self.rate = float(rate)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"class": "Dropout", "rate": self.rate}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Dropout:
+        return cls(config["rate"])
+
+    def __repr__(self) -> str:
+        return f"Dropout(rate={self.rate!r})"
+
+
+def from_config(config: dict[str, Any]) -> Dense | Dropout:
+    """A layer from its ``get_config()`` dict (Dense's has no ``"class"``)."""
+    if config.get("class") == "Dropout":
+        return Dropout.from_config(config)
+    return Dense.from_config(config)

@@ -8,12 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from fastnn import _compose, _validation, backends, losses
+from fastnn import _compose, _validation, backends, contract, losses, optimizers
 from fastnn.activations import Activation
 from fastnn.callbacks import History
-from fastnn.layers import INITIALIZERS, Dense
+from fastnn.layers import INITIALIZERS, Dense, Dropout
+from fastnn.layers import from_config as layer_from_config
 from fastnn.losses import Loss
-from fastnn.optimizers import SGD
+from fastnn.optimizers import Optimizer
 
 _PREDICT_CHUNK = 8192
 
@@ -31,18 +32,23 @@ def _check_dtype(dtype) -> np.dtype:
 
 
 class Sequential:
-    """A stack of :class:`~fastnn.Dense` layers trained by mini-batch SGD.
+    """A stack of :class:`~fastnn.Dense` layers (with :class:`~fastnn.Dropout`
+    between them) trained by mini-batch gradient descent.
 
     Parameters
     ----------
-    layers : sequence of Dense
+    layers : sequence of Dense and Dropout
     input_dim : int
         Number of input features (784 for flattened MNIST).
     loss : {"cross_entropy", "mse"}
         ``cross_entropy`` needs a softmax output layer. Exact formulas, L2
         included: :mod:`fastnn.losses`.
-    optimizer : SGD, optional
-        Default ``SGD(learning_rate=0.01)``.
+    optimizer : Optimizer or str, optional
+        :class:`~fastnn.SGD`, :class:`~fastnn.Adam`, :class:`~fastnn.AdamW`,
+        :class:`~fastnn.RMSprop`, :class:`~fastnn.Adagrad` or one's name
+        (its defaults). Default ``SGD(learning_rate=0.01)``. Assigning
+        another optimizer later resets the optimizer's state (its slots and
+        step count).
     backend : {"numpy", "numba", "cython", "auto"}, optional
         Kernel backend; can be changed later with ``model.backend = ...``.
         Default: the enclosing ``fastnn.use_backend`` block, ``FASTNN_BACKEND``,
@@ -50,7 +56,8 @@ class Sequential:
     dtype : {"float32", "float64"}
         Parameter and computation dtype, kept end to end.
     seed : int, optional
-        Seeds initialisation and shuffling (``np.random.Generator``): the same
+        Seeds initialisation, shuffling (``np.random.Generator``) and the
+        dropout masks: the same
         seed gives bit-identical training on the same backend. ``None`` draws
         one, available as ``model.seed``.
     metrics : sequence of str
@@ -64,7 +71,7 @@ class Sequential:
         layers: Sequence[Dense],
         input_dim: int,
         loss: str = "cross_entropy",
-        optimizer: SGD | None = None,
+        optimizer: Optimizer | str | None = None,
         backend: str | None = None,
         dtype: str = "float32",
         seed: int | None = None,
@@ -75,36 +82,45 @@ class Sequential:
                 f"layers: expected a non-empty list of Dense layers; "
                 f"received {layers!r}"
             )
+        rates, dense = [0.0], []
         for i, layer in enumerate(layers):
-            if not isinstance(layer, Dense):
+            if isinstance(layer, Dropout):
+                if not dense or i == len(layers) - 1 or rates[-1]:
+                    raise ValueError(
+                        f"layers[{i}]: a Dropout goes between two Dense layers "
+                        "(after a Dense, before a Dense, one at a time)"
+                    )
+                rates[-1] = layer.rate
+            elif isinstance(layer, Dense):
+                dense.append(layer)
+                rates.append(0.0)
+            else:
                 raise TypeError(
-                    f"layers[{i}]: expected a fastnn.Dense; received "
-                    f"{type(layer).__name__}"
+                    f"layers[{i}]: expected a fastnn.Dense or fastnn.Dropout; "
+                    f"received {type(layer).__name__}"
                 )
         self.layers = list(layers)
+        #: the Dense layers, one per row of ``layout``
+        self.dense_layers = dense
+        #: ``dropout_rates[l]``: the dropout rate on the input of Dense layer l
+        self.dropout_rates = tuple([0.0] + rates[1:-1])
         self.input_dim = _validation.check_positive_int(input_dim, "input_dim")
         self.loss = losses.get(loss)
-        for i, layer in enumerate(self.layers[:-1]):
+        for i, layer in enumerate(self.dense_layers[:-1]):
             if layer.activation == Activation.SOFTMAX:
                 raise ValueError(
                     f"layers[{i}]: softmax is only supported on the output layer"
                 )
         if self.loss == Loss.CROSS_ENTROPY:
-            if self.layers[-1].activation != Activation.SOFTMAX:
+            if self.dense_layers[-1].activation != Activation.SOFTMAX:
                 raise ValueError(
                     "loss: 'cross_entropy' expects a softmax output layer; received "
-                    f"activation={self.layers[-1].activation.name.lower()!r} on the "
+                    f"activation={self.dense_layers[-1].activation.name.lower()!r} on the "
                     "last layer (use Dense(k, activation='softmax'))"
                 )
-            if self.layers[-1].units < 2:
+            if self.dense_layers[-1].units < 2:
                 raise ValueError("layers[-1]: cross_entropy needs at least 2 classes")
-        if optimizer is None:
-            optimizer = SGD()
-        if not isinstance(optimizer, SGD):
-            raise TypeError(
-                f"optimizer: expected a fastnn.SGD; received {type(optimizer).__name__}"
-            )
-        self.optimizer = optimizer
+        self._optimizer = optimizers.get("sgd" if optimizer is None else optimizer)
         self.dtype = _check_dtype(dtype)
         for m in metrics:
             if m != "accuracy":
@@ -120,7 +136,7 @@ class Sequential:
     # ----------------------------------------------------------- structure
     def _build(self) -> None:
         rows, spans, off, n_in = [], [], 0, self.input_dim
-        for layer in self.layers:
+        for layer in self.dense_layers:
             n_out = layer.units
             w_off, off = off, off + n_in * n_out
             spans.append((w_off, off))
@@ -131,23 +147,81 @@ class Sequential:
             n_in = n_out
         self.layout = np.array(rows, dtype=np.int64)
         self.decay_spans = np.array(spans, dtype=np.int64)
-        self.params = np.zeros(off, self.dtype)
-        self.velocity = np.zeros(off, self.dtype)
-        self.grads = np.zeros(off, self.dtype)
+        params = np.zeros(off, self.dtype)
+        self.state = contract.TrainingState(
+            params, self._optimizer.initial_slots(off, self.dtype)
+        )
         init_seq, shuffle_seq = np.random.SeedSequence(self.seed).spawn(2)
         init_rng = np.random.Generator(np.random.PCG64(init_seq))
         self.shuffle_rng = np.random.Generator(np.random.PCG64(shuffle_seq))
-        for l, layer in enumerate(self.layers):
+        for l, layer in enumerate(self.dense_layers):
             W, _ = _compose.layer_views(self.params, self.layout, l)
             init = INITIALIZERS[layer.kernel_initializer]
             W[...] = init(init_rng, W.shape, self.dtype)
         self.epoch = 0  # completed epochs
-        self.step = 0  # completed SGD steps (drives learning-rate schedules)
         self.history: History | None = None  # the latest fit's (or a checkpoint's)
 
     @property
+    def params(self) -> np.ndarray:
+        """The flat parameter buffer (W and b of every layer are views into it)."""
+        return self.state.params
+
+    @property
+    def slots(self) -> np.ndarray:
+        """The optimizer's slots, one row per name of ``optimizer.slot_names()``."""
+        return self.state.slots
+
+    @property
+    def step(self) -> int:
+        """Optimizer steps applied (drives schedules, Adam's bias correction and
+        the dropout masks)."""
+        return self.state.step
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self.state.step = int(value)
+
+    @property
+    def optimizer(self) -> Optimizer:
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, optimizer) -> None:
+        optimizer = optimizers.get(optimizer)
+        if optimizer.state_config() != self._optimizer.state_config():
+            # The saved slots mean nothing to another optimizer: start afresh.
+            self.state = contract.TrainingState(
+                self.params, optimizer.initial_slots(self.n_params, self.dtype)
+            )
+        self._optimizer = optimizer
+
+    @property
+    def dropout_seed(self) -> int:
+        """The dropout masks' key, drawn from ``seed``."""
+        return int(
+            np.random.SeedSequence(self.seed, spawn_key=(2,)).generate_state(
+                1, np.uint64
+            )[0]
+        )
+
+    def training_plan(self, batch_size: int) -> contract.TrainingPlan:
+        """The :class:`~fastnn.contract.TrainingPlan` of a ``fit`` at ``batch_size``."""
+        opt = self._optimizer
+        return contract.TrainingPlan(
+            self.layout,
+            self.n_params,
+            self.loss,
+            opt.kind,
+            opt.hyper(),
+            self.decay_spans,
+            batch_size,
+            self.dropout_rates,
+            self.dropout_seed,
+        )
+
+    @property
     def n_outputs(self) -> int:
-        return self.layers[-1].units
+        return self.dense_layers[-1].units
 
     @property
     def n_params(self) -> int:
@@ -174,7 +248,7 @@ class Sequential:
             "layers": [layer.get_config() for layer in self.layers],
             "input_dim": self.input_dim,
             "loss": losses.name(self.loss),
-            "optimizer": self.optimizer.get_config(),
+            "optimizer": self._optimizer.get_config(),
             "dtype": self.dtype.name,
             "seed": self.seed,
             "metrics": list(self.metrics),
@@ -183,10 +257,10 @@ class Sequential:
     @classmethod
     def from_config(cls, config: dict[str, Any], backend: str | None = None):
         return cls(
-            [Dense.from_config(c) for c in config["layers"]],
+            [layer_from_config(c) for c in config["layers"]],
             input_dim=config["input_dim"],
             loss=config["loss"],
-            optimizer=SGD.from_config(config["optimizer"]),
+            optimizer=optimizers.get(config["optimizer"]),
             backend=backend,
             dtype=config["dtype"],
             seed=config["seed"],
@@ -196,19 +270,22 @@ class Sequential:
     def summary(self) -> str:
         lines = [f"Sequential (backend={self.backend}, dtype={self.dtype.name})"]
         n_in = self.input_dim
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.dense_layers):
+            if self.dropout_rates[i]:
+                lines.append(f"  dropout: rate {self.dropout_rates[i]}")
             n = n_in * layer.units + (layer.units if layer.use_bias else 0)
             lines.append(
                 f"  dense_{i}: {n_in} -> {layer.units} "
                 f"{layer.activation.name.lower():8s} {n:>10,d} params"
             )
             n_in = layer.units
+        lines.append(f"  optimizer: {self._optimizer!r}")
         lines.append(f"  total: {self.n_params:,d} parameters")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         sizes = "-".join(
-            str(s) for s in [self.input_dim] + [ly.units for ly in self.layers]
+            str(s) for s in [self.input_dim] + [ly.units for ly in self.dense_layers]
         )
         return (
             f"<fastnn.Sequential {sizes} backend={self.backend} "
@@ -222,7 +299,7 @@ class Sequential:
         A layer with ``use_bias=False`` contributes only its W.
         """
         out = []
-        for l, layer in enumerate(self.layers):
+        for l, layer in enumerate(self.dense_layers):
             W, b = _compose.layer_views(self.params, self.layout, l)
             out.append(W.copy())
             if layer.use_bias:
@@ -231,7 +308,7 @@ class Sequential:
 
     def _weight_shapes(self) -> list[tuple[int, ...]]:
         shapes, n_in = [], self.input_dim
-        for layer in self.layers:
+        for layer in self.dense_layers:
             shapes.append((n_in, layer.units))
             if layer.use_bias:
                 shapes.append((layer.units,))
@@ -269,7 +346,7 @@ class Sequential:
                 )
             arrays.append(a)
         it = iter(arrays)
-        for l, layer in enumerate(self.layers):
+        for l, layer in enumerate(self.dense_layers):
             W, b = _compose.layer_views(self.params, self.layout, l)
             W[...] = next(it)
             if layer.use_bias:
@@ -317,9 +394,10 @@ class Sequential:
         return self.predict(x, batch_size).argmax(axis=1)
 
     def l2_penalty(self) -> float:
-        """``weight_decay / 2 * sum_l ||W_l||^2`` at the current weights."""
-        wd = self.optimizer.weight_decay
-        if wd == 0:
+        """``weight_decay / 2 * sum_l ||W_l||^2`` at the current weights (0 for
+        AdamW, whose decay is decoupled: not part of the loss)."""
+        wd = self._optimizer.weight_decay
+        if wd == 0 or self._optimizer.kind == contract.OptimizerKind.ADAMW:
             return 0.0
         sq = sum(
             float(np.dot(self.params[s:e], self.params[s:e]))
@@ -359,7 +437,9 @@ class Sequential:
         """The total loss of ``(x, y)`` as one batch and its exact gradient.
 
         Returns ``(loss, [dW1, db1, dW2, db2, ...])`` ordered as
-        :meth:`get_weights`; the gradient includes ``weight_decay * W``.
+        :meth:`get_weights`; the gradient includes ``weight_decay * W``
+        (except with AdamW: decoupled decay is not part of the loss). Dropout
+        is not applied (as in ``evaluate``).
         """
         x = self._x(x)
         labels, Y = self._y(y, x.shape[0])
@@ -373,11 +453,15 @@ class Sequential:
             grads,
             self.layout,
             self.loss,
-            self.dtype.type(self.optimizer.weight_decay),
+            self.dtype.type(
+                0.0
+                if self._optimizer.kind == contract.OptimizerKind.ADAMW
+                else self._optimizer.weight_decay
+            ),
             self.decay_spans,
         )
         out = []
-        for l, layer in enumerate(self.layers):
+        for l, layer in enumerate(self.dense_layers):
             dW, db = _compose.layer_views(grads, self.layout, l)
             out.append(dW.copy())
             if layer.use_bias:
@@ -429,9 +513,9 @@ class Sequential:
         included: what ``fit(resume=path)`` starts from.
 
         The file must hold the same architecture, loss and dtype, trained with
-        the same optimizer (momentum, Nesterov, weight decay: the saved
-        momentum buffer means nothing to another); the learning rate or its
-        schedule may differ, to train further at another rate.
+        the same optimizer and hyper-parameters (its saved slots mean nothing
+        to another); the learning rate, its schedule and ``clipnorm`` may
+        differ, to train further at another rate.
         """
         from fastnn import io
 
@@ -443,13 +527,17 @@ class Sequential:
                     f"resume: {str(path)!r} holds a different model ({key} is "
                     f"{saved.config.get(key)!r}, this model has {mine[key]!r})"
                 )
-        saved_opt = saved.config.get("optimizer") or {}
-        for key in ("momentum", "nesterov", "weight_decay"):
-            if saved_opt.get(key) != mine["optimizer"][key]:
+        try:
+            saved_opt = optimizers.get(saved.config.get("optimizer") or {})
+        except (TypeError, ValueError) as err:
+            raise io.invalid_file(path, f"optimizer: {err}") from err
+        theirs, ours = saved_opt.state_config(), self._optimizer.state_config()
+        for key in sorted(set(theirs) | set(ours)):
+            if theirs.get(key) != ours.get(key):
                 raise ValueError(
                     f"resume: {str(path)!r} was trained with another optimizer "
-                    f"({key} is {saved_opt.get(key)!r}, this model's is "
-                    f"{mine['optimizer'][key]!r}); resume with the optimizer it "
+                    f"({key} is {theirs.get(key)!r}, this model's is "
+                    f"{ours.get(key)!r}); resume with the optimizer it "
                     "was saved with"
                 )
         try:
@@ -461,10 +549,18 @@ class Sequential:
         history = History.from_state(
             saved.state.get("history"), int(saved.state["epoch"])
         )
+        if saved.slots.shape != self.slots.shape:
+            raise ValueError(
+                f"slots: expected shape {self.slots.shape} for "
+                f"{self._optimizer.slot_names()}; received {saved.slots.shape}"
+            )
         self.params[...] = saved.params
-        self.velocity[...] = saved.velocity
+        self.slots[...] = saved.slots
         self.epoch = int(saved.state["epoch"])
         self.step = int(saved.state["step"])
+        self._optimizer.learning_rate_scale = float(
+            saved.state.get("learning_rate_scale", 1.0)
+        )
         self.shuffle_rng.bit_generator.state = saved.state["shuffle_rng"]
         self.history = history
 

@@ -1,8 +1,10 @@
 """The fit loop: epochs, seeded shuffling, batching, callbacks and history.
 
 Shuffling happens here, in Python, with the model's ``np.random.Generator``, so
-every backend sees the same batches. The SGD steps themselves run in the
-backend's ``train_steps``, called in chunks of ``CHUNK_STEPS`` steps: one call
+every backend sees the same batches. The steps themselves run in the
+backend's ``train_steps`` (the contract of :mod:`fastnn.contract`: one
+training plan and one data object per ``fit``, the model's training state),
+called in chunks of ``CHUNK_STEPS`` steps: one call
 keeps the compiled backends' hot loop in compiled code, and the chunking still
 lets progress bars, callbacks and divergence checks see progress.
 """
@@ -16,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fastnn import _validation
+from fastnn import _validation, contract
 from fastnn.callbacks import (
     Callback,
     History,
@@ -72,11 +74,12 @@ def fit(
     shuffle=True,
     resume=None,
 ):
-    """Train ``model`` with mini-batch SGD.
+    """Train ``model`` with mini-batch gradient descent and its optimizer.
 
     ``epochs`` more epochs are run; with ``resume=path`` the model first takes
     the parameters, optimizer state, RNG state and epoch count saved in that
-    checkpoint and then trains until it has completed ``epochs`` epochs in all,
+    checkpoint (optimizer slots included) and then trains until it has
+    completed ``epochs`` epochs in all,
     so an interrupted run resumed this way ends bit-identical to an
     uninterrupted one. ``batch_size`` defaults to 32 (or n if smaller); an
     explicit one larger than the data is an error. The last batch of an epoch
@@ -140,41 +143,31 @@ def check_fit_arguments(
 
 
 class LocalSteps:
-    """Runs SGD steps in this process with the backend's fused ``train_steps``.
+    """Runs steps in this process with the backend's fused ``train_steps``.
 
-    The trainer calls ``steps(order, batch_size, s, e, learning_rates,
-    losses_out)`` for each chunk of steps ``[s, e)`` of an epoch; it updates
-    ``model.params`` and ``model.velocity`` in place and returns the number of
-    steps applied (fewer than ``e - s`` when a loss was not finite).
-    :mod:`fastnn.distributed` provides the same interface over a cluster.
+    Made once per ``fit`` as ``LocalSteps(model, plan, data)``; the trainer
+    calls ``steps(order, s, e, learning_rates, losses_out)`` for each chunk of
+    steps ``[s, e)`` of an epoch. It updates ``model.state`` in place (the
+    step counter included) and returns the number of steps applied (fewer
+    than ``e - s`` when a loss was not finite). :mod:`fastnn.distributed`
+    provides the same interface over a cluster.
     """
 
-    #: SGD steps per call.
+    #: steps per call.
     chunk_steps = CHUNK_STEPS
 
-    def __init__(self, model, xs, labels, Y) -> None:
-        self.model, self.xs, self.labels, self.Y = model, xs, labels, Y
+    def __init__(self, model, plan, data) -> None:
+        self.model, self.plan, self.data = model, plan, data
 
-    def __call__(self, order, batch_size, s, e, learning_rates, losses_out) -> int:
-        model, opt = self.model, self.model.optimizer
-        return model.kernels.train_steps(
-            self.xs,
-            self.labels,
-            self.Y,
+    def __call__(self, order, s, e, learning_rates, losses_out) -> int:
+        return self.model.kernels.train_steps(
+            self.plan,
+            self.data,
+            self.model.state,
             order,
-            batch_size,
             s,
             e,
-            model.params,
-            model.grads,
-            model.velocity,
-            model.layout,
-            int(model.loss),
             learning_rates,
-            opt.momentum,
-            opt.nesterov,
-            opt.weight_decay,
-            model.decay_spans,
             losses_out,
         )
 
@@ -193,12 +186,14 @@ def run(
     shuffle,
     runner,
 ):
-    """The epoch loop over checked arguments. ``runner(model, xs, labels, Y)``
+    """The epoch loop over checked arguments. ``runner(model, plan, data)``
     makes the step runner: :class:`LocalSteps` here, a cluster's in
     :mod:`fastnn.distributed`; everything else is this one loop. The returned
     History continues ``resumed_history`` (a resumed run's epochs so far)."""
     n = xs.shape[0]
-    runner = runner(model, xs, labels, Y)
+    plan = model.training_plan(batch_size)
+    data = contract.TrainingData(xs, labels, Y, model.loss, model.n_outputs)
+    runner = runner(model, plan, data)
 
     history = History()
     if resumed_history is not None:
@@ -218,10 +213,10 @@ def run(
     sizes = np.full(steps, batch_size, np.float64)
     sizes[-1] = n - (steps - 1) * batch_size
     losses = np.zeros(steps, np.float64)
-    # The weights at the start of the current chunk: if a step makes them
-    # overflow, the next step's loss is not finite and training goes back here.
-    saved_params = np.empty_like(model.params)
-    saved_velocity = np.empty_like(model.velocity)
+    # The state at the start of the current chunk: if a step makes the
+    # weights overflow, the next step's loss is not finite and training goes
+    # back here.
+    saved = model.state.copy()
     first_epoch = model.epoch
     model.stop_training = False
     for cb in cbs:
@@ -237,22 +232,22 @@ def run(
         while s < steps:
             e = min(steps, s + runner.chunk_steps)
             lrs = opt.learning_rates(model.step, e - s)
-            np.copyto(saved_params, model.params)
-            np.copyto(saved_velocity, model.velocity)
-            done = runner(order, batch_size, s, e, lrs, losses[s:e])
-            model.step += done
+            state = model.state
+            np.copyto(saved.params, state.params)
+            np.copyto(saved.slots, state.slots)
+            saved.step = state.step
+            done = runner(order, s, e, lrs, losses[s:e])
             running = float(
                 np.dot(losses[: s + done], sizes[: s + done])
                 / max(sizes[: s + done].sum(), 1)
             )
             if done < e - s:
                 if not (
-                    np.isfinite(model.params).all()
-                    and np.isfinite(model.velocity).all()
+                    np.isfinite(state.params).all() and np.isfinite(state.slots).all()
                 ):
-                    np.copyto(model.params, saved_params)
-                    np.copyto(model.velocity, saved_velocity)
-                    model.step -= done
+                    np.copyto(state.params, saved.params)
+                    np.copyto(state.slots, saved.slots)
+                    state.step = saved.step
                 return _diverged(
                     model, cbs, epoch, s + done, e - s, verbose, terminate_on_nan
                 )

@@ -25,11 +25,16 @@ indices; ``*_out`` buffers are written, never read; no other argument is
 modified unless its docstring says so. Callers (``fastnn``'s public API)
 validate shapes and dtypes; kernels assume valid input.
 
-Model-level functions work on one flat parameter buffer ``params`` described by
-``layout``, an int64 array of shape (n_layers, 5) whose columns are
-``N_IN, N_OUT, W_OFF, B_OFF, ACT`` (``B_OFF = -1``: the layer has no bias).
-``decay_spans`` is an int64 (k, 2) array of ``[start, stop)`` ranges of
-``params`` that weight decay applies to (the weight matrices).
+The model-level functions, ``update`` and ``train_steps``, take the three
+objects of :mod:`fastnn.contract`: a :class:`~fastnn.contract.TrainingPlan`
+(layout, loss, optimizer, decay spans, dropout, batch size), the
+:class:`~fastnn.contract.TrainingData` and a
+:class:`~fastnn.contract.TrainingState` (one flat parameter buffer ``params``,
+the optimizer's slots laid out like it, the step counter). ``layout`` is an
+int64 array of shape (n_layers, 5) whose columns are ``N_IN, N_OUT, W_OFF,
+B_OFF, ACT`` (``B_OFF = -1``: the layer has no bias); ``decay_spans`` an int64
+(k, 2) array of ``[start, stop)`` ranges of ``params`` that weight decay
+applies to (the weight matrices).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import numpy as np
 from scipy.special import expit
 
 from fastnn import _compose
+from fastnn import contract as c
 from fastnn.activations import Activation
 
 __all__ = [
@@ -45,7 +51,7 @@ __all__ = [
     "dense_backward",
     "softmax_cross_entropy",
     "mean_squared_error",
-    "sgd_update",
+    "update",
     "train_steps",
 ]
 
@@ -139,105 +145,130 @@ def mean_squared_error(A, Y, dA_out):
     return loss
 
 
-def sgd_update(
-    params,
-    grads,
-    velocity,
-    learning_rate,
-    momentum,
-    nesterov,
-    weight_decay,
-    decay_spans,
-):
-    """One SGD step over the flat buffers, in place, in PyTorch's convention.
+def update(plan, state, learning_rate):
+    """One optimizer step from the data gradient in ``state.grads``, in place.
 
-    For every entry, with ``wd = weight_decay`` inside ``decay_spans`` and 0
-    elsewhere::
+    In ``torch.optim``'s arithmetic, operation by operation in the array
+    dtype (the scalars of :func:`fastnn.contract.step_scalars` aside), with
+    ``g = state.grads`` and ``p = state.params``:
 
-        g = grads + wd * params
-        velocity = momentum * velocity + g          (only if momentum != 0)
-        step = g + momentum * velocity if nesterov else velocity (g if momentum == 0)
-        params -= learning_rate * step
+    1. ``clipnorm > 0``: ``g *= min(1, clipnorm / (||g|| + 1e-6))`` with the
+       global L2 norm of the whole gradient (``clip_grad_norm_``);
+    2. weight decay, inside ``plan.decay_spans`` only: coupled (every
+       optimizer but AdamW) ``g += wd * p``; AdamW ``p *= 1 - lr * wd``;
+    3. the rule, over every entry (``t = state.step + 1``; slots by name):
 
-    ``params`` and ``velocity`` are updated; ``grads`` is overwritten with ``g``.
-    Returns ``sum(params**2)`` over ``decay_spans`` *before* the update (the
-    L2 term's input, so the caller need not read the weights again), or 0.0
-    when ``weight_decay == 0``.
+       * SGD: ``v = momentum * v + g`` (if momentum), ``step = g + momentum
+         * v`` (Nesterov) or ``v`` (or ``g``); ``p -= lr * step``;
+       * Adam, AdamW: ``m += (1 - beta_1) * (g - m)``, ``v = v * beta_2 +
+         (1 - beta_2) * (g * g)``, ``v_max = max(v_max, v)`` (amsgrad),
+         ``p -= (lr / (1 - beta_1**t)) * (m / (sqrt(v or v_max) /
+         sqrt(1 - beta_2**t) + epsilon))``;
+       * RMSprop: ``a = a * rho + (1 - rho) * (g * g)``; centered: ``ga +=
+         (1 - rho) * (g - ga)``, ``d = sqrt(a - ga * ga) + epsilon``, else
+         ``d = sqrt(a) + epsilon``; momentum: ``buf = buf * momentum + g /
+         d``, ``p -= lr * buf``, else ``p -= lr * (g / d)``;
+       * Adagrad: ``s += g * g``, ``p -= lr * (g / (sqrt(s) + epsilon))``.
+
+    ``state.step`` advances by one; ``state.grads`` is scratch afterwards.
+    Returns the coupled L2 term's input ``sum(p**2)`` over the decay spans
+    before the update (0.0 without coupled decay): the loss adds
+    ``weight_decay / 2`` times it.
     """
-    dt = params.dtype.type
+    p, g, slots = state.params, state.grads, state.slots
+    dt = p.dtype.type
+    h = plan.hyper
+    lr, step_size, bc2_sqrt, shrink = c.step_scalars(plan, state.step, [learning_rate])[0]
+    if h[c.CLIPNORM] > 0:
+        g64 = g.astype(np.float64)
+        g *= dt(c.clip_coefficient(float(np.dot(g64, g64)), h[c.CLIPNORM]))
     sq = 0.0
-    if weight_decay != 0:
-        for start, stop in decay_spans:
-            w = params[start:stop]
-            sq += float(np.dot(w, w))
-            grads[start:stop] += dt(weight_decay) * w
-    if momentum != 0:
-        velocity *= dt(momentum)
-        velocity += grads
-        if nesterov:
-            grads += dt(momentum) * velocity
-            step = grads
+    wd = h[c.WEIGHT_DECAY]
+    if wd != 0:
+        for start, stop in plan.decay_spans:
+            w = p[start:stop]
+            if plan.coupled_decay:
+                sq += float(np.dot(w, w))
+                g[start:stop] += dt(wd) * w
+            else:
+                w *= dt(shrink)
+    kind = plan.optimizer
+    if kind == c.OptimizerKind.SGD:
+        momentum = dt(h[c.MOMENTUM])
+        velocity = slots[0]
+        if momentum != 0:
+            velocity *= momentum
+            velocity += g
+            if h[c.NESTEROV]:
+                g += momentum * velocity
+                step = g
+            else:
+                step = velocity
         else:
-            step = velocity
-    else:
-        step = grads
-    params -= dt(learning_rate) * step
+            step = g
+        p -= dt(lr) * step
+    elif kind in (c.OptimizerKind.ADAM, c.OptimizerKind.ADAMW):
+        m, v = slots[0], slots[1]
+        m += dt(1 - h[c.BETA_1]) * (g - m)
+        v *= dt(h[c.SECOND])
+        v += dt(1 - h[c.SECOND]) * (g * g)
+        if h[c.FLAG]:
+            np.maximum(slots[2], v, out=slots[2])
+            v = slots[2]
+        denom = np.sqrt(v) / dt(bc2_sqrt) + dt(h[c.EPSILON])
+        p -= dt(step_size) * (m / denom)
+    elif kind == c.OptimizerKind.RMSPROP:
+        rho = h[c.SECOND]
+        a = slots[0]
+        a *= dt(rho)
+        a += dt(1 - rho) * (g * g)
+        j = 2 if h[c.MOMENTUM] else 1
+        if h[c.FLAG]:
+            ga = slots[j]
+            ga += dt(1 - rho) * (g - ga)
+            d = np.sqrt(a - ga * ga)
+        else:
+            d = np.sqrt(a)
+        d += dt(h[c.EPSILON])
+        if h[c.MOMENTUM]:
+            buf = slots[1]
+            buf *= dt(h[c.MOMENTUM])
+            buf += g / d
+            p -= dt(lr) * buf
+        else:
+            p -= dt(lr) * (g / d)
+    else:  # Adagrad
+        s = slots[0]
+        s += g * g
+        p -= dt(lr) * (g / (np.sqrt(s) + dt(h[c.EPSILON])))
+    state.step += 1
     return sq
 
 
-def train_steps(
-    X,
-    labels,
-    Y,
-    order,
-    batch_size,
-    step_begin,
-    step_end,
-    params,
-    grads,
-    velocity,
-    layout,
-    loss,
-    learning_rates,
-    momentum,
-    nesterov,
-    weight_decay,
-    decay_spans,
-    losses_out,
-):
-    """Run SGD steps ``step_begin .. step_end - 1`` of one epoch.
+def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out):
+    """Run steps ``begin .. end - 1`` of one epoch; return how many were applied.
 
-    Step ``s`` trains on the samples ``order[s*batch_size : (s+1)*batch_size]``
-    (the last batch may be short). ``labels`` (int64, n) is used with the
-    cross-entropy loss, ``Y`` (n, k) with mse; the other may be empty.
-    ``learning_rates[i]`` is the rate of step ``step_begin + i``.
-    ``losses_out[i]`` receives that step's total loss (data loss plus
-    ``weight_decay / 2 * sum W**2`` at the weights the step started from).
+    Step ``s`` trains on the samples ``order[s*B : (s+1)*B]`` (``B =
+    plan.batch_size``; the last batch may be short): the data loss and its
+    gradient with dropout's masks for ``state.step`` (see
+    :mod:`fastnn._philox`), then :func:`update` with ``learning_rates[s -
+    begin]``. ``losses_out[i]`` receives that step's total loss: the data loss
+    plus, with coupled weight decay, ``weight_decay / 2 * sum W**2`` at the
+    weights the step started from.
 
     A step whose data loss is not finite is not applied: the function returns
-    early. Returns the number of steps applied. ``params`` and ``velocity`` are
-    updated in place; ``grads`` is scratch.
+    early. ``state`` is updated in place (``grads`` is scratch).
     """
     import sys
 
     return _compose.train_steps(
         sys.modules[__name__],
-        X,
-        labels,
-        Y,
+        plan,
+        data,
+        state,
         order,
-        batch_size,
-        step_begin,
-        step_end,
-        params,
-        grads,
-        velocity,
-        layout,
-        loss,
+        begin,
+        end,
         learning_rates,
-        momentum,
-        nesterov,
-        weight_decay,
-        decay_spans,
         losses_out,
     )

@@ -1,18 +1,26 @@
-"""The checks both compiled backends run before calling a kernel.
+"""The checks both compiled backends run before calling a kernel: one
+function per contract function (``check_dense_forward`` for
+``dense_forward`` ...), shared by both.
 
-Kernels do not bounds-check: each wrapper checks, cheaply, the invariants whose
-violation would make a kernel read or write out of bounds (one float dtype,
-C-contiguity, consistent shapes, label and index ranges, layout offsets and
-decay spans inside ``params``). The errors say what was expected and what was
-received, and are the same for every compiled backend.
+Kernels do not bounds-check: each check raises, cheaply, on what would make a
+kernel read or write out of bounds (one float dtype, C-contiguity, consistent
+shapes, label and index ranges). ``update`` and ``train_steps`` take the
+objects of :mod:`fastnn.contract`, which check themselves when built (layout
+offsets, decay spans, labels: once per ``fit``), so their checks here only tie
+plan, data and state together and check the per-call arguments. The errors
+say what was expected and what was received, and are the same for every
+compiled backend.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import math
+
 import numpy as np
 
+from fastnn import contract
 from fastnn.activations import Activation
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -51,7 +59,7 @@ def shape(name, a, shape):
         raise ValueError(f"{name}: expected shape {shape}; received {a.shape}")
 
 
-def activation(activation):
+def activation_code(activation):
     code = int(activation)
     if not 0 <= code < N_ACTIVATIONS:
         raise ValueError(
@@ -83,55 +91,181 @@ def check_labels(labels, n, k):
     return labels
 
 
-def check_spans(decay_spans, size):
-    spans = int64_array("decay_spans", decay_spans, 2)
-    if spans.shape[1] != 2:
-        raise ValueError(f"decay_spans: expected shape (k, 2); received {spans.shape}")
-    if spans.size and (
-        spans.min() < 0 or spans.max() > size or np.any(spans[:, 0] > spans[:, 1])
-    ):
+def check_dense_forward(X, W, b, activation, A_out):
+    """``dense_forward``'s arguments; returns ``(dtype, activation code)``."""
+    dtype = float_array("X", X, ndim=2)
+    float_array("W", W, dtype, ndim=2)
+    float_array("b", b, dtype, ndim=1)
+    float_array("A_out", A_out, dtype, ndim=2)
+    n, n_in = X.shape
+    if W.shape[0] != n_in:
         raise ValueError(
-            f"decay_spans: expected [start, stop) ranges inside "
-            f"params (size {size}); received {spans.tolist()}"
+            f"W: expected {n_in} rows (X has {n_in} columns); received shape {W.shape}"
         )
-    return spans
+    n_out = W.shape[1]
+    if b.shape[0] not in (0, n_out):
+        raise ValueError(f"b: expected shape ({n_out},) or (0,); received {b.shape}")
+    shape("A_out", A_out, (n, n_out))
+    writable("A_out", A_out)
+    return dtype, activation_code(activation)
 
 
-def check_flat(params, grads, velocity):
-    dtype = float_array("params", params, ndim=1)
-    for name, a in (("grads", grads), ("velocity", velocity)):
-        float_array(name, a, dtype, ndim=1)
-        shape(name, a, params.shape)
-    for name, a in (("params", params), ("grads", grads), ("velocity", velocity)):
-        writable(name, a)
-    return dtype
-
-
-def check_layout(layout, size, n_in0):
-    layout = int64_array("layout", layout, 2)
-    if layout.shape[0] == 0 or layout.shape[1] != 5:
+def check_dense_backward(dA, X, W, A, activation, dW_out, db_out, dX_out):
+    """``dense_backward``'s arguments; returns ``(dtype, activation code)``."""
+    dtype = float_array("dA", dA, ndim=2)
+    for name, a in (("X", X), ("W", W), ("A", A), ("dW_out", dW_out)):
+        float_array(name, a, dtype, ndim=2)
+    float_array("db_out", db_out, dtype, ndim=1)
+    n, n_out = dA.shape
+    n_in = X.shape[1]
+    shape("X", X, (n, n_in))
+    shape("W", W, (n_in, n_out))
+    shape("A", A, (n, n_out))
+    shape("dW_out", dW_out, (n_in, n_out))
+    if db_out.shape[0] not in (0, n_out):
         raise ValueError(
-            f"layout: expected shape (n_layers, 5); received {layout.shape}"
+            f"db_out: expected shape ({n_out},) or (0,); received {db_out.shape}"
         )
-    previous = n_in0
-    for l, (n_in, n_out, w_off, b_off, act) in enumerate(layout.tolist()):
-        ok = (
-            n_in == previous
-            and n_out >= 1
-            and 0 <= w_off
-            and w_off + n_in * n_out <= size
-            and (b_off == -1 or 0 <= b_off <= size - n_out)
-            and 0 <= act < N_ACTIVATIONS
+    writable("dW_out", dW_out)
+    writable("db_out", db_out)
+    if dX_out is not None:
+        float_array("dX_out", dX_out, dtype, ndim=2)
+        shape("dX_out", dX_out, (n, n_in))
+        writable("dX_out", dX_out)
+    return dtype, activation_code(activation)
+
+
+def check_softmax_cross_entropy(Z, labels, dZ_out):
+    """``softmax_cross_entropy``'s arguments; returns the int64 labels."""
+    dtype = float_array("Z", Z, ndim=2)
+    float_array("dZ_out", dZ_out, dtype, ndim=2)
+    shape("dZ_out", dZ_out, Z.shape)
+    writable("dZ_out", dZ_out)
+    n, k = Z.shape
+    if k == 0:
+        raise ValueError(
+            f"Z: expected at least one class column; received shape {Z.shape}"
         )
-        if not ok:
-            raise ValueError(
-                f"layout: row {l} = {[n_in, n_out, w_off, b_off, act]} is "
-                f"inconsistent (expected N_IN = {previous}, N_OUT >= 1, W and b "
-                f"inside params of size {size}, B_OFF = -1 or >= 0, ACT in "
-                f"0..{N_ACTIVATIONS - 1})"
-            )
-        previous = n_out
-    return layout
+    return check_labels(labels, n, k)
+
+
+def check_mean_squared_error(A, Y, dA_out):
+    dtype = float_array("A", A, ndim=2)
+    float_array("Y", Y, dtype, ndim=2)
+    float_array("dA_out", dA_out, dtype, ndim=2)
+    shape("Y", Y, A.shape)
+    shape("dA_out", dA_out, A.shape)
+    writable("dA_out", dA_out)
+
+
+def _plan_and_state(plan, state):
+    if not isinstance(plan, contract.TrainingPlan):
+        raise TypeError(
+            f"plan: expected a fastnn.contract.TrainingPlan; received "
+            f"{type(plan).__name__}"
+        )
+    if not isinstance(state, contract.TrainingState):
+        raise TypeError(
+            f"state: expected a fastnn.contract.TrainingState; received "
+            f"{type(state).__name__}"
+        )
+    expected = (plan.n_slots, plan.n_params)
+    if state.params.shape != (plan.n_params,) or state.slots.shape != expected:
+        raise ValueError(
+            f"state: expected params ({plan.n_params},) and slots {expected} for "
+            f"{plan.optimizer.name}; received {state.params.shape} and "
+            f"{state.slots.shape}"
+        )
+
+
+def check_update(plan, state, learning_rate):
+    """``update``'s arguments; returns the step's float64 scalars
+    (:func:`fastnn.contract.step_scalars`)."""
+    _plan_and_state(plan, state)
+    lr = float(learning_rate)
+    if not (math.isfinite(lr) and lr >= 0):
+        raise ValueError(f"learning_rate: expected a finite rate >= 0; received {lr}")
+    return contract.step_scalars(plan, state.step, [lr])[0]
+
+
+class TrainStepsArgs(NamedTuple):
+    """``train_steps``' per-call arguments, checked and normalised."""
+
+    steps: int
+    order: np.ndarray
+    scalars: np.ndarray  # (steps, 4) float64: contract.step_scalars
+    out: np.ndarray  # losses_out itself, or float64 scratch to copy back
+
+
+def check_train_steps(
+    plan, data, state, order, begin, end, learning_rates, losses_out
+) -> TrainStepsArgs | None:
+    """``train_steps``' arguments; ``None`` when there are no steps to run."""
+    _plan_and_state(plan, state)
+    if not isinstance(data, contract.TrainingData):
+        raise TypeError(
+            f"data: expected a fastnn.contract.TrainingData; received "
+            f"{type(data).__name__}"
+        )
+    X = data.X
+    n, n_in = X.shape
+    k = int(plan.layout[-1, 1])
+    if X.dtype != state.dtype or n_in != plan.layout[0, 0]:
+        raise ValueError(
+            f"data: expected {state.dtype} inputs of width {plan.layout[0, 0]}; "
+            f"received {X.dtype} of width {n_in}"
+        )
+    if data.loss != plan.loss or data.Y.shape[1] != k:
+        raise ValueError(
+            f"data: expected targets for loss {plan.loss} with {k} outputs; "
+            f"received loss {data.loss} with {data.Y.shape[1]}"
+        )
+    begin, end = int(begin), int(end)
+    steps = end - begin
+    if begin < 0 or steps < 0:
+        raise ValueError(
+            f"expected 0 <= begin <= end; received begin={begin}, end={end}"
+        )
+    if steps == 0:
+        return None
+    batch_size = plan.batch_size
+    n_batches = -(-n // batch_size)
+    if end > n_batches:
+        raise ValueError(
+            f"end: expected at most {n_batches} steps for {n} samples in "
+            f"batches of {batch_size}; received {end}"
+        )
+    order = int64_array("order", order, 1)
+    stop = min(n, end * batch_size)
+    used = order[begin * batch_size : stop]
+    if used.shape[0] != stop - begin * batch_size:
+        raise ValueError(
+            f"order: expected at least {stop} indices; received {order.shape[0]}"
+        )
+    if used.min() < 0 or used.max() >= n:
+        raise ValueError(
+            f"order: expected sample indices in [0, {n}); received values in "
+            f"[{used.min()}, {used.max()}]"
+        )
+    rates = np.asarray(learning_rates, dtype=np.float64)
+    if rates.ndim != 1 or rates.shape[0] < steps:
+        raise ValueError(
+            f"learning_rates: expected at least {steps} rates; received shape "
+            f"{rates.shape}"
+        )
+    if not np.all(np.isfinite(rates[:steps]) & (rates[:steps] >= 0)):
+        raise ValueError("learning_rates: expected finite rates >= 0")
+    if not isinstance(losses_out, np.ndarray) or losses_out.shape[0] < steps:
+        raise ValueError(f"losses_out: expected an array of at least {steps} entries")
+    direct = (
+        losses_out.dtype == np.float64
+        and losses_out.ndim == 1
+        and losses_out.flags.c_contiguous
+        and losses_out.flags.writeable
+    )
+    out = losses_out if direct else np.empty(steps, np.float64)
+    scalars = contract.step_scalars(plan, state.step, rates[:steps])
+    return TrainStepsArgs(steps, order, scalars, out)
 
 
 def layers_tile_params(layout, size):
@@ -150,133 +284,18 @@ def layers_tile_params(layout, size):
 def sorted_disjoint(spans):
     """``(spans sorted by start, whether they are disjoint)``."""
     if spans.shape[0] <= 1:
-        return spans, True
+        return np.ascontiguousarray(spans), True
     ordered = np.ascontiguousarray(spans[np.argsort(spans[:, 0], kind="stable")])
     if np.all(ordered[1:, 0] >= ordered[:-1, 1]):
         return ordered, True
-    return spans, False
+    return np.ascontiguousarray(spans), False
 
 
 def decay_is_exactly_the_weights(layout, spans, size):
     """Whether the layers tile ``params`` and ``decay_spans`` are exactly their
     weight matrices (what every ``Sequential`` passes): then a fused
-    ``train_steps`` may update layer by layer with ``sgd_update``'s arithmetic."""
+    ``train_steps`` may update layer by layer."""
     weights = sorted((int(w), int(w + i * o)) for i, o, w, _, _ in layout.tolist())
     if sorted(map(tuple, spans.tolist())) != weights:
         return False
     return layers_tile_params(layout, size)
-
-
-class TrainStepsArgs(NamedTuple):
-    """``train_steps``' arguments, checked and normalised for a compiled kernel."""
-
-    dtype: np.dtype
-    n: int
-    steps: int
-    batch_size: int
-    step_begin: int
-    step_end: int
-    layout: np.ndarray
-    spans: np.ndarray
-    loss: int
-    labels: np.ndarray  # int64 (n,) with cross-entropy, else empty
-    Y: np.ndarray  # (n, k) with mse, else (0, k)
-    order: np.ndarray
-    learning_rates: np.ndarray
-    out: np.ndarray  # losses_out itself, or float64 scratch to copy back
-
-
-def check_train_steps(
-    X,
-    labels,
-    Y,
-    order,
-    batch_size,
-    step_begin,
-    step_end,
-    params,
-    grads,
-    velocity,
-    layout,
-    loss,
-    learning_rates,
-    decay_spans,
-    losses_out,
-) -> TrainStepsArgs | None:
-    """Check ``train_steps``' arguments; ``None`` when there are no steps to run."""
-    from fastnn.losses import Loss
-
-    dtype = check_flat(params, grads, velocity)
-    float_array("X", X, dtype, ndim=2)
-    n, n_in = X.shape
-    batch_size, step_begin, step_end = int(batch_size), int(step_begin), int(step_end)
-    steps = step_end - step_begin
-    if batch_size < 1 or step_begin < 0 or steps < 0:
-        raise ValueError(
-            f"expected batch_size >= 1 and 0 <= step_begin <= step_end; received "
-            f"{batch_size}, {step_begin}, {step_end}"
-        )
-    if steps == 0:
-        return None
-    n_batches = -(-n // batch_size)
-    if step_end > n_batches:
-        raise ValueError(
-            f"step_end: expected at most {n_batches} steps for {n} samples in "
-            f"batches of {batch_size}; received {step_end}"
-        )
-    layout = check_layout(layout, params.shape[0], n_in)
-    k_out = int(layout[-1, 1])
-    spans = check_spans(decay_spans, params.shape[0])
-    loss = int(loss)
-    if loss == Loss.CROSS_ENTROPY:
-        labels = check_labels(labels, n, k_out)
-        Y = np.empty((0, k_out), dtype)
-    elif loss == Loss.MSE:
-        float_array("Y", Y, dtype, ndim=2)
-        shape("Y", Y, (n, k_out))
-        labels = np.empty(0, np.int64)
-    else:
-        raise ValueError(f"loss: expected a Loss code; received {loss!r}")
-    order = int64_array("order", order, 1)
-    stop = min(n, step_end * batch_size)
-    used = order[step_begin * batch_size : stop]
-    if used.shape[0] != stop - step_begin * batch_size:
-        raise ValueError(
-            f"order: expected at least {stop} indices; received {order.shape[0]}"
-        )
-    if used.min() < 0 or used.max() >= n:
-        raise ValueError(
-            f"order: expected sample indices in [0, {n}); received values in "
-            f"[{used.min()}, {used.max()}]"
-        )
-    learning_rates = np.ascontiguousarray(learning_rates, dtype=np.float64)
-    if learning_rates.ndim != 1 or learning_rates.shape[0] < steps:
-        raise ValueError(
-            f"learning_rates: expected at least {steps} rates; received shape "
-            f"{learning_rates.shape}"
-        )
-    if not isinstance(losses_out, np.ndarray) or losses_out.shape[0] < steps:
-        raise ValueError(f"losses_out: expected an array of at least {steps} entries")
-    direct = (
-        losses_out.dtype == np.float64
-        and losses_out.ndim == 1
-        and losses_out.flags.c_contiguous
-        and losses_out.flags.writeable
-    )
-    out = losses_out if direct else np.empty(steps, np.float64)
-    return TrainStepsArgs(
-        dtype,
-        n,
-        steps,
-        batch_size,
-        step_begin,
-        step_end,
-        layout,
-        spans,
-        loss,
-        labels,
-        Y,
-        order,
-        learning_rates,
-        out,
-    )

@@ -12,18 +12,20 @@ Design
   backward = activation derivative (from the output ``A``) + bias-gradient
   column sums in one pass, then the two ``gemm`` calls;
   softmax cross-entropy = loss and gradient in one pass per row (the row max
-  subtracted for stability); SGD = weight decay + momentum/nesterov + update
-  in one pass over the flat buffers (the L2 sum of squares of each decayed
-  span is a separate, cache-hot pass just before: mixed into the update loop
-  its float64 reduction stopped LLVM from vectorizing, 4x slower).
-* **train_steps** runs many SGD steps in compiled code: per step it gathers the
-  batch rows into a preallocated buffer, runs forward, loss, backward and the
-  update. All scratch is allocated once per call as flat 1-D buffers; a
+  subtracted for stability); each optimizer = weight decay + its rule in one
+  pass over a range of the flat buffers (the L2 sum of squares of each
+  decayed span is a separate, cache-hot pass just before: mixed into the
+  update loop its float64 reduction stopped LLVM from vectorizing, 4x
+  slower).
+* **train_steps** runs many steps in compiled code: per step it gathers the
+  batch rows into a preallocated buffer, runs forward (with dropout's masks
+  from the counter-based generator of ``_numba_philox``), loss, backward and
+  the update. All scratch is allocated once per call as flat 1-D buffers; a
   layer's tile is ``flat[:m * k].reshape(m, k)`` (C-contiguous for any batch
   length ``m``, so the short last batch needs no special case).
 * **Overwritten buffers**: ``A_out``, ``dW_out``, ``db_out``, ``dX_out``,
-  ``dZ_out``, ``dA_out`` (written, never read); ``sgd_update`` updates
-  ``params`` and ``velocity`` and overwrites ``grads`` with the step's ``g``.
+  ``dZ_out``, ``dA_out`` (written, never read); ``update`` updates
+  ``params`` and ``slots`` and leaves ``grads`` as scratch.
   Inside ``train_steps`` the backward pass alternates two scratch tiles
   (``dA`` in one, ``dZ`` in the other, then ``dX`` back into the first): an
   in-place ``dZ`` would defeat LLVM's alias check and run scalar. The caller's
@@ -49,6 +51,8 @@ import math
 import numpy as np
 from numba import njit
 
+from fastnn import contract as _c
+from fastnn._kernels._numba_philox import dropout_keep_span
 from fastnn.activations import Activation
 from fastnn.losses import Loss
 
@@ -70,6 +74,11 @@ SOFTMAX = int(Activation.SOFTMAX)
 CROSS_ENTROPY = int(Loss.CROSS_ENTROPY)
 # Columns of the layout array (as in fastnn._compose).
 N_IN, N_OUT, W_OFF, B_OFF, ACT = range(5)
+# Optimizer kinds and hyper-parameter entries (as fastnn.contract).
+K_SGD, K_ADAM, K_ADAMW, K_RMSPROP, K_ADAGRAD = (int(k) for k in _c.OptimizerKind)
+H_MOMENTUM, H_NESTEROV, H_WEIGHT_DECAY = _c.MOMENTUM, _c.NESTEROV, _c.WEIGHT_DECAY
+H_BETA_1, H_SECOND, H_EPSILON, H_FLAG = _c.BETA_1, _c.SECOND, _c.EPSILON, _c.FLAG
+H_CLIPNORM = _c.CLIPNORM
 
 
 # --------------------------------------------------------------------------- #
@@ -277,43 +286,12 @@ def _sum_squares(w):
 
 
 @njit(**_JIT)
-def _update(params, grads, velocity, lr, momentum, nesterov, wd, decay):
-    """The fused SGD step on (slices of) the flat buffers; scalars in their dtype.
-
-    Decay (if ``decay``), momentum, nesterov and the update in one pass. The
-    callers pass slices so the loop starts at 0: LLVM vectorizes that form.
-    """
-    zero = params.dtype.type(0)
-    if momentum == zero:
-        for t in range(params.shape[0]):
-            w = params[t]
-            g = grads[t]
-            if decay:
-                g = g + wd * w
-                grads[t] = g
-            params[t] = w - lr * g
-    else:
-        for t in range(params.shape[0]):
-            w = params[t]
-            g = grads[t]
-            if decay:
-                g = g + wd * w
-            v = momentum * velocity[t] + g
-            velocity[t] = v
-            if nesterov:
-                g = g + momentum * v
-                params[t] = w - lr * g
-            else:
-                params[t] = w - lr * v
-            grads[t] = g
-
-
-@njit(**_JIT)
 def _update_layer(params, grads, velocity, lr, momentum, nesterov, wd, decay):
-    """``_update`` for one layer inside ``train_steps``: ``grads`` is only read.
-
-    Same arithmetic, element by element, as ``_update``; skipping the write of
-    ``g`` back into the (scratch) gradient saves one of six memory streams.
+    """The fused SGD step on a slice of the buffers (decay if ``decay``,
+    momentum, Nesterov, the update) in one pass; scalars in the params dtype.
+    ``grads`` is only read: skipping the write of ``g`` back into the
+    (scratch) gradient saves one of six memory streams. The callers pass
+    slices so the loop starts at 0: LLVM vectorizes that form.
     """
     zero = params.dtype.type(0)
     if momentum == zero:
@@ -337,85 +315,140 @@ def _update_layer(params, grads, velocity, lr, momentum, nesterov, wd, decay):
                 params[t] = w - lr * v
 
 
-@njit(**_JIT)
-def _spans_sorted_disjoint(decay_spans):
-    for s in range(decay_spans.shape[0]):
-        if s > 0 and decay_spans[s, 0] < decay_spans[s - 1, 1]:
-            return False
-    return True
+# --------------------------------------------------------------------------- #
+# Adam, AdamW, RMSprop, Adagrad
+# --------------------------------------------------------------------------- #
+# Without fastmath: each entry takes the reference's operations in its order,
+# so these updates equal the reference's bit for bit (SGD keeps its fused,
+# fastmath loop above, tested to the suite's tolerance).
+_JIT_EXACT = {"cache": True, "nogil": True}
 
 
-@njit(**_JIT)
-def sgd_update(
-    params,
-    grads,
-    velocity,
-    learning_rate,
-    momentum,
-    nesterov,
-    weight_decay,
-    decay_spans,
-):
-    """Same contract as ``fastnn.reference.sgd_update``; scalars in params dtype.
+@njit(**_JIT_EXACT)
+def _adam(p, g, m, v, v_max, amsgrad, decay, coupled, wd, shrink, one_minus_b1,
+          b2, one_minus_b2, step_size, bc2_sqrt, eps):  # fmt: skip
+    for t in range(p.shape[0]):
+        w = p[t]
+        gt = g[t]
+        if decay:
+            if coupled:
+                gt = gt + wd * w
+            else:
+                w = w * shrink
+        mt = m[t] + one_minus_b1 * (gt - m[t])
+        m[t] = mt
+        vt = v[t] * b2 + one_minus_b2 * (gt * gt)
+        v[t] = vt
+        if amsgrad:
+            vm = v_max[t]
+            if vt > vm or vt != vt:  # np.maximum: NaN wins
+                vm = vt
+            v_max[t] = vm
+            vt = vm
+        p[t] = w - step_size * (mt / (math.sqrt(vt) / bc2_sqrt + eps))
 
-    Sorted, disjoint ``decay_spans`` (the usual case) take one fused pass over
-    the buffers; otherwise the decay is applied span by span first, as the
-    reference does (overlaps decay twice), then the plain update.
+
+@njit(**_JIT_EXACT)
+def _rmsprop(p, g, a, buf, ga, has_momentum, centered, decay, wd, rho,
+             one_minus_rho, momentum, eps, lr):  # fmt: skip
+    for t in range(p.shape[0]):
+        w = p[t]
+        gt = g[t]
+        if decay:
+            gt = gt + wd * w
+        at = a[t] * rho + one_minus_rho * (gt * gt)
+        a[t] = at
+        if centered:
+            gat = ga[t] + one_minus_rho * (gt - ga[t])
+            ga[t] = gat
+            d = math.sqrt(at - gat * gat)
+        else:
+            d = math.sqrt(at)
+        d = d + eps
+        if has_momentum:
+            b = buf[t] * momentum + gt / d
+            buf[t] = b
+            p[t] = w - lr * b
+        else:
+            p[t] = w - lr * (gt / d)
+
+
+@njit(**_JIT_EXACT)
+def _adagrad(p, g, acc, decay, wd, eps, lr):
+    for t in range(p.shape[0]):
+        w = p[t]
+        gt = g[t]
+        if decay:
+            gt = gt + wd * w
+        st = acc[t] + gt * gt
+        acc[t] = st
+        p[t] = w - lr * (gt / (math.sqrt(st) + eps))
+
+
+@njit(**_JIT_EXACT)
+def _step_range(params, grads, slots, lo, hi, kind, h, sc, decay):
+    """The optimizer on entries ``[lo, hi)``; ``decay``: they are weights.
+
+    ``h`` is the plan's hyper-parameters, ``sc`` this step's scalars
+    (``contract.step_scalars``); ``grads`` is only read.
     """
-    size = params.shape[0]
-    zero = params.dtype.type(0)
-    lr = learning_rate
-    if weight_decay == zero:
-        _update(params, grads, velocity, lr, momentum, nesterov, zero, False)
-        return 0.0
+    dt = params.dtype.type
+    p = params[lo:hi]
+    g = grads[lo:hi]
+    wd = dt(h[H_WEIGHT_DECAY])
+    decay = decay and h[H_WEIGHT_DECAY] != 0.0
+    if kind == K_SGD:
+        _update_layer(p, g, slots[0, lo:hi], dt(sc[0]), dt(h[H_MOMENTUM]),
+                      h[H_NESTEROV] != 0.0, wd, decay)  # fmt: skip
+    elif kind == K_ADAM or kind == K_ADAMW:
+        amsgrad = h[H_FLAG] != 0.0
+        v_max = slots[2, lo:hi] if amsgrad else slots[1, lo:hi]
+        _adam(p, g, slots[0, lo:hi], slots[1, lo:hi], v_max, amsgrad, decay,
+              kind == K_ADAM, wd, dt(sc[3]), dt(1.0 - h[H_BETA_1]), dt(h[H_SECOND]),
+              dt(1.0 - h[H_SECOND]), dt(sc[1]), dt(sc[2]), dt(h[H_EPSILON]))  # fmt: skip
+    elif kind == K_RMSPROP:
+        has_momentum = h[H_MOMENTUM] != 0.0
+        j = 2 if has_momentum else 1
+        centered = h[H_FLAG] != 0.0
+        buf = slots[1, lo:hi] if has_momentum else slots[0, lo:hi]
+        ga = slots[j, lo:hi] if centered else slots[0, lo:hi]
+        _rmsprop(p, g, slots[0, lo:hi], buf, ga, has_momentum, centered, decay,
+                 wd, dt(h[H_SECOND]), dt(1.0 - h[H_SECOND]), dt(h[H_MOMENTUM]),
+                 dt(h[H_EPSILON]), dt(sc[0]))  # fmt: skip
+    else:
+        _adagrad(p, g, slots[0, lo:hi], decay, wd, dt(h[H_EPSILON]), dt(sc[0]))
+
+
+@njit(**_JIT)
+def _clip(grads, clipnorm):
+    """``clip_grad_norm_``: scale ``grads`` to a global norm of at most ``clipnorm``."""
+    coef = clipnorm / (math.sqrt(_sum_squares(grads)) + 1e-6)
+    if coef < 1.0:
+        c = grads.dtype.type(coef)
+        for t in range(grads.shape[0]):
+            grads[t] = grads[t] * c
+
+
+@njit(**_JIT_EXACT)
+def update(params, grads, slots, kind, h, sc, decay_spans):
+    """Same contract as ``fastnn.reference.update`` (bar the step counter, which
+    the wrapper advances); returns the coupled L2 term's sum of squares."""
+    if h[H_CLIPNORM] > 0.0:
+        _clip(grads, h[H_CLIPNORM])
     sq = 0.0
-    if _spans_sorted_disjoint(decay_spans):
-        pos = 0
+    wd = params.dtype.type(h[H_WEIGHT_DECAY])
+    if h[H_WEIGHT_DECAY] != 0.0:
+        shrink = params.dtype.type(sc[3])
         for s in range(decay_spans.shape[0]):
-            start = decay_spans[s, 0]
-            stop = decay_spans[s, 1]
-            if pos < start:
-                _update(
-                    params[pos:start],
-                    grads[pos:start],
-                    velocity[pos:start],
-                    lr,
-                    momentum,
-                    nesterov,
-                    zero,
-                    False,
-                )
-            sq += _sum_squares(params[start:stop])
-            _update(
-                params[start:stop],
-                grads[start:stop],
-                velocity[start:stop],
-                lr,
-                momentum,
-                nesterov,
-                weight_decay,
-                True,
-            )
-            pos = max(pos, stop)
-        if pos < size:
-            _update(
-                params[pos:],
-                grads[pos:],
-                velocity[pos:],
-                lr,
-                momentum,
-                nesterov,
-                zero,
-                False,
-            )
-        return sq
-    for s in range(decay_spans.shape[0]):
-        for t in range(decay_spans[s, 0], decay_spans[s, 1]):
-            w = params[t]
-            w64 = np.float64(w)
-            sq += w64 * w64
-            grads[t] = grads[t] + weight_decay * w
-    _update(params, grads, velocity, lr, momentum, nesterov, zero, False)
+            for t in range(decay_spans[s, 0], decay_spans[s, 1]):
+                w = params[t]
+                if kind == K_ADAMW:
+                    params[t] = w * shrink
+                else:
+                    w64 = np.float64(w)
+                    sq += w64 * w64
+                    grads[t] = grads[t] + wd * w
+    _step_range(params, grads, slots, 0, params.shape[0], kind, h, sc, False)
     return sq
 
 
@@ -433,43 +466,53 @@ def train_steps(
     step_end,
     params,
     grads,
-    velocity,
+    slots,
+    first_step,
     layout,
     loss,
-    learning_rates,
-    momentum,
-    nesterov,
-    weight_decay,
+    kind,
+    h,
+    scalars,
     decay_spans,
+    dropout_thresholds,
+    dropout_scales,
+    seed,
     losses_out,
     per_layer_update,
 ):
-    """Same contract as ``fastnn.reference.train_steps``.
+    """Same contract as ``fastnn.reference.train_steps``, the plan unpacked.
 
     ``labels`` is int64 (n,) or empty, ``Y`` is 2-D (n, k) or (0, k) when
-    unused; ``momentum`` is of the params dtype, ``weight_decay`` a float64.
-    ``per_layer_update`` (the wrapper decides: the layers tile ``params`` and
-    ``decay_spans`` are exactly the weight matrices) updates each layer as soon
-    as its backward GEMMs are done, while its W and dW are still in cache,
-    instead of one ``sgd_update`` pass over every buffer at the end.
+    unused; ``scalars`` holds each step's ``contract.step_scalars``;
+    ``dropout_scales`` is of the params dtype; ``first_step`` is the state's
+    step counter (the caller advances it). ``per_layer_update`` (the wrapper
+    decides: the layers tile ``params``, ``decay_spans`` are exactly the weight
+    matrices and there is no clipping, which needs the whole gradient)
+    updates each layer as soon as its backward GEMMs are done, while its W
+    and dW are still in cache, instead of one ``update`` pass at the end.
     """
-    dt = params.dtype.type
     n = X.shape[0]
     n_layers = layout.shape[0]
     ce = loss == CROSS_ENTROPY
-    wd = dt(weight_decay)
-    zero = dt(0)
+    coupled = kind != K_ADAMW and h[H_WEIGHT_DECAY] != 0.0
 
     # Scratch, allocated once: activations of every layer (flat, one segment per
     # layer), two gradient tiles (dA/dX and dZ alternate between them: never
-    # in place, so the loops vectorize), the gathered batch rows and targets.
+    # in place, so the loops vectorize), the gathered batch rows and targets;
+    # with dropout, each dropped layer input and its mask.
     a_off = np.empty(n_layers + 1, np.int64)
+    d_off = np.zeros(n_layers + 1, np.int64)
     a_off[0] = 0
     widest = 1
     for l in range(n_layers):
         a_off[l + 1] = a_off[l] + batch_size * layout[l, N_OUT]
         widest = max(widest, layout[l, N_OUT])
+        d_off[l + 1] = d_off[l]
+        if dropout_thresholds[l] > 0:
+            d_off[l + 1] += batch_size * layout[l, N_IN]
     acts = np.empty(a_off[n_layers], X.dtype)
+    dropped = np.empty(d_off[n_layers], X.dtype)
+    keeps = np.empty(d_off[n_layers], np.uint8)
     grad_a = np.empty(batch_size * widest, X.dtype)
     grad_b = np.empty(batch_size * widest, X.dtype)
     n_in0 = X.shape[1]
@@ -479,11 +522,13 @@ def train_steps(
     Yb_flat = np.empty(0 if ce else batch_size * k_out, X.dtype)
     Yb_flat0 = Yb_flat[:0].reshape(0, k_out)
     empty = params[:0]
+    zero = params.dtype.type(0)
 
     for i in range(step_end - step_begin):
         start = (step_begin + i) * batch_size
         stop = min(n, start + batch_size)
         m = stop - start
+        step = first_step + i
 
         # Gather the batch rows (and their targets) into the scratch.
         Xb = Xb_flat[: m * n_in0].reshape(m, n_in0)
@@ -503,7 +548,7 @@ def train_steps(
                     Yb[r, c] = Y[src, c]
 
         # Forward; with cross-entropy the output layer is linear (the softmax
-        # is fused into the loss).
+        # is fused into the loss). A dropped layer input goes to its own tile.
         A_prev = Xb
         for l in range(n_layers):
             n_in = layout[l, N_IN]
@@ -513,6 +558,16 @@ def train_steps(
             act = layout[l, ACT]
             if ce and l == n_layers - 1:
                 act = LINEAR
+            if dropout_thresholds[l] > 0:
+                keep = keeps[d_off[l] : d_off[l] + m * n_in].reshape(m, n_in)
+                D = dropped[d_off[l] : d_off[l] + m * n_in].reshape(m, n_in)
+                dropout_keep_span(np.uint64(seed), step, l, 0, m, n_in, 0, n_in,
+                                  dropout_thresholds[l], keep)  # fmt: skip
+                scale = dropout_scales[l]
+                for r in range(m):
+                    for c in range(n_in):
+                        D[r, c] = A_prev[r, c] * scale if keep[r, c] else zero
+                A_prev = D
             W = params[w_off : w_off + n_in * n_out].reshape(n_in, n_out)
             b = params[b_off : b_off + n_out] if b_off >= 0 else empty
             A = acts[a_off[l] : a_off[l] + m * n_out].reshape(m, n_out)
@@ -531,7 +586,7 @@ def train_steps(
         # Backward: dZ = dA * f'(A) into the other gradient tile (LINEAR: dZ is
         # dA), then dW = X.T @ dZ and dX = dZ @ W.T into a tile dZ does not use.
         in_a = True  # dA lives in grad_a
-        lr = dt(learning_rates[i])
+        sc = scalars[i]
         sq = 0.0
         for l in range(n_layers - 1, -1, -1):
             n_in = layout[l, N_IN]
@@ -542,7 +597,9 @@ def train_steps(
             if ce and l == n_layers - 1:
                 act = LINEAR
             A = acts[a_off[l] : a_off[l] + m * n_out].reshape(m, n_out)
-            if l > 0:
+            if dropout_thresholds[l] > 0:
+                X_in = dropped[d_off[l] : d_off[l] + m * n_in].reshape(m, n_in)
+            elif l > 0:
                 X_in = acts[a_off[l - 1] : a_off[l - 1] + m * n_in].reshape(m, n_in)
             else:
                 X_in = Xb
@@ -564,36 +621,23 @@ def train_steps(
                 W = params[w_off : w_off + n_in * n_out].reshape(n_in, n_out)
                 dX = dX_flat[: m * n_in].reshape(m, n_in)
                 np.dot(dZ, W.T, dX)
+                if dropout_thresholds[l] > 0:
+                    keep = keeps[d_off[l] : d_off[l] + m * n_in].reshape(m, n_in)
+                    scale = dropout_scales[l]
+                    for r in range(m):
+                        for c in range(n_in):
+                            dX[r, c] = dX[r, c] * scale if keep[r, c] else zero
                 dA = dX
             if per_layer_update:  # this layer's W is not read again this step
                 w_end = w_off + n_in * n_out
-                if wd != zero:
+                if coupled:
                     sq += _sum_squares(params[w_off:w_end])
-                _update_layer(
-                    params[w_off:w_end],
-                    grads[w_off:w_end],
-                    velocity[w_off:w_end],
-                    lr,
-                    momentum,
-                    nesterov,
-                    wd,
-                    wd != zero,
-                )
+                _step_range(params, grads, slots, w_off, w_end, kind, h, sc, True)
                 if b_off >= 0:
-                    _update_layer(
-                        params[b_off : b_off + n_out],
-                        grads[b_off : b_off + n_out],
-                        velocity[b_off : b_off + n_out],
-                        lr,
-                        momentum,
-                        nesterov,
-                        zero,
-                        False,
-                    )
+                    _step_range(params, grads, slots, b_off, b_off + n_out, kind,
+                                h, sc, False)  # fmt: skip
 
         if not per_layer_update:
-            sq = sgd_update(
-                params, grads, velocity, lr, momentum, nesterov, wd, decay_spans
-            )
-        losses_out[i] = value + 0.5 * weight_decay * sq
+            sq = update(params, grads, slots, kind, h, sc, decay_spans)
+        losses_out[i] = value + 0.5 * h[H_WEIGHT_DECAY] * sq
     return step_end - step_begin

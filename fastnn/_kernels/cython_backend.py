@@ -1,18 +1,17 @@
 """The ``"cython"`` backend: thin checking wrappers around the Cython extensions.
 
 Same functions and signatures as :mod:`fastnn.reference` (the specification).
-Each wrapper checks, cheaply, what would otherwise make a kernel read or write
-out of bounds (one float dtype, C-contiguity, consistent shapes, label and
-sample-index ranges, layout offsets and decay spans inside ``params``), casts
-scalars and calls the extension with flat views. The checks and their errors
-are shared with the numba backend (``_checks``), so both fail alike.
+Each wrapper runs its contract function's check from ``_checks`` (shared with
+the numba backend, so both fail alike: what would otherwise make a kernel read
+or write out of bounds), casts scalars and calls the extension with flat
+views.
 
 The extensions (``fastnn/_kernels/*.pyx``, built by ``setup.py``):
 
 ========  ===============================================================
 _dense    dense forward (GEMM + bias/activation epilogue) and backward
 _loss     softmax cross-entropy and mean squared error, one pass per row
-_sgd      the SGD update, one fused pass over the flat buffers
+_update   the optimizers' updates, one fused pass over the flat buffers
 _train    the fused multi-step training loop, entirely without the GIL
 ========  ===============================================================
 
@@ -26,7 +25,8 @@ GEMMs on SciPy's BLAS threads. ``train_steps`` splits each SGD step over its
 own threads instead (see ``_train.pyx``): as many as BLAS may use
 (``fastnn.set_num_threads`` sets that), at most one per ``MIN_ROWS_PER_THREAD``
 rows of a batch, each running single-threaded BLAS on its share, so that the
-bias, activation, loss and update passes are parallel too, not only the GEMMs.
+bias, activation, dropout, loss and update passes are parallel too, not only
+the GEMMs.
 Results agree across thread counts to rounding (the forward pass adds its
 dot products in T shares; tested against one thread).
 """
@@ -42,17 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastnn._kernels._checks import FLOAT_DTYPES as _FLOAT_DTYPES
-from fastnn._kernels._checks import activation as _activation
-from fastnn._kernels._checks import check_flat as _check_flat
-from fastnn._kernels._checks import check_labels as _check_labels
-from fastnn._kernels._checks import check_spans as _check_spans_only
-from fastnn._kernels._checks import check_train_steps as _check_train_steps
-from fastnn._kernels._checks import float_array as _float_array
-from fastnn._kernels._checks import layers_tile_params as _layers_tile
-from fastnn._kernels._checks import shape as _shape
-from fastnn._kernels._checks import sorted_disjoint as _sorted_disjoint
-from fastnn._kernels._checks import writable as _writable
+from fastnn._kernels import _checks
 from fastnn.activations import Activation
 from fastnn.losses import Loss
 
@@ -61,7 +51,7 @@ __all__ = [
     "dense_backward",
     "softmax_cross_entropy",
     "mean_squared_error",
-    "sgd_update",
+    "update",
     "train_steps",
 ]
 
@@ -70,7 +60,7 @@ NAME = "cython"
 #: The kernel API these wrappers are written against; every extension defines
 #: the same ``KERNEL_API_VERSION``. Bump both together when a kernel's
 #: arguments change.
-KERNEL_API_VERSION = 5
+KERNEL_API_VERSION = 6
 
 _KERNELS_DIR = Path(__file__).resolve().parent
 #: Extension -> the sources it is built from (its .pyx and every .pxd it
@@ -78,12 +68,14 @@ _KERNELS_DIR = Path(__file__).resolve().parent
 _SOURCES = {
     "_dense": ("_dense.pyx", "_dense.pxd", "_common.pxd", "_sgemm.h"),
     "_loss": ("_loss.pyx", "_loss.pxd", "_common.pxd", "_sgemm.h"),
-    "_sgd": ("_sgd.pyx", "_sgd.pxd", "_sgd_core.h"),
+    "_update": ("_update.pyx", "_update.pxd", "_sgd_core.h", "_optim_core.h"),
     "_train": (
         "_train.pyx",
         "_common.pxd",
         "_loss.pxd",
-        "_sgd.pxd",
+        "_update.pxd",
+        "_philox.pxd",
+        "_philox.h",
         "_barrier.h",
         "_sgemm.h",
     ),
@@ -185,7 +177,7 @@ def _load_extension(
 
 _dense = _load_extension("_dense")
 _loss = _load_extension("_loss")
-_sgd = _load_extension("_sgd")
+_update = _load_extension("_update")
 _train = _load_extension("_train")
 
 #: True when the extensions were built with FASTNN_CYTHON_DEBUG=1.
@@ -259,16 +251,8 @@ def gemm_counts(reset: bool = False) -> dict[str, int]:
     return dict(zip(("own", "sgemm", "dgemm"), totals, strict=True))
 
 
-# --------------------------------------------------------------------------- #
-# Checks (shared with the numba backend: fastnn._kernels._checks)
-# --------------------------------------------------------------------------- #
-_EMPTY = {dt: np.empty(0, dt) for dt in _FLOAT_DTYPES}
+_EMPTY = {dt: np.empty(0, dt) for dt in _checks.FLOAT_DTYPES}
 _NO_LABELS = np.empty(0, np.int64)
-
-
-def _check_spans(decay_spans, size):
-    """Valid spans, and whether they are sorted and disjoint (after sorting)."""
-    return _sorted_disjoint(_check_spans_only(decay_spans, size))
 
 
 # --------------------------------------------------------------------------- #
@@ -276,68 +260,32 @@ def _check_spans(decay_spans, size):
 # --------------------------------------------------------------------------- #
 def dense_forward(X, W, b, activation, A_out):
     """Same contract as ``fastnn.reference.dense_forward``."""
-    dtype = _float_array("X", X, ndim=2)
-    _float_array("W", W, dtype, ndim=2)
-    _float_array("b", b, dtype, ndim=1)
-    _float_array("A_out", A_out, dtype, ndim=2)
+    _, code = _checks.check_dense_forward(X, W, b, activation, A_out)
     n, n_in = X.shape
-    if W.shape[0] != n_in:
-        raise ValueError(
-            f"W: expected {n_in} rows (X has {n_in} columns); received shape {W.shape}"
-        )
     n_out = W.shape[1]
-    if b.shape[0] not in (0, n_out):
-        raise ValueError(f"b: expected shape ({n_out},) or (0,); received {b.shape}")
-    _shape("A_out", A_out, (n, n_out))
-    _writable("A_out", A_out)
     _dense.dense_forward(
-        X.reshape(-1),
-        W.reshape(-1),
-        b,
-        _activation(activation),
-        A_out.reshape(-1),
-        n,
-        n_in,
-        n_out,
+        X.reshape(-1), W.reshape(-1), b, code, A_out.reshape(-1), n, n_in, n_out
     )
     return A_out
 
 
 def dense_backward(dA, X, W, A, activation, dW_out, db_out, dX_out=None):
     """Same contract as ``fastnn.reference.dense_backward``."""
-    dtype = _float_array("dA", dA, ndim=2)
-    for name, a in (("X", X), ("W", W), ("A", A), ("dW_out", dW_out)):
-        _float_array(name, a, dtype, ndim=2)
-    _float_array("db_out", db_out, dtype, ndim=1)
+    dtype, code = _checks.check_dense_backward(
+        dA, X, W, A, activation, dW_out, db_out, dX_out
+    )
     n, n_out = dA.shape
     n_in = X.shape[1]
-    _shape("X", X, (n, n_in))
-    _shape("W", W, (n_in, n_out))
-    _shape("A", A, (n, n_out))
-    _shape("dW_out", dW_out, (n_in, n_out))
-    if db_out.shape[0] not in (0, n_out):
-        raise ValueError(
-            f"db_out: expected shape ({n_out},) or (0,); received {db_out.shape}"
-        )
-    _writable("dW_out", dW_out)
-    _writable("db_out", db_out)
-    if dX_out is not None:
-        _float_array("dX_out", dX_out, dtype, ndim=2)
-        _shape("dX_out", dX_out, (n, n_in))
-        _writable("dX_out", dX_out)
-        dX = dX_out.reshape(-1)
-    else:
-        dX = _EMPTY[dtype]
-    activation = _activation(activation)
+    dX = dX_out.reshape(-1) if dX_out is not None else _EMPTY[dtype]
     # dZ needs scratch: dA is not modified. A linear layer uses dA as dZ.
-    dZ = _EMPTY[dtype] if activation == Activation.LINEAR else np.empty(dA.size, dtype)
+    dZ = _EMPTY[dtype] if code == Activation.LINEAR else np.empty(dA.size, dtype)
     _dense.dense_backward(
         dA.reshape(-1),
         dZ,
         X.reshape(-1),
         W.reshape(-1),
         A.reshape(-1),
-        activation,
+        code,
         dW_out.reshape(-1),
         db_out,
         dX,
@@ -349,16 +297,8 @@ def dense_backward(dA, X, W, A, activation, dW_out, db_out, dX_out=None):
 
 def softmax_cross_entropy(Z, labels, dZ_out):
     """Same contract as ``fastnn.reference.softmax_cross_entropy``."""
-    dtype = _float_array("Z", Z, ndim=2)
-    _float_array("dZ_out", dZ_out, dtype, ndim=2)
-    _shape("dZ_out", dZ_out, Z.shape)
-    _writable("dZ_out", dZ_out)
+    labels = _checks.check_softmax_cross_entropy(Z, labels, dZ_out)
     n, k = Z.shape
-    if k == 0:
-        raise ValueError(
-            f"Z: expected at least one class column; received shape {Z.shape}"
-        )
-    labels = _check_labels(labels, n, k)
     if n == 0:
         return float("nan")  # the mean over no samples, as the reference
     return _loss.softmax_cross_entropy(Z.reshape(-1), labels, dZ_out.reshape(-1), n, k)
@@ -366,41 +306,56 @@ def softmax_cross_entropy(Z, labels, dZ_out):
 
 def mean_squared_error(A, Y, dA_out):
     """Same contract as ``fastnn.reference.mean_squared_error``."""
-    dtype = _float_array("A", A, ndim=2)
-    _float_array("Y", Y, dtype, ndim=2)
-    _float_array("dA_out", dA_out, dtype, ndim=2)
-    _shape("Y", Y, A.shape)
-    _shape("dA_out", dA_out, A.shape)
-    _writable("dA_out", dA_out)
+    _checks.check_mean_squared_error(A, Y, dA_out)
     if A.size == 0:
         return float("nan")
     return _loss.mean_squared_error(A.reshape(-1), Y.reshape(-1), dA_out.reshape(-1))
 
 
-def sgd_update(
-    params,
-    grads,
-    velocity,
-    learning_rate,
-    momentum,
-    nesterov,
-    weight_decay,
-    decay_spans,
-):
-    """Same contract as ``fastnn.reference.sgd_update``."""
-    _check_flat(params, grads, velocity)
-    spans, disjoint = _check_spans(decay_spans, params.shape[0])
-    return _sgd.sgd_update(
-        params,
-        grads,
-        velocity,
-        float(learning_rate),
-        float(momentum),
-        bool(nesterov),
-        float(weight_decay),
-        spans,
-        disjoint,
+class _PlanFacts:
+    """What the wrappers derive from a plan, once (plans are immutable)."""
+
+    __slots__ = ("plan", "spans", "disjoint", "per_layer", "scales")
+
+    def __init__(self, plan) -> None:
+        self.plan = plan  # kept alive, so its id stays its own
+        self.spans, self.disjoint = _checks.sorted_disjoint(plan.decay_spans)
+        self.per_layer = self.disjoint and _checks.layers_tile_params(
+            plan.layout, plan.n_params
+        )
+        self.scales = np.array(
+            [1.0 / (1.0 - r) for r in plan.dropout.tolist()], np.float64
+        )
+
+
+_FACTS: dict[int, _PlanFacts] = {}
+
+
+def _facts(plan) -> _PlanFacts:
+    facts = _FACTS.get(id(plan))
+    if facts is None or facts.plan is not plan:
+        if len(_FACTS) > 64:
+            _FACTS.clear()
+        facts = _FACTS[id(plan)] = _PlanFacts(plan)
+    return facts
+
+
+def update(plan, state, learning_rate):
+    """Same contract as ``fastnn.reference.update``."""
+    scalars = _checks.check_update(plan, state, learning_rate)
+    facts = _facts(plan)
+    sq = _update.update(
+        state.params,
+        state.grads,
+        state.slots,
+        int(plan.optimizer),
+        plan.hyper,
+        scalars,
+        facts.spans,
+        facts.disjoint,
     )
+    state.step += 1
+    return float(sq)
 
 
 #: Rows of a batch per training thread, at least. Two threads of 32 rows beat
@@ -558,89 +513,63 @@ def _run_threads(call, n_threads, sync):
     return done
 
 
-def train_steps(
-    X,
-    labels,
-    Y,
-    order,
-    batch_size,
-    step_begin,
-    step_end,
-    params,
-    grads,
-    velocity,
-    layout,
-    loss,
-    learning_rates,
-    momentum,
-    nesterov,
-    weight_decay,
-    decay_spans,
-    losses_out,
-):
+def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out):
     """Same contract as ``fastnn.reference.train_steps``, fused in compiled code."""
-    a = _check_train_steps(
-        X,
-        labels,
-        Y,
-        order,
-        batch_size,
-        step_begin,
-        step_end,
-        params,
-        grads,
-        velocity,
-        layout,
-        loss,
-        learning_rates,
-        decay_spans,
-        losses_out,
+    a = _checks.check_train_steps(
+        plan, data, state, order, begin, end, learning_rates, losses_out
     )
     if a is None:
         return 0
-    spans, disjoint = _sorted_disjoint(a.spans)
-    ce = a.loss == Loss.CROSS_ENTROPY
-    tiles = _layers_tile(a.layout, params.shape[0])
-    bs, k = a.batch_size, int(a.layout[-1, 1])
-    rows = min(bs, a.n)  # the largest batch
-    n_threads = _train_threads(rows, tiles, a.layout, a.loss)
+    facts = _facts(plan)
+    dtype = state.dtype
+    layout = plan.layout
+    ce = plan.loss == Loss.CROSS_ENTROPY
+    bs, n, k = plan.batch_size, data.n, int(layout[-1, 1])
+    rows = min(bs, n)  # the largest batch
+    n_threads = _train_threads(rows, facts.per_layer, layout, plan.loss)
     global _last_train_threads
     _last_train_threads = n_threads
-    A_all = np.empty(rows * int(a.layout[:, 1].sum()), a.dtype)
+    A_all = np.empty(rows * int(layout[:, 1].sum()), dtype)
+    dropped = rows * int(layout[1:, 0][plan.dropout[1:] > 0].sum())
     sync = np.zeros(3, np.int64)  # the barrier (_barrier.h)
     args = (
-        X.reshape(-1),
-        a.n,
-        a.labels if ce else _NO_LABELS,
-        _EMPTY[a.dtype] if ce else a.Y.reshape(-1),
+        data.X.reshape(-1),
+        n,
+        data.labels if ce else _NO_LABELS,
+        _EMPTY[dtype] if ce else data.Y.reshape(-1),
         a.order,
         bs,
-        a.step_begin,
-        a.step_end,
-        params,
-        grads,
-        velocity,
-        a.layout,
-        a.loss,
-        a.learning_rates,
-        float(momentum),
-        bool(nesterov),
-        float(weight_decay),
-        spans,
-        disjoint,
-        tiles,
+        int(begin),
+        int(end),
+        state.params,
+        state.grads,
+        state.slots,
+        state.step,
+        layout,
+        plan.loss,
+        int(plan.optimizer),
+        plan.hyper,
+        a.scalars,
+        facts.spans,
+        facts.disjoint,
+        facts.per_layer,
+        plan.drop_thresholds,
+        facts.scales,
+        plan.seed,
         a.out,
     )
     shared = (  # scratch shared by the threads (see _train.pyx)
-        np.empty(rows * int(a.layout[0, 0]), a.dtype),  # the gathered batch
+        np.empty(rows * int(layout[0, 0]), dtype),  # the gathered batch
         np.empty(rows if ce else 0, np.int64),  # its labels
-        np.empty(0 if ce else rows * k, a.dtype),  # its targets
+        np.empty(0 if ce else rows * k, dtype),  # its targets
         A_all,
         np.empty_like(A_all),  # dA, then dZ in place
+        np.empty(dropped, dtype),  # the dropped layer inputs
+        np.empty(dropped, np.uint8),  # their masks
         # the forward pass's shares of threads 1 .. T - 1
-        np.empty((n_threads - 1) * rows * int(a.layout[:, 1].max()), a.dtype),
+        np.empty((n_threads - 1) * rows * int(layout[:, 1].max()), dtype),
         sync,
-        np.zeros(2 * n_threads, np.float64),  # loss and sum-of-squares parts
+        np.zeros(3 * n_threads, np.float64),  # loss, L2 and gradient parts
         np.full(2 * n_threads, -1, np.int64),  # errors
     )
 
@@ -655,6 +584,7 @@ def train_steps(
         return _train.train_steps(*args, tid, n_threads, own_gemm, *shared)
 
     done = call(0) if n_threads == 1 else _run_threads(call, n_threads, sync)
+    state.step += done
     if a.out is not losses_out:
         losses_out[:done] = a.out[:done]
     return done
