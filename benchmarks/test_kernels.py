@@ -72,31 +72,22 @@ def _kernel_call(kernels, name: str):
             kernels.softmax_cross_entropy(a["Z"], a["labels"], dZ)
 
         return call, BATCH, None
-    if name == "sgd_update":
+    if name == "update":
         model = bench.build_model("L64", "numpy", "float32", seed=0)
         rng = np.random.default_rng(1)
-        params = model.params.copy()
-        grads = rng.standard_normal(params.size, dtype=DTYPE) * DTYPE(1e-3)
-        velocity = np.zeros_like(params)
-        spans = model.decay_spans
+        plan = model.training_plan(BATCH)
+        state = model.state.copy()
+        grads = rng.standard_normal(state.params.size, dtype=DTYPE) * DTYPE(1e-3)
 
         def call():
-            kernels.sgd_update(
-                params,
-                grads,
-                velocity,
-                bench.LEARNING_RATE,
-                bench.MOMENTUM,
-                False,
-                bench.WEIGHT_DECAY,
-                spans,
-            )
+            state.grads[...] = grads
+            kernels.update(plan, state, bench.LEARNING_RATE)
 
         return call, None, None
     raise AssertionError(name)
 
 
-KERNELS = ("dense_forward", "dense_backward", "softmax_cross_entropy", "sgd_update")
+KERNELS = ("dense_forward", "dense_backward", "softmax_cross_entropy", "update")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -109,7 +100,7 @@ def test_kernel(benchmark, record, kernel, backend):
         call, warmup_rounds=1, rounds=KERNEL_ROUNDS, iterations=ITERATIONS
     )
     extra = {"shape": f"{BATCH}x{N_IN}x{N_OUT} relu"} if "dense" in kernel else {}
-    if kernel == "sgd_update":
+    if kernel == "update":
         extra["n_params"] = bench.build_model("L64", "numpy").n_params
     record(
         backend=backend,

@@ -23,17 +23,27 @@ from fastnn.callbacks import (
     History,
     ModelCheckpoint,
     ProgressBar,
+    ReduceLROnPlateau,
     TerminateOnNaN,
 )
-from fastnn.layers import Dense
+from fastnn.layers import Dense, Dropout
 from fastnn.model import Sequential, load
-from fastnn.optimizers import SGD, ExponentialDecay
+from fastnn.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
+from fastnn.schedules import CosineDecay, ExponentialDecay, StepDecay
 from fastnn.threads import set_num_threads
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SGD",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "CosineDecay",
+    "Dropout",
+    "RMSprop",
+    "ReduceLROnPlateau",
+    "StepDecay",
     "BackendUnavailableError",
     "Callback",
     "Dense",

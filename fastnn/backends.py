@@ -1,8 +1,8 @@
 """Backend registry: name -> kernel module, resolution order, availability.
 
-A backend is a module implementing the contract documented in
-``fastnn.reference`` (``dense_forward``, ``dense_backward``,
-``softmax_cross_entropy``, ``mean_squared_error``, ``sgd_update``,
+A backend is a module implementing the contract of :mod:`fastnn.contract`,
+documented in ``fastnn.reference`` (``dense_forward``, ``dense_backward``,
+``softmax_cross_entropy``, ``mean_squared_error``, ``update``,
 ``train_steps``). Modules are imported lazily, on first use.
 
 Selection, first match wins: the model's ``backend=`` argument, an enclosing

@@ -59,8 +59,8 @@ def _graph(model, onnx):
     elem = TensorProto.FLOAT if model.dtype == np.float32 else TensorProto.DOUBLE
     nodes, initializers = [], []
     x = INPUT
-    last = len(model.layers) - 1
-    for l, layer in enumerate(model.layers):
+    last = len(model.dense_layers) - 1
+    for l, layer in enumerate(model.dense_layers):
         W, b = _compose.layer_views(model.params, model.layout, l)
         initializers.append(numpy_helper.from_array(np.array(W), f"dense_{l}.W"))
         op = _ACTIVATION_OPS.get(layer.activation)

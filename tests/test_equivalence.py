@@ -29,6 +29,7 @@ import itertools
 
 import numpy as np
 import pytest
+from _contract import composed, make_plan, run_train_steps
 from _tolerance import FUSED_ULPS, SPLIT_ULPS, assert_close, assert_steps_close, tol
 from conftest import load_backend_or_skip
 from hypothesis import HealthCheck, given, settings
@@ -36,6 +37,8 @@ from hypothesis import strategies as st
 
 from fastnn import _compose
 from fastnn import reference as ref
+from fastnn.contract import TrainingState
+from fastnn.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
 from fastnn.activations import Activation
 from fastnn.backends import BACKEND_NAMES
 from fastnn.losses import Loss
@@ -52,6 +55,26 @@ HYPOTHESIS = settings(
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
+
+
+#: One of each optimizer and its options; the learning rate comes per step.
+OPTIMIZERS = {
+    "sgd": SGD(0.1),
+    "momentum": SGD(0.1, momentum=0.9, weight_decay=1e-2),
+    "nesterov": SGD(0.1, momentum=0.9, nesterov=True, weight_decay=1e-2),
+    "adam": Adam(weight_decay=1e-2),
+    "amsgrad": Adam(beta_1=0.5, beta_2=0.9, amsgrad=True),
+    "adamw": AdamW(weight_decay=0.1),
+    "rmsprop": RMSprop(weight_decay=1e-2),
+    # centered: d = sqrt(E[g^2] - E[g]^2) + epsilon cancels where a gradient
+    # barely varies, and the momentum buffer sums g / d: with epsilon 1e-8 a
+    # float32 rounding there moved it by 344 eps (dropout, 7 steps), an
+    # ill-conditioned configuration rather than a bug; 1e-3 bounds 1 / d.
+    "rmsprop_centered_momentum": RMSprop(momentum=0.9, centered=True, epsilon=1e-3),
+    "adagrad": Adagrad(initial_accumulator_value=0.1, weight_decay=1e-2),
+    "adam_clip": Adam(clipnorm=0.5),
+    "sgd_clip": SGD(0.1, momentum=0.9, clipnorm=0.5),
+}
 
 
 # --------------------------------------------------------------------------- #
@@ -78,69 +101,6 @@ def make_net(sizes, activations, dtype, bias=True, seed=0):
         rows.append((n_in, n_out, w_off, b_off, int(act)))
     params = np.concatenate(chunks).astype(dtype)
     return params, np.array(rows, np.int64), np.array(spans, np.int64)
-
-
-def run_train_steps(
-    train,
-    X,
-    labels,
-    Y,
-    order,
-    batch_size,
-    params,
-    layout,
-    loss,
-    spans,
-    *,
-    step_begin=0,
-    step_end=None,
-    learning_rates=None,
-    momentum=0.9,
-    nesterov=False,
-    weight_decay=1e-3,
-    velocity=None,
-):
-    """Call ``train(...)`` with the contract's arguments on copies; return results."""
-    n = X.shape[0]
-    if step_end is None:
-        step_end = -(-n // batch_size)
-    steps = step_end - step_begin
-    if learning_rates is None:
-        learning_rates = np.linspace(0.1, 0.05, steps)
-    params = params.copy()
-    grads = np.zeros_like(params)
-    velocity = np.zeros_like(params) if velocity is None else velocity.copy()
-    losses = np.full(steps, -1.0)
-    done = train(
-        X,
-        labels,
-        Y,
-        order,
-        batch_size,
-        step_begin,
-        step_end,
-        params,
-        grads,
-        velocity,
-        layout,
-        int(loss),
-        learning_rates,
-        momentum,
-        nesterov,
-        weight_decay,
-        spans,
-        losses,
-    )
-    return done, params, velocity, losses
-
-
-def composed(kernels):
-    """The composed loop over ``kernels``' per-layer functions."""
-
-    def train(*args):
-        return _compose.train_steps(kernels, *args)
-
-    return train
 
 
 def training_data(dtype, n=50, n_in=13, k=4, seed=1):
@@ -295,30 +255,47 @@ SPANS = {
 
 
 @pytest.mark.parametrize("spans", list(SPANS))
-@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
-@pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
-def test_sgd_update(compiled_backend, dtype, momentum, nesterov, weight_decay, spans):
+@pytest.mark.parametrize("case", list(OPTIMIZERS))
+def test_update(compiled_backend, dtype, case, spans):
+    """Three optimizer steps from random gradients: params, every slot and the
+    L2 sum of squares as the reference's. Cython's Adam, RMSprop and Adagrad
+    take the reference's operations in its order and round alike (built
+    with -ffp-contract=off): bit for bit (without clipping, whose norm is
+    summed in another order); numba's (LLVM fuses multiply-adds) and SGD's
+    fused loops to rounding."""
+    optimizer = OPTIMIZERS[case]
     rng = np.random.default_rng(3)
     size = 47
     decay_spans = np.array(SPANS[spans], np.int64).reshape(-1, 2)
+    layout = np.array([[1, size, 0, -1, 0]])
+    plan = make_plan(layout, size, Loss.MSE, decay_spans, 1, optimizer)
     params0 = rng.standard_normal(size).astype(dtype)
-    grads0 = rng.standard_normal(size).astype(dtype)
-    velocity0 = rng.standard_normal(size).astype(dtype)
-    results = []
-    for kernels in (ref, compiled_backend):
-        params, grads, velocity = params0.copy(), grads0.copy(), velocity0.copy()
-        sq = kernels.sgd_update(
-            params, grads, velocity, 0.05, momentum, nesterov, weight_decay, decay_spans
-        )
-        results.append((sq, params, grads, velocity))
-    (sq_ref, *expected), (sq, *actual) = results
-    assert isinstance(sq, float)
-    assert_close(sq, sq_ref, dtype, err_msg="sum of squares")
-    for name, a, e in zip(
-        ("params", "grads", "velocity"), actual, expected, strict=True
-    ):
-        assert a.dtype == dtype
-        assert_close(a, e, dtype, err_msg=name)
+    states = {
+        k: TrainingState(params0.copy(), optimizer.initial_slots(size, dtype), 5)
+        for k in (ref, compiled_backend)
+    }
+    exact = (
+        compiled_backend.NAME == "cython"
+        and case not in ("sgd", "momentum", "nesterov")
+        and "clip" not in case
+    )
+    for step in range(3):
+        grads = (rng.standard_normal(size) * (step + 1)).astype(dtype)
+        sq = {}
+        for kernels, state in states.items():
+            state.grads[...] = grads
+            sq[kernels] = kernels.update(plan, state, 0.05 / (step + 1))
+            assert state.step == 6 + step
+            assert state.params.dtype == dtype and state.slots.dtype == dtype
+        got, want = states[compiled_backend], states[ref]
+        assert isinstance(sq[compiled_backend], float)
+        assert_close(sq[compiled_backend], sq[ref], dtype, err_msg="sum of squares")
+        if exact:
+            np.testing.assert_array_equal(got.params, want.params, err_msg=case)
+            np.testing.assert_array_equal(got.slots, want.slots, err_msg=case)
+        else:
+            assert_close(got.params, want.params, dtype, err_msg=f"{case} params")
+            assert_close(got.slots, want.slots, dtype, err_msg=f"{case} slots")
 
 
 # --------------------------------------------------------------------------- #
@@ -336,7 +313,7 @@ NETS = {
         [Activation.SIGMOID, Activation.RELU, Activation.SOFTMAX],
     ),
 }
-OPTIMIZERS = {
+SGD_CONFIGS = {
     "plain": {"momentum": 0.0, "nesterov": False, "weight_decay": 0.0},
     "plain_wd": {"momentum": 0.0, "nesterov": False, "weight_decay": 1e-3},
     "momentum": {"momentum": 0.9, "nesterov": False, "weight_decay": 0.0},
@@ -379,7 +356,7 @@ def test_train_steps_with_other_decay_spans(compiled_backend, dtype, which):
 
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
-@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+@pytest.mark.parametrize("optimizer", list(SGD_CONFIGS))
 @pytest.mark.parametrize("loss", list(Loss), ids=lambda v: v.name.lower())
 def test_train_steps_matches_composed_and_reference(
     compiled_backend, dtype, loss, optimizer, bias
@@ -390,7 +367,7 @@ def test_train_steps_matches_composed_and_reference(
     inputs = {"X": X, "labels": labels, "Y": Y, "order": order, "layout": layout}
     copies = {k: v.copy() for k, v in inputs.items()}
     args = (X, labels, Y, order, 8, params, layout, loss, spans)
-    kw = OPTIMIZERS[optimizer]
+    kw = SGD_CONFIGS[optimizer]
     fused = run_train_steps(compiled_backend.train_steps, *args, **kw)
     comp = run_train_steps(composed(compiled_backend), *args, **kw)
     expected = run_train_steps(ref.train_steps, *args, **kw)
@@ -421,7 +398,7 @@ def test_train_steps_with_linear_hidden_layers_and_other_outputs(
     X, labels, Y, order = training_data(dtype)
     params, layout, spans = make_net(sizes, acts, dtype)
     args = (X, labels, Y, order, 8, params, layout, loss, spans)
-    kw = OPTIMIZERS[optimizer]
+    kw = SGD_CONFIGS[optimizer]
     fused = run_train_steps(compiled_backend.train_steps, *args, **kw)
     expected = run_train_steps(ref.train_steps, *args, **kw)
     assert fused[0] == 7
@@ -441,7 +418,7 @@ SPLIT_NETS = {
 @pytest.mark.parametrize(
     "threads,policy", [(1, "blas"), (1, "own"), (2, "blas"), (2, "own"), (3, "own")]
 )
-@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+@pytest.mark.parametrize("optimizer", list(SGD_CONFIGS))
 @pytest.mark.parametrize("loss", list(Loss), ids=lambda v: v.name.lower())
 def test_cython_fused_steps_on_every_path(
     dtype, loss, optimizer, threads, policy, monkeypatch
@@ -461,7 +438,7 @@ def test_cython_fused_steps_on_every_path(
     sizes, acts = SPLIT_NETS[loss]
     params, layout, spans = make_net(sizes, acts, dtype)
     args = (X, labels, Y, order, 8, params, layout, loss, spans)
-    kw = OPTIMIZERS[optimizer]
+    kw = SGD_CONFIGS[optimizer]
     try:
         cy.gemm_policy(policy)
         cy.gemm_counts(reset=True)
@@ -478,6 +455,75 @@ def test_cython_fused_steps_on_every_path(
         assert ran["own"] == 0 and ran["sgemm"] > 0, ran
     expected = run_train_steps(ref.train_steps, *args, **kw)
     assert_training_matches(fused, expected, dtype, f"{threads} {policy}", SPLIT_ULPS)
+
+
+#: The fused loops every optimizer runs through: numba's, and cython's on one
+#: thread and split over two (its own update path per thread).
+FUSED_PATHS = ["numba", "cython-1", "cython-2"]
+
+
+def fused_path(path, monkeypatch):
+    name, _, threads = path.partition("-")
+    kernels = load_backend_or_skip(name)
+    if threads:
+        monkeypatch.setattr(kernels, "TRAIN_THREADS", int(threads))
+    return kernels, int(threads or 1)
+
+
+@pytest.mark.parametrize("dropout", [None, [0.0, 0.3, 0.5]], ids=["-", "dropout"])
+@pytest.mark.parametrize("case", list(OPTIMIZERS))
+@pytest.mark.parametrize("path", FUSED_PATHS)
+def test_every_optimizer_in_the_fused_loops(dtype, path, case, dropout, monkeypatch):
+    """Every optimizer, with and without dropout, with clipping, in each fused
+    loop (and the split one) against the reference: the same masks, the
+    same slots, the losses; the step counter drives Adam's bias correction
+    and the masks (started at 3 here)."""
+    kernels, threads = fused_path(path, monkeypatch)
+    optimizer = OPTIMIZERS[case]
+    X, labels, Y, order = training_data(dtype)  # 50 samples: last batch of 2
+    sizes, acts = SPLIT_NETS[Loss.CROSS_ENTROPY]
+    params, layout, spans = make_net(sizes, acts, dtype)
+    args = (X, labels, Y, order, 8, params, layout, Loss.CROSS_ENTROPY, spans)
+    # Rates that move the weights by similar amounts per step (RMSprop's
+    # first steps are 1 / sqrt(1 - rho) = 10 times its rate, momentum 0.9
+    # ten times more): larger ones make the net's ReLU boundaries flip
+    # between runs that differ by rounding, and the trajectories part.
+    lr = {0: 0.1, 3: 0.001}.get(int(optimizer.kind), 0.01)
+    kw = {
+        "optimizer": optimizer,
+        "dropout": dropout,
+        "first_step": 3,
+        "seed": 12345,
+        "learning_rates": np.linspace(lr, lr / 2, 7),
+    }
+    fused = run_train_steps(kernels.train_steps, *args, **kw)
+    if "-" in path:
+        assert kernels.last_train_threads() == threads
+    expected = run_train_steps(ref.train_steps, *args, **kw)
+    assert fused[0] == expected[0] == 7
+    ulps = SPLIT_ULPS if threads > 1 else FUSED_ULPS
+    assert_training_matches(fused, expected, dtype, path, ulps)
+    if dropout is not None:  # the masks matter: without them the run differs
+        undropped = run_train_steps(ref.train_steps, *args, **{**kw, "dropout": None})
+        assert np.abs(undropped[1] - expected[1]).max() > 1e-3
+
+
+@pytest.mark.parametrize("path", FUSED_PATHS)
+def test_dropout_runs_are_reproducible_bit_for_bit(path, monkeypatch):
+    """The same seeded float64 run twice gives the same bits; another seed
+    gives other masks."""
+    kernels, _ = fused_path(path, monkeypatch)
+    X, labels, Y, order = training_data(np.float64)
+    sizes, acts = SPLIT_NETS[Loss.CROSS_ENTROPY]
+    params, layout, spans = make_net(sizes, acts, np.float64)
+    args = (X, labels, Y, order, 8, params, layout, Loss.CROSS_ENTROPY, spans)
+    kw = {"optimizer": Adam(0.01), "dropout": [0.0, 0.5, 0.5], "seed": 7}
+    first = run_train_steps(kernels.train_steps, *args, **kw)
+    second = run_train_steps(kernels.train_steps, *args, **kw)
+    for a, b in zip(first[1:], second[1:], strict=True):
+        np.testing.assert_array_equal(a, b)
+    other = run_train_steps(kernels.train_steps, *args, **{**kw, "seed": 8})
+    assert not np.array_equal(other[1], first[1])
 
 
 @pytest.mark.parametrize("loss", list(Loss), ids=lambda v: v.name.lower())
@@ -542,7 +588,11 @@ def test_train_steps_stops_before_a_non_finite_loss(compiled_backend, dtype, los
 # --------------------------------------------------------------------------- #
 # Training level: a seeded float64 MNIST epoch
 # --------------------------------------------------------------------------- #
-def test_mnist_epoch_float64_matches_reference(compiled_backend, mnist_small):
+@pytest.mark.parametrize("run", ["sgd", "adam", "adam_dropout"])
+def test_mnist_epoch_float64_matches_reference(compiled_backend, mnist_small, run):
+    """A float64 MNIST epoch: parameters within 1e-9 of the reference's and
+    the same test predictions, with SGD, with Adam and with Adam and dropout
+    (the same masks on every backend)."""
     (x, y), (x_test, _) = mnist_small
     X = np.ascontiguousarray(x, np.float64)
     labels = np.ascontiguousarray(y, np.int64)
@@ -550,12 +600,21 @@ def test_mnist_epoch_float64_matches_reference(compiled_backend, mnist_small):
     acts = [Activation.RELU, Activation.RELU, Activation.SOFTMAX]
     params, layout, spans = make_net([784, 64, 32, 10], acts, np.float64, seed=5)
     steps = -(-X.shape[0] // 64)
-    config = {
-        "learning_rates": np.full(steps, 0.05),
-        "momentum": 0.9,
-        "nesterov": False,
-        "weight_decay": 1e-4,
-    }
+    if run == "sgd":
+        config = {
+            "learning_rates": np.full(steps, 0.05),
+            "momentum": 0.9,
+            "nesterov": False,
+            "weight_decay": 1e-4,
+        }
+    else:
+        config = {
+            "learning_rates": np.full(steps, 1e-3),
+            "optimizer": Adam(weight_decay=1e-4),
+            "dropout": [0.0, 0.2, 0.2] if run == "adam_dropout" else None,
+            "seed": 2**64 - 7,
+            "first_step": 3,
+        }
     args = (
         X,
         labels,
@@ -648,7 +707,7 @@ def test_losses_sweep(compiled_backend, n, k, dtype, scale, seed):
     bias=st.booleans(),
     n=st.integers(1, 30),
     batch_size=st.integers(1, 10),
-    optimizer=st.sampled_from(list(OPTIMIZERS)),
+    optimizer=st.sampled_from(list(SGD_CONFIGS)),
     seed=st.integers(0, 2**16),
 )
 def test_train_steps_sweep(
@@ -660,7 +719,7 @@ def test_train_steps_sweep(
     X, labels, Y, order = training_data(dtype, n=n, n_in=5, k=widths[-1], seed=seed)
     params, layout, spans = make_net(sizes, acts, dtype, bias, seed=seed)
     args = (X, labels, Y, order, batch_size, params, layout, loss, spans)
-    kw = OPTIMIZERS[optimizer]
+    kw = SGD_CONFIGS[optimizer]
     fused = run_train_steps(compiled_backend.train_steps, *args, **kw)
     expected = run_train_steps(ref.train_steps, *args, **kw)
     assert_training_matches(fused, expected, dtype, ulps=SPLIT_ULPS)

@@ -19,7 +19,7 @@ import pytest
 from conftest import load_backend_or_skip
 from test_equivalence import (
     NETS,
-    OPTIMIZERS,
+    SGD_CONFIGS,
     assert_training_matches,
     composed,
     make_net,
@@ -92,7 +92,7 @@ def _case(loss):
 @pytest.mark.parametrize("mutant", list(MUTANTS))
 def test_each_planted_bug_is_caught(mutant, loss):
     args = _case(loss)
-    kw = OPTIMIZERS["momentum_wd"]
+    kw = SGD_CONFIGS["momentum_wd"]
     broken = run_train_steps(MUTANTS[mutant], *args, **kw)
     expected = run_train_steps(ref.train_steps, *args, **kw)
     with pytest.raises(AssertionError):
@@ -104,7 +104,7 @@ def test_each_planted_bug_is_caught(mutant, loss):
 def test_the_real_backends_pass_the_same_comparison(backend, loss):
     kernels = load_backend_or_skip(backend)
     args = _case(loss)
-    kw = OPTIMIZERS["momentum_wd"]
+    kw = SGD_CONFIGS["momentum_wd"]
     expected = run_train_steps(ref.train_steps, *args, **kw)
     for train in (kernels.train_steps, composed(kernels)):
         assert_training_matches(run_train_steps(train, *args, **kw), expected, DTYPE)
@@ -114,7 +114,7 @@ def test_the_mutants_are_not_trivially_broken():
     """Each mutant runs the same number of steps and stays finite: the bugs are
     the silent kind, found only by comparing numbers."""
     args = _case(Loss.CROSS_ENTROPY)
-    kw = OPTIMIZERS["momentum_wd"]
+    kw = SGD_CONFIGS["momentum_wd"]
     for name, train in MUTANTS.items():
         done, params, velocity, losses = run_train_steps(train, *args, **kw)
         assert done == 7, name
