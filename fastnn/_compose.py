@@ -141,7 +141,9 @@ def loss_and_gradients(
     return value + add_weight_decay(params, grads, weight_decay, decay_spans)
 
 
-def train_steps(kernels, plan, data, state, order, begin, end, learning_rates, losses_out):
+def train_steps(
+    kernels, plan, data, state, order, begin, end, learning_rates, losses_out
+):
     """The composed training loop; same contract as ``reference.train_steps``."""
     X, layout, loss, bs = data.X, plan.layout, plan.loss, plan.batch_size
     n = X.shape[0]

@@ -20,9 +20,10 @@ Synchronous SGD, one global batch of ``B`` samples split over ``N`` ranks:
 Local SGD: each rank runs ordinary steps on its slice of each global
 batch, starting from the same parameters and optimizer slots; every
 ``sync_every`` steps the driver replaces the parameters and every slot by
-their average weighted by the samples each rank processed. With ``sync_every=1`` and plain SGD the
-average of the ranks' updates is the update of the full batch (the update is
-linear in the gradient), so Local SGD then equals synchronous SGD up to
+their average weighted by the samples each rank processed. With
+``sync_every=1`` and plain SGD the average of the ranks' updates is the
+update of the full batch (the update is linear in the gradient; Adam's and
+RMSprop's are not), so Local SGD then equals synchronous SGD up to
 rounding.
 """
 

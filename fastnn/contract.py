@@ -188,7 +188,9 @@ class TrainingPlan:
         object.__setattr__(self, "hyper", _read_only(hyper))
         spans = _int_array("decay_spans", decay_spans, (2,))
         if spans.size and (
-            spans.min() < 0 or spans.max() > n_params or np.any(spans[:, 0] > spans[:, 1])
+            spans.min() < 0
+            or spans.max() > n_params
+            or np.any(spans[:, 0] > spans[:, 1])
         ):
             raise ValueError(
                 f"decay_spans: expected [start, stop) ranges inside params (size "
@@ -352,8 +354,16 @@ class TrainingState:
             )
         if grads is None:
             grads = np.zeros_like(params)
-        for name, a, ndim in (("params", params, 1), ("grads", grads, 1), ("slots", slots, 2)):
-            if not isinstance(a, np.ndarray) or a.dtype != params.dtype or a.ndim != ndim:
+        for name, a, ndim in (
+            ("params", params, 1),
+            ("grads", grads, 1),
+            ("slots", slots, 2),
+        ):
+            if (
+                not isinstance(a, np.ndarray)
+                or a.dtype != params.dtype
+                or a.ndim != ndim
+            ):
                 raise ValueError(
                     f"{name}: expected a {ndim}-d {params.dtype} array; received "
                     f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}"

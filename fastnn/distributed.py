@@ -26,8 +26,9 @@ How it works:
   never changes a bit. With one worker the worker runs ``Sequential.fit``'s
   own fused steps, bit for bit.
 * :class:`LocalSGD`: each rank takes ``sync_every`` steps on its slices, then
-  the driver averages parameters and every optimizer slot weighted by samples. Fewer round
-  trips, so more throughput when the scheduler's latency dominates.
+  the driver averages parameters and every optimizer slot weighted by
+  samples. Fewer round trips, so more throughput when the scheduler's
+  latency dominates.
 * A task lost with its worker is re-run by Dask on another worker (the data is
   on every worker), with the same result. If the cluster cannot finish a step
   the run stops with :class:`WorkerLostError` naming the last checkpoint, and

@@ -130,9 +130,11 @@ def _headers(path) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
             out[name] = (shape, dtype, data_bytes)
     version = 2 if "slots" in out else 1
     missing = _MEMBERS[version] - set(out)
-    if missing or set(out) - _MEMBERS[version]:
+    if missing:
+        raise invalid_file(path, f"missing members {sorted(missing)}")
+    if set(out) - _MEMBERS[version]:
         raise invalid_file(
-            path, f"members {sorted(out)}; expected {sorted(_MEMBERS[version])}"
+            path, f"unexpected members {sorted(set(out) - _MEMBERS[version])}"
         )
     return out
 

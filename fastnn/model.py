@@ -115,7 +115,8 @@ class Sequential:
             if self.dense_layers[-1].activation != Activation.SOFTMAX:
                 raise ValueError(
                     "loss: 'cross_entropy' expects a softmax output layer; received "
-                    f"activation={self.dense_layers[-1].activation.name.lower()!r} on the "
+                    f"activation={self.dense_layers[-1].activation.name.lower()!r} "
+                    "on the "
                     "last layer (use Dense(k, activation='softmax'))"
                 )
             if self.dense_layers[-1].units < 2:

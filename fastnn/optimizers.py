@@ -31,7 +31,15 @@ from fastnn.schedules import ExponentialDecay, LearningRateSchedule
 from fastnn.schedules import _check_number as _number
 from fastnn.schedules import get as _get_schedule
 
-__all__ = ["SGD", "Adam", "AdamW", "Adagrad", "ExponentialDecay", "Optimizer", "RMSprop"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "AdamW",
+    "Adagrad",
+    "ExponentialDecay",
+    "Optimizer",
+    "RMSprop",
+]
 
 
 def _flag(name, value) -> bool:
@@ -115,9 +123,11 @@ class Optimizer:
     def __repr__(self) -> str:
         config = self.get_config()
         del config["class"]
-        return f"{type(self).__name__}(" + ", ".join(
-            f"{k}={v!r}" for k, v in config.items()
-        ) + ")"
+        return (
+            f"{type(self).__name__}("
+            + ", ".join(f"{k}={v!r}" for k, v in config.items())
+            + ")"
+        )
 
 
 def _args(config: dict[str, Any]) -> dict[str, Any]:

@@ -178,7 +178,9 @@ def update(plan, state, learning_rate):
     p, g, slots = state.params, state.grads, state.slots
     dt = p.dtype.type
     h = plan.hyper
-    lr, step_size, bc2_sqrt, shrink = c.step_scalars(plan, state.step, [learning_rate])[0]
+    lr, step_size, bc2_sqrt, shrink = c.step_scalars(plan, state.step, [learning_rate])[
+        0
+    ]
     if h[c.CLIPNORM] > 0:
         g64 = g.astype(np.float64)
         g *= dt(c.clip_coefficient(float(np.dot(g64, g64)), h[c.CLIPNORM]))

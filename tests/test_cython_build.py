@@ -22,7 +22,7 @@ from conftest import load_backend_or_skip
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNELS = ROOT / "fastnn" / "_kernels"
-EXTENSIONS = ("_dense", "_loss", "_sgd", "_train")
+EXTENSIONS = ("_dense", "_loss", "_train", "_update")
 
 
 def _load_setup_py():
@@ -156,9 +156,9 @@ def test_edited_pxd_makes_its_dependents_stale(cython_backend, tmp_path):
     kernels = tmp_path / "fastnn" / "_kernels"
     _copy_sources(kernels, mtime=0)  # sources older than any build
     later = time.time() + 3600
-    os.utime(kernels / "_sgd.pxd", (later, later))
+    os.utime(kernels / "_update.pxd", (later, later))
     cython_backend._load_extension("_dense", kernels_dir=kernels, source_checkout=True)
-    with pytest.raises(ImportError, match="older than its source _sgd.pxd"):
+    with pytest.raises(ImportError, match="older than its source _update.pxd"):
         cython_backend._load_extension(
             "_train", kernels_dir=kernels, source_checkout=True
         )

@@ -16,6 +16,7 @@ import threading
 import fastnn.reference as ref
 import numpy as np
 import pytest
+from _contract import sgd_hyper
 from _tolerance import SPLIT_ULPS, assert_close
 from conftest import load_backend_or_skip, skip_unless_blas_threads
 from hypothesis import given, settings
@@ -113,6 +114,16 @@ def test_threads_sweep(widths, hidden, loss, bias, n, batch_size, threads, seed)
     assert_same_training(one, many, dtype)
 
 
+def step_scalars(steps, lr=0.1):
+    """``contract.step_scalars`` of SGD at a constant rate."""
+    return np.tile([lr, lr, 1.0, 1.0], (steps, 1))
+
+
+def no_dropout(layout):
+    """The loop's dropout arguments for no dropout: thresholds, scales."""
+    return np.zeros(len(layout), np.int64), np.ones(len(layout))
+
+
 def raw_train(cy, threads, X, labels, order, params, layout, loss, spans, bs,
               steps, call_for=None):  # fmt: skip
     """The compiled loop itself on ``threads`` threads, past the wrapper's
@@ -128,9 +139,9 @@ def raw_train(cy, threads, X, labels, order, params, layout, loss, spans, bs,
     shared = (
         np.empty(bs * X.shape[1], X.dtype), np.empty(bs, np.int64),
         np.empty(0, X.dtype), np.empty(bs * total, X.dtype),
-        np.empty(bs * total, X.dtype),
+        np.empty(bs * total, X.dtype), np.empty(0, X.dtype), np.empty(0, np.uint8),
         np.empty((threads - 1) * bs * int(layout[:, 1].max()), X.dtype),
-        sync, np.zeros(2 * threads),
+        sync, np.zeros(3 * threads),
         np.full(2 * threads, -1, np.int64),
     )  # fmt: skip
 
@@ -139,9 +150,9 @@ def raw_train(cy, threads, X, labels, order, params, layout, loss, spans, bs,
             return call_for[tid]()
         return _train.train_steps(
             X.reshape(-1), n, labels, np.empty(0, X.dtype), order, bs, 0, steps,
-            p, np.zeros_like(p), np.zeros_like(p), layout, int(loss),
-            np.full(steps, 0.1), 0.9, False, 0.0, spans, True, True, losses,
-            tid, threads, True, *shared,
+            p, np.zeros_like(p), np.zeros((1, p.size), p.dtype), 0, layout,
+            int(loss), 0, sgd_hyper(0.9), step_scalars(steps), spans, True, True,
+            *no_dropout(layout), 0, losses, tid, threads, True, *shared,
         )  # fmt: skip
 
     try:
@@ -373,9 +384,11 @@ def test_the_loop_refuses_short_shared_buffers(cy, short):
         "Yb": np.empty(0),
         "A_all": np.empty(bs * total),
         "dA_all": np.empty(bs * total),
+        "D_all": np.empty(0),
+        "keep_all": np.empty(0, np.uint8),
         "partials": np.empty((T - 1) * bs * int(layout[:, 1].max())),
         "sync": np.zeros(3, np.int64),
-        "parts": np.zeros(2 * T),
+        "parts": np.zeros(3 * T),
         "errors": np.full(2 * T, -1, np.int64),
     }
     tid = T if short == "tid" else 0
@@ -385,8 +398,8 @@ def test_the_loop_refuses_short_shared_buffers(cy, short):
     with pytest.raises(ValueError, match=rf"^{short}: expected"):
         _train.train_steps(
             X.reshape(-1), 40, labels, np.empty(0), order, bs, 0, 4, p,
-            np.zeros_like(p), np.zeros_like(p), layout, int(loss),
-            np.full(4, 0.1), 0.9, False, 0.0, spans, True, True, np.zeros(4),
-            tid, T, True, *buffers.values(),
+            np.zeros_like(p), np.zeros((1, p.size)), 0, layout, int(loss), 0,
+            sgd_hyper(0.9), step_scalars(4), spans, True, True,
+            *no_dropout(layout), 0, np.zeros(4), tid, T, True, *buffers.values(),
         )  # fmt: skip
     np.testing.assert_array_equal(p, params)

@@ -21,20 +21,25 @@ import fastnn
 from fastnn import _compose
 from fastnn import _data_parallel as dp
 from fastnn import distributed as fd
+from fastnn.contract import TrainingData
 
 RNG = np.random.default_rng(7)
 X = RNG.random((150, 12))
 Y = RNG.integers(0, 4, 150)
 
 
-def _build(backend="numpy", seed=0, hidden=16, dtype="float64", lr=0.1, wd=1e-3):
+def _build(backend="numpy", seed=0, hidden=16, dtype="float64", lr=0.1, wd=1e-3,
+           optimizer=None, dropout=0.0):  # fmt: skip
+    if optimizer is None:
+        optimizer = fastnn.SGD(lr, momentum=0.9, nesterov=True, weight_decay=wd)
     return fastnn.Sequential(
         [
             fastnn.Dense(hidden, activation="tanh"),
+            *([fastnn.Dropout(dropout)] if dropout else []),
             fastnn.Dense(4, activation="softmax"),
         ],
         input_dim=X.shape[1],
-        optimizer=fastnn.SGD(lr, momentum=0.9, nesterov=True, weight_decay=wd),
+        optimizer=optimizer,
         backend=backend,
         dtype=dtype,
         seed=seed,
@@ -60,6 +65,8 @@ def _relative(a, b):
 @pytest.mark.parametrize("ranks", [1, 2, 3, 5, 23])
 def test_combined_gradient_sums_equal_the_full_batch_gradient(backend_name, ranks):
     model = _build(backend_name)
+    plan = model.training_plan(23)
+    data = TrainingData(X, Y, None, model.loss, model.n_outputs)
     idx = np.arange(23, dtype=np.int64) * 3  # 23 samples: every split is uneven
     parts = dp.split_batch(idx, ranks)
     assert sorted({p.shape[0] for p in parts}) in (
@@ -67,17 +74,7 @@ def test_combined_gradient_sums_equal_the_full_batch_gradient(backend_name, rank
         [23 // ranks, 23 // ranks + 1],
     )
     results = [
-        dp.gradient_sum(
-            model.kernels,
-            X,
-            Y,
-            np.empty((0, 4)),
-            p,
-            model.params,
-            model.layout,
-            model.loss,
-        )
-        for p in parts
+        dp.gradient_sum(model.kernels, plan, data, p, model.params) for p in parts
     ]
     combined = np.empty_like(model.params)
     data_loss = dp.combine_gradient_sums(results, idx.shape[0], combined)
@@ -86,12 +83,43 @@ def test_combined_gradient_sums_equal_the_full_batch_gradient(backend_name, rank
     l2 = _compose.add_weight_decay(model.params, combined, wd, model.decay_spans)
     loss, expected = model.loss_and_gradients(X[idx], Y[idx])
     got = [a.copy() for a in model.get_weights()]
-    for l in range(len(model.layers)):
+    for l in range(len(model.dense_layers)):
         W, b = _compose.layer_views(combined, model.layout, l)
         got[2 * l], got[2 * l + 1] = W, b
     for g, e in zip(got, expected, strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-14)
     assert abs(data_loss + l2 - loss) <= 1e-12 * abs(loss)
+
+
+@pytest.mark.parametrize("ranks", [2, 5])
+def test_rank_slices_keep_the_whole_batchs_dropout_masks(backend_name, ranks):
+    """With dropout, each rank's slice takes the rows of the masks the whole
+    batch gets (``row_offset``), so the combined gradient is the batch's."""
+    model = _build(backend_name, dropout=0.5)
+    plan = model.training_plan(23)
+    data = TrainingData(X, Y, None, model.loss, model.n_outputs)
+    idx = np.arange(23, dtype=np.int64) * 3
+    parts = dp.split_batch(idx, ranks)
+    offsets = np.cumsum([0] + [p.shape[0] for p in parts])
+    results = [
+        dp.gradient_sum(model.kernels, plan, data, p, model.params, 17, int(o))
+        for p, o in zip(parts, offsets, strict=False)
+    ]
+    combined = np.empty_like(model.params)
+    data_loss = dp.combine_gradient_sums(results, idx.shape[0], combined)
+    whole = np.empty_like(model.params)
+    want = _compose.data_loss_and_gradients(
+        model.kernels, X[idx], Y[idx], None, model.params, whole, model.layout,
+        model.loss, dropout=(plan, 17, 0),
+    )  # fmt: skip
+    np.testing.assert_allclose(combined, whole, rtol=1e-12, atol=1e-14)
+    assert abs(data_loss - want) <= 1e-12 * abs(want)
+    other = np.empty_like(model.params)
+    _compose.data_loss_and_gradients(
+        model.kernels, X[idx], Y[idx], None, model.params, other, model.layout,
+        model.loss, dropout=(plan, 18, 0),
+    )  # fmt: skip
+    assert np.abs(other - whole).max() > 1e-6  # another step, other masks
 
 
 def test_weighted_average_of_one_rank_is_that_rank():
@@ -104,15 +132,24 @@ def test_weighted_average_of_one_rank_is_that_rank():
 
 
 # ------------------------------------------------------ against model.fit
-def test_one_worker_is_bit_identical_to_fit(client, backend_name):
+#: Optimizers (and dropout) the cluster runs like fit.
+RUNS = {
+    "sgd": {},
+    "adam_dropout": {"optimizer": fastnn.Adam(0.01, weight_decay=1e-3), "dropout": 0.3},
+    "rmsprop": {"optimizer": fastnn.RMSprop(0.001, momentum=0.5, centered=True)},
+}
+
+
+@pytest.mark.parametrize("run", list(RUNS))
+def test_one_worker_is_bit_identical_to_fit(client, backend_name, run):
     # Workers run one BLAS/numba thread: pin the driver's fit to one as well,
     # or a multithreaded BLAS (or the cython backend's split step) would sum
     # in another order.
-    local = _build(backend_name)
+    local = _build(backend_name, **RUNS[run])
     with fastnn.set_num_threads(1):
         local.fit(X, Y, epochs=3, batch_size=32, verbose=0)
     for strategy in (fd.SyncSGD(), fd.LocalSGD(sync_every=4)):
-        model = _build(backend_name)
+        model = _build(backend_name, **RUNS[run])
         history = fd.fit(
             model,
             X,
@@ -125,22 +162,27 @@ def test_one_worker_is_bit_identical_to_fit(client, backend_name):
             verbose=0,
         )
         assert np.array_equal(model.params, local.params), strategy
-        assert np.array_equal(model.velocity, local.velocity), strategy
+        assert np.array_equal(model.slots, local.slots), strategy
         assert history.history["loss"] == local.history.history["loss"]
         assert (model.epoch, model.step) == (local.epoch, local.step)
 
 
-def test_two_workers_sync_sgd_match_fit(client, backend_name):
-    local = _build(backend_name)
+@pytest.mark.parametrize("run", list(RUNS))
+def test_two_workers_sync_sgd_match_fit(client, backend_name, run):
+    local = _build(backend_name, **RUNS[run])
     local.fit(X, Y, epochs=3, batch_size=32, verbose=0)
-    model = _build(backend_name)
+    model = _build(backend_name, **RUNS[run])
     history = fd.fit(
         model, X, Y, client=client, workers=2, epochs=3, batch_size=32, verbose=0
     )
     assert _relative(model.params, local.params) < 1e-10
+    assert _relative(model.slots, local.slots) < 1e-9
+    assert model.step == local.step
     np.testing.assert_allclose(
         history.history["loss"], local.history.history["loss"], rtol=1e-10
     )
+    if run != "sgd":
+        return  # an average of Adam's (or RMSprop's) steps is not its step
     # Local SGD that averages after every step is synchronous SGD.
     every_step = _build(backend_name)
     fd.fit(
@@ -155,7 +197,7 @@ def test_two_workers_sync_sgd_match_fit(client, backend_name):
         verbose=0,
     )
     assert _relative(every_step.params, model.params) < 1e-10
-    assert _relative(every_step.velocity, model.velocity) < 1e-10
+    assert _relative(every_step.slots, model.slots) < 1e-10
 
 
 def test_three_workers_on_a_new_local_cluster_match_fit():

@@ -37,11 +37,11 @@ from hypothesis import strategies as st
 
 from fastnn import _compose
 from fastnn import reference as ref
-from fastnn.contract import TrainingState
-from fastnn.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
 from fastnn.activations import Activation
 from fastnn.backends import BACKEND_NAMES
+from fastnn.contract import TrainingState
 from fastnn.losses import Loss
+from fastnn.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
 
 ACTIVATIONS = list(Activation)
 CONTRACT = list(ref.__all__)

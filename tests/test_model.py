@@ -174,7 +174,7 @@ def test_load_refuses_another_format_or_version(tmp_path, data):
         members = {k: z[k] for k in z.files}
     for key, value, message in [
         ("format", np.array("keras.Model"), "format is 'keras.Model', expected"),
-        ("version", np.array(2, np.int64), "format version 2; this fastnn reads 1"),
+        ("version", np.array(3, np.int64), "format version 3; this fastnn reads 1"),
     ]:
         bad = tmp_path / f"bad-{key}.npz"
         np.savez(bad, **{**members, key: value})
@@ -182,6 +182,30 @@ def test_load_refuses_another_format_or_version(tmp_path, data):
             ValueError, match="not a valid fastnn model file: " + message
         ):
             fastnn.load(bad)
+
+
+def test_loads_version_1_files(tmp_path, data):
+    """Files written before the optimizers (version 1: SGD's ``velocity``)
+    still load, their velocity as SGD's one slot."""
+    import json
+
+    model = make_model()
+    x, y = data
+    model.fit(x, y, epochs=1, verbose=0)
+    path = tmp_path / "new.npz"
+    model.save(path)
+    with np.load(path, allow_pickle=False) as z:
+        members = {k: z[k] for k in z.files}
+    config = json.loads(str(members["config"]))
+    del config["optimizer"]["class"], config["optimizer"]["clipnorm"]
+    old = {k: v for k, v in members.items() if k != "slots"}
+    old |= {"version": np.array(1, np.int64), "velocity": members["slots"][0]}
+    old["config"] = np.array(json.dumps(config))
+    np.savez(tmp_path / "v1.npz", **old)
+    loaded = fastnn.load(tmp_path / "v1.npz", backend="numpy")
+    np.testing.assert_array_equal(loaded.params, model.params)
+    np.testing.assert_array_equal(loaded.slots, model.slots)
+    assert loaded.optimizer.get_config() == model.optimizer.get_config()
 
 
 def test_get_set_weights_keras_order(data):
@@ -406,7 +430,7 @@ def test_load_refuses_pickle_and_damage(tmp_path, data):
     assert not marker.exists(), "loading ran the file's pickle"
     with zipfile.ZipFile(path) as zf, zipfile.ZipFile(tmp_path / "x.npz", "w") as out:
         for info in zf.infolist():
-            if info.filename != "velocity.npy":
+            if info.filename != "slots.npy":
                 out.writestr(info, zf.read(info))
     with pytest.raises(ValueError, match="missing members"):
         fastnn.load(tmp_path / "x.npz")
@@ -437,11 +461,10 @@ def test_huge_or_wrong_architecture_file_refused_before_allocating(tmp_path):
             if name == "config":
                 value = np.array(json.dumps(config))
             with zf.open(f"{name}.npy", "w") as f:
-                if name in ("params", "velocity"):
+                if name in ("params", "slots"):
                     header = {"descr": "<f4", "fortran_order": False}
-                    np.lib.format.write_array_header_2_0(
-                        f, header | {"shape": (n_params,)}
-                    )
+                    shape = (n_params,) if name == "params" else (1, n_params)
+                    np.lib.format.write_array_header_2_0(f, header | {"shape": shape})
                     f.write(b"\0" * 64)
                 else:
                     np.lib.format.write_array(f, value, allow_pickle=False)
@@ -449,7 +472,7 @@ def test_huge_or_wrong_architecture_file_refused_before_allocating(tmp_path):
     other = fastnn.Sequential(
         [fastnn.Dense(7, activation="softmax")], input_dim=5, backend="numpy"
     )
-    np.savez(wrong, **(members | {"params": other.params, "velocity": other.velocity}))
+    np.savez(wrong, **(members | {"params": other.params, "slots": other.slots}))
     for bad, why in ((huge, "member 'params' has shape"), (wrong, "has shape")):
         tracemalloc.start()
         try:

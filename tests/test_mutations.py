@@ -6,8 +6,9 @@ widest.
 Each mutant is the reference with one planted bug, standing in for a buggy
 compiled kernel: a learning rate 1% too large, weight decay applied to the
 biases too, one GEMM operand read transposed (the flat weights read
-column-major, the classic wrong BLAS flag), and the short last batch of an
-epoch dropped while its step is reported done. The control: every real
+column-major, the classic wrong BLAS flag), the short last batch of an
+epoch dropped while its step is reported done, Adam's bias correction one
+step off, and dropout masks drawn under another key. The control: every real
 backend passes the same comparison on the same cases.
 """
 
@@ -29,20 +30,32 @@ from test_equivalence import (
 
 from fastnn.backends import BACKEND_NAMES
 from fastnn.losses import Loss
+from fastnn.optimizers import Adam
 
 DTYPE = np.float32
 
 
-def lr_one_percent_high(X, labels, Y, order, bs, s, e, p, g, v, layout, loss,
-                        learning_rates, *rest):  # fmt: skip
-    return ref.train_steps(X, labels, Y, order, bs, s, e, p, g, v, layout, loss,
-                           learning_rates * 1.01, *rest)  # fmt: skip
+def lr_one_percent_high(plan, data, state, order, s, e, learning_rates, losses):
+    return ref.train_steps(plan, data, state, order, s, e, learning_rates * 1.01,
+                           losses)  # fmt: skip
 
 
-def decay_on_biases(*args):
-    *head, spans, losses = args
-    every = np.array([[0, args[7].shape[0]]], np.int64)  # all of params
-    return ref.train_steps(*head, every, losses)
+def decay_on_biases(plan, *args):
+    every = np.array([[0, plan.n_params]], np.int64)  # all of params
+    return ref.train_steps(plan.replace(decay_spans=every), *args)
+
+
+def adam_step_off_by_one(plan, data, state, *args):
+    """Adam's bias correction (and the masks) one step ahead."""
+    state.step += 1
+    try:
+        return ref.train_steps(plan, data, state, *args)
+    finally:
+        state.step -= 1
+
+
+def masks_of_another_seed(plan, *args):
+    return ref.train_steps(plan.replace(seed=plan.seed + 1), *args)
 
 
 class _TransposedForward:
@@ -62,22 +75,31 @@ class _TransposedForward:
 transposed_gemm_operand = composed(_TransposedForward())
 
 
-def last_short_batch_dropped(X, labels, Y, order, bs, s, e, *rest):
-    n = X.shape[0]
+def last_short_batch_dropped(plan, data, state, order, s, e, rates, losses):
+    n, bs = data.n, plan.batch_size
     last = -(-n // bs)
     if e == last and n % bs:
-        done = ref.train_steps(X, labels, Y, order, bs, s, e - 1, *rest)
-        losses = rest[-1]
+        done = ref.train_steps(plan, data, state, order, s, e - 1, rates, losses)
         losses[e - 1 - s] = losses[e - 2 - s]  # looks like a step was run
+        state.step += 1
         return done + 1
-    return ref.train_steps(X, labels, Y, order, bs, s, e, *rest)
+    return ref.train_steps(plan, data, state, order, s, e, rates, losses)
 
 
+#: Adam at rates that keep runs differing by rounding together (larger
+#: steps flip ReLU boundaries; test_equivalence.py says more).
+ADAM = {"optimizer": Adam(), "learning_rates": np.linspace(0.01, 0.005, 7)}
+#: mutant -> (its training loop, the run that exposes it)
 MUTANTS = {
-    "lr_x1.01": lr_one_percent_high,
-    "decay_on_biases": decay_on_biases,
-    "gemm_operand_transposed": transposed_gemm_operand,
-    "last_batch_dropped": last_short_batch_dropped,
+    "lr_x1.01": (lr_one_percent_high, SGD_CONFIGS["momentum_wd"]),
+    "decay_on_biases": (decay_on_biases, SGD_CONFIGS["momentum_wd"]),
+    "gemm_operand_transposed": (transposed_gemm_operand, SGD_CONFIGS["momentum_wd"]),
+    "last_batch_dropped": (last_short_batch_dropped, SGD_CONFIGS["momentum_wd"]),
+    "adam_step_off_by_one": (adam_step_off_by_one, ADAM),
+    "masks_of_another_seed": (
+        masks_of_another_seed,
+        {**ADAM, "dropout": [0, 0.3, 0.3]},
+    ),
 }
 
 
@@ -92,8 +114,8 @@ def _case(loss):
 @pytest.mark.parametrize("mutant", list(MUTANTS))
 def test_each_planted_bug_is_caught(mutant, loss):
     args = _case(loss)
-    kw = SGD_CONFIGS["momentum_wd"]
-    broken = run_train_steps(MUTANTS[mutant], *args, **kw)
+    train, kw = MUTANTS[mutant]
+    broken = run_train_steps(train, *args, **kw)
     expected = run_train_steps(ref.train_steps, *args, **kw)
     with pytest.raises(AssertionError):
         assert_training_matches(broken, expected, DTYPE, mutant)
@@ -104,18 +126,18 @@ def test_each_planted_bug_is_caught(mutant, loss):
 def test_the_real_backends_pass_the_same_comparison(backend, loss):
     kernels = load_backend_or_skip(backend)
     args = _case(loss)
-    kw = SGD_CONFIGS["momentum_wd"]
-    expected = run_train_steps(ref.train_steps, *args, **kw)
-    for train in (kernels.train_steps, composed(kernels)):
-        assert_training_matches(run_train_steps(train, *args, **kw), expected, DTYPE)
+    for _, kw in MUTANTS.values():
+        expected = run_train_steps(ref.train_steps, *args, **kw)
+        for train in (kernels.train_steps, composed(kernels)):
+            got = run_train_steps(train, *args, **kw)
+            assert_training_matches(got, expected, DTYPE)
 
 
 def test_the_mutants_are_not_trivially_broken():
     """Each mutant runs the same number of steps and stays finite: the bugs are
     the silent kind, found only by comparing numbers."""
     args = _case(Loss.CROSS_ENTROPY)
-    kw = SGD_CONFIGS["momentum_wd"]
-    for name, train in MUTANTS.items():
+    for name, (train, kw) in MUTANTS.items():
         done, params, velocity, losses = run_train_steps(train, *args, **kw)
         assert done == 7, name
         assert np.isfinite(params).all() and np.isfinite(losses).all(), name

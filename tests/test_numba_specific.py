@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from _contract import legacy
 from _tolerance import assert_close
 from conftest import load_backend_or_skip
 
@@ -49,7 +50,7 @@ def train(backend, X, labels, order, params, layout, spans, steps=3):
     params = params.copy()
     grads, velocity = np.zeros_like(params), np.zeros_like(params)
     losses = np.zeros(steps)
-    done = backend.train_steps(
+    done = legacy(backend.train_steps)(
         X,
         labels,
         np.empty((0, 3)),
@@ -84,13 +85,18 @@ def test_fastmath_keeps_nan_and_inf_semantics(kernels):
         "dense_backward",
         "softmax_cross_entropy",
         "mean_squared_error",
-        "sgd_update",
+        "update",
+        "_step_range",
+        "_adam",
+        "_rmsprop",
+        "_adagrad",
         "train_steps",
     ):
         options = getattr(kernels, name).targetoptions
         assert options["nogil"], name
         assert not options.get("parallel"), f"{name}: no parallel kernels"
-        assert not {"nnan", "ninf", "fast"} & set(options["fastmath"]), name
+        fastmath = set(options.get("fastmath", ()))
+        assert not {"nnan", "ninf", "fast"} & fastmath, name
         assert getattr(kernels, name)._cache.__class__.__name__ != "NullCache", name
 
 
@@ -99,6 +105,7 @@ def test_float32_kernels_do_no_float64_arithmetic(kernels):
     from numba import njit
 
     options = {k: v for k, v in kernels._JIT.items() if k != "cache"}
+    exact = {k: v for k, v in kernels._JIT_EXACT.items() if k != "cache"}
     f32 = np.float32
     A = np.full((3, 4), 0.5, f32)
     b = np.ones(4, f32)
@@ -106,10 +113,42 @@ def test_float32_kernels_do_no_float64_arithmetic(kernels):
     cases = {
         "bias_activation": [(A.copy(), b, act) for act in range(5)],
         "activation_grad": [(A.copy(), A, act, A.copy(), b) for act in range(5)],
-        "_update": [(p, p.copy(), p.copy(), f32(0.1), f32(0.9), True, f32(0.1), True)],
+        "_update_layer": [
+            (p, p.copy(), p.copy(), f32(0.1), f32(0.9), True, f32(0.1), True)
+        ],
+        "_adam": [
+            (
+                p,
+                p.copy(),
+                p.copy(),
+                p.copy(),
+                p.copy(),
+                ams,
+                True,
+                coupled,
+                *[f32(0.5)] * 8,
+            )  # fmt: skip
+            for ams in (False, True)
+            for coupled in (False, True)
+        ],
+        "_rmsprop": [
+            (
+                p,
+                p.copy(),
+                p.copy(),
+                p.copy(),
+                p.copy(),
+                True,
+                True,
+                True,
+                *[f32(0.5)] * 6,
+            )  # fmt: skip
+        ],
+        "_adagrad": [(p, p.copy(), p.copy(), True, f32(0.1), f32(1e-7), f32(0.1))],
     }
     for name, calls in cases.items():
-        fresh = njit(**options)(getattr(kernels, name).py_func)
+        jit = exact if name in ("_adam", "_rmsprop", "_adagrad") else options
+        fresh = njit(**jit)(getattr(kernels, name).py_func)
         for args in calls:
             fresh(*args)
         for ir in fresh.inspect_llvm().values():
@@ -129,13 +168,13 @@ def test_float32_stays_float32(nb):
     done, p, losses = train(nb, X, labels, order, params, layout, spans)
     assert done == 3 and p.dtype == np.float32
     # Every float argument of the float32 train_steps is float32, except the
-    # float64 learning_rates (12), losses_out (17) and weight_decay (15).
+    # float64 hyper-parameters (14), step scalars (15) and losses_out (20).
     for sig in nb._k.train_steps.nopython_signatures:
         if str(sig.args[7].dtype) != "float32":
             continue
         for i, t in enumerate(sig.args):
             name = str(getattr(t, "dtype", t))
-            if i not in (12, 15, 17) and name.startswith("float"):
+            if i not in (14, 15, 20) and name.startswith("float"):
                 assert name == "float32", (i, t)
 
 
@@ -170,15 +209,21 @@ def test_runs_with_jit_disabled(nb):
         assert abs(nb.softmax_cross_entropy(Z, labels, d)
                    - ref.softmax_cross_entropy(Z, labels, d_ref)) < 1e-12
         np.testing.assert_allclose(d, d_ref, rtol=1e-12)
+        from fastnn import contract as c
+        from fastnn.optimizers import Adam
         layout = np.array([[4, 3, 0, 12, 1], [3, 2, 15, 21, 0]], np.int64)
         params = rng.standard_normal(23)
         spans = np.array([[0, 12], [15, 21]], np.int64)
+        opt = Adam(weight_decay=1e-3)
+        plan = c.TrainingPlan(layout, 23, 0, opt.kind, opt.hyper(), spans, 2,
+                              [0.0, 0.5], 3)
+        data = c.TrainingData(X, labels % 2, None, 0, 2)
         results = []
         for train in (nb.train_steps, ref.train_steps):
-            p = params.copy(); g = np.zeros(23); v = np.zeros(23); lo = np.zeros(3)
-            done = train(X, labels % 2, np.empty((0, 2)), np.arange(5), 2, 0, 3, p,
-                         g, v, layout, 0, np.full(3, 0.1), 0.9, True, 1e-3, spans, lo)
-            results.append((done, p, lo))
+            state = c.TrainingState(params.copy(), np.zeros((2, 23)))
+            lo = np.zeros(3)
+            done = train(plan, data, state, np.arange(5), 0, 3, np.full(3, 0.01), lo)
+            results.append((done, state.params, lo))
         assert results[0][0] == results[1][0] == 3
         np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-10)
         np.testing.assert_allclose(results[0][2], results[1][2], rtol=1e-10)

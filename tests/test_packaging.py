@@ -15,7 +15,7 @@ CONTRACT = [
     "dense_backward",
     "softmax_cross_entropy",
     "mean_squared_error",
-    "sgd_update",
+    "update",
     "train_steps",
 ]
 
@@ -57,6 +57,27 @@ def test_signature_parity_with_reference(compiled_backend):
         assert inspect.signature(getattr(compiled_backend, name)) == inspect.signature(
             getattr(ref, name)
         ), name
+
+
+def test_every_backend_has_the_protocols_functions(backend_name):
+    """``fastnn.contract.Backend`` (the type the tools follow) names exactly
+    the contract, with the reference's parameters."""
+    from fastnn import contract
+    from fastnn.backends import get_backend
+
+    backend = get_backend(backend_name)
+    members = {
+        name
+        for name, value in vars(contract.Backend).items()
+        if callable(value) and not name.startswith("_")
+    }
+    assert members == set(CONTRACT)
+    for name in CONTRACT:
+        protocol = list(inspect.signature(getattr(contract.Backend, name)).parameters)
+        assert protocol[0] == "self"
+        got = list(inspect.signature(getattr(backend, name)).parameters)
+        assert got == protocol[1:], name
+    assert isinstance(backend.NAME, str)
 
 
 def _fastnn_import_graph() -> dict[str, set[str]]:

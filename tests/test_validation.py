@@ -142,7 +142,7 @@ def test_unusual_but_valid_inputs_match_contiguous(model, tmp_path):
     reference = model.predict(np.ascontiguousarray(x, np.float32))
     start = model.get_weights()
     shuffle_state = model.shuffle_rng.bit_generator.state
-    velocity = model.velocity.copy()
+    slots = model.slots.copy()
     expected = model.fit(x.astype(np.float32), GOOD_Y, batch_size=2, verbose=0)
     trained = model.params.copy()
     model.set_weights(start)
@@ -150,7 +150,7 @@ def test_unusual_but_valid_inputs_match_contiguous(model, tmp_path):
         copies = (np.array(xv, copy=True), np.array(yv, copy=True))
         np.testing.assert_array_equal(model.predict(xv), reference, err_msg=name)
         model.set_weights(start)
-        model.velocity[...] = velocity
+        model.slots[...] = slots
         model.epoch = model.step = 0
         model.shuffle_rng.bit_generator.state = shuffle_state
         history = model.fit(xv, yv, batch_size=2, verbose=0)
@@ -179,7 +179,8 @@ def test_unusual_but_valid_inputs_match_contiguous(model, tmp_path):
         ({"input_dim": 0}, ValueError, "input_dim"),
         ({"loss": "hinge"}, ValueError, "loss: expected one of"),
         ({"dtype": "float16"}, ValueError, "dtype"),
-        ({"optimizer": "sgd"}, TypeError, "optimizer"),
+        ({"optimizer": 0.1}, TypeError, "optimizer"),
+        ({"optimizer": "sgdd"}, ValueError, "optimizer"),
         ({"seed": -1}, ValueError, "seed"),
         (
             {"layers": [fastnn.Dense(3, activation="relu")]},

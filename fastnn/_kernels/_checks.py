@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import math
-
 import numpy as np
 
 from fastnn import contract
@@ -182,10 +180,7 @@ def check_update(plan, state, learning_rate):
     """``update``'s arguments; returns the step's float64 scalars
     (:func:`fastnn.contract.step_scalars`)."""
     _plan_and_state(plan, state)
-    lr = float(learning_rate)
-    if not (math.isfinite(lr) and lr >= 0):
-        raise ValueError(f"learning_rate: expected a finite rate >= 0; received {lr}")
-    return contract.step_scalars(plan, state.step, [lr])[0]
+    return contract.step_scalars(plan, state.step, [float(learning_rate)])[0]
 
 
 class TrainStepsArgs(NamedTuple):
@@ -253,8 +248,6 @@ def check_train_steps(
             f"learning_rates: expected at least {steps} rates; received shape "
             f"{rates.shape}"
         )
-    if not np.all(np.isfinite(rates[:steps]) & (rates[:steps] >= 0)):
-        raise ValueError("learning_rates: expected finite rates >= 0")
     if not isinstance(losses_out, np.ndarray) or losses_out.shape[0] < steps:
         raise ValueError(f"losses_out: expected an array of at least {steps} entries")
     direct = (

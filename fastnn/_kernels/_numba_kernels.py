@@ -404,8 +404,9 @@ def _step_range(params, grads, slots, lo, hi, kind, h, sc, decay):
         amsgrad = h[H_FLAG] != 0.0
         v_max = slots[2, lo:hi] if amsgrad else slots[1, lo:hi]
         _adam(p, g, slots[0, lo:hi], slots[1, lo:hi], v_max, amsgrad, decay,
-              kind == K_ADAM, wd, dt(sc[3]), dt(1.0 - h[H_BETA_1]), dt(h[H_SECOND]),
-              dt(1.0 - h[H_SECOND]), dt(sc[1]), dt(sc[2]), dt(h[H_EPSILON]))  # fmt: skip
+              kind == K_ADAM, wd, dt(sc[3]), dt(1.0 - h[H_BETA_1]),
+              dt(h[H_SECOND]), dt(1.0 - h[H_SECOND]), dt(sc[1]), dt(sc[2]),
+              dt(h[H_EPSILON]))  # fmt: skip
     elif kind == K_RMSPROP:
         has_momentum = h[H_MOMENTUM] != 0.0
         j = 2 if has_momentum else 1

@@ -108,11 +108,8 @@ def _per_layer(plan) -> bool:
         return _PER_LAYER[id(plan)][1]
     except KeyError:
         pass
-    ok = (
-        plan.hyper[_c.CLIPNORM] == 0
-        and _checks.decay_is_exactly_the_weights(
-            plan.layout, plan.decay_spans, plan.n_params
-        )
+    ok = plan.hyper[_c.CLIPNORM] == 0 and _checks.decay_is_exactly_the_weights(
+        plan.layout, plan.decay_spans, plan.n_params
     )
     if len(_PER_LAYER) > 64:
         _PER_LAYER.clear()
