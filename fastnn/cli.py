@@ -20,6 +20,9 @@ The default ``train`` recipe reproduces the original project's network
 accuracy on real MNIST: he_uniform initialisation; SGD with Nesterov momentum
 0.9, weight decay 5e-5 and a learning rate starting at 0.05 that decays
 exponentially, step by step, to a tenth of that over the run.
+``--optimizer adam`` (or adamw, rmsprop, adagrad) swaps the optimizer, at its
+own default learning rate (``OPTIMIZER_RATES``), with the same decay;
+``--dropout RATE`` adds a Dropout after every hidden layer.
 """
 
 from __future__ import annotations
@@ -39,6 +42,14 @@ HIDDEN = (512, 512, 512)
 EPOCHS = 5
 BATCH_SIZE = 64
 LEARNING_RATE = 0.05
+#: Each optimizer's default initial rate in the recipe (SGD's: LEARNING_RATE).
+OPTIMIZER_RATES = {
+    "sgd": LEARNING_RATE,
+    "adam": 1e-3,
+    "adamw": 1e-3,
+    "rmsprop": 1e-3,
+    "adagrad": 0.01,
+}
 LR_DECAY = 0.1
 MOMENTUM = 0.9
 WEIGHT_DECAY = 5e-5
@@ -197,10 +208,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: %(default)s",
     )
     train.add_argument(
+        "--optimizer",
+        choices=list(OPTIMIZER_RATES),
+        default="sgd",
+        help="the optimizer (default: sgd, Nesterov momentum)",
+    )
+    train.add_argument(
         "--learning-rate",
         type=_number(0, math.inf, low_open=True),
-        default=LEARNING_RATE,
-        help="initial learning rate (default: %(default)s)",
+        default=None,
+        help="initial learning rate (default: 0.05 for sgd, 0.001 for adam, "
+        "adamw and rmsprop, 0.01 for adagrad)",
+    )
+    train.add_argument(
+        "--dropout",
+        type=_number(0, 1, high_open=True),
+        default=0.0,
+        metavar="RATE",
+        help="dropout rate after every hidden layer (default: 0, none)",
     )
     train.add_argument(
         "--lr-decay",
@@ -214,14 +239,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--momentum",
         type=_number(0, 1, high_open=True),
-        default=MOMENTUM,
-        help="SGD momentum, Nesterov when > 0 (default: %(default)s)",
+        default=None,
+        help="momentum of sgd (Nesterov when > 0; default: 0.9) or rmsprop "
+        "(default: 0)",
     )
     train.add_argument(
         "--weight-decay",
         type=_number(0, math.inf),
         default=WEIGHT_DECAY,
-        help="L2 weight decay on the weights (default: %(default)s)",
+        help="weight decay on the weights: L2, or decoupled with adamw "
+        "(default: %(default)s)",
     )
     train.add_argument(
         "--seed",
@@ -551,6 +578,18 @@ def _check_file_option(option: str, path: str) -> None:
         )
 
 
+def _describe_optimizer(optimizer) -> str:
+    """``"SGD, momentum 0.9 (Nesterov), weight decay 5e-05"`` and the like."""
+    parts = [type(optimizer).__name__]
+    momentum = getattr(optimizer, "momentum", 0.0)
+    if momentum:
+        nesterov = " (Nesterov)" if getattr(optimizer, "nesterov", False) else ""
+        parts.append(f"momentum {momentum:g}{nesterov}")
+    if optimizer.weight_decay:
+        parts.append(f"weight decay {optimizer.weight_decay:g}")
+    return ", ".join(parts)
+
+
 def _percent(x: float) -> str:
     return f"{100 * x:.2f}%"
 
@@ -558,41 +597,60 @@ def _percent(x: float) -> str:
 # ----------------------------------------------------------------- commands
 def mnist_model(
     seed,
-    learning_rate=LEARNING_RATE,
+    learning_rate=None,
     hidden=HIDDEN,
-    momentum=MOMENTUM,
+    momentum=None,
     weight_decay=WEIGHT_DECAY,
     lr_decay=1.0,
     decay_steps=1,
     backend="auto",
     dtype="float32",
     input_dim=784,
+    optimizer="sgd",
+    dropout=0.0,
 ):
-    """The command's network: relu hidden layers (he_uniform), a softmax
-    output (glorot_uniform), SGD (Nesterov when ``momentum > 0``) with a
-    learning rate falling by ``lr_decay`` over ``decay_steps`` steps."""
+    """The command's network: relu hidden layers (he_uniform), each followed
+    by a Dropout of ``dropout`` if given, a softmax output (glorot_uniform);
+    ``optimizer`` (SGD: Nesterov when ``momentum > 0``) with a learning rate
+    (default ``OPTIMIZER_RATES``) falling by ``lr_decay`` over
+    ``decay_steps`` steps."""
     import fastnn
+    from fastnn import optimizers
 
     hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
-    optimizer = fastnn.SGD(
-        learning_rate=fastnn.ExponentialDecay(
-            learning_rate, decay_rate=lr_decay, decay_steps=decay_steps
-        ),
-        momentum=momentum,
-        nesterov=momentum > 0,
-        weight_decay=weight_decay,
+    if learning_rate is None:
+        learning_rate = OPTIMIZER_RATES[optimizer]
+    schedule = fastnn.ExponentialDecay(
+        learning_rate, decay_rate=lr_decay, decay_steps=decay_steps
     )
-    layers = [
-        fastnn.Dense(units, activation="relu", kernel_initializer="he_uniform")
-        for units in hidden
-    ]
+    if momentum is not None and optimizer not in ("sgd", "rmsprop"):
+        raise UsageError(
+            f"argument --momentum: applies to sgd and rmsprop; received "
+            f"--optimizer {optimizer}"
+        )
+    extra = {}
+    if optimizer == "sgd":
+        momentum = MOMENTUM if momentum is None else momentum
+        extra = {"momentum": momentum, "nesterov": momentum > 0}
+    elif optimizer == "rmsprop" and momentum is not None:
+        extra = {"momentum": momentum}
+    opt = optimizers.OPTIMIZERS[optimizer](
+        learning_rate=schedule, weight_decay=weight_decay, **extra
+    )
+    layers = []
+    for units in hidden:
+        layers.append(
+            fastnn.Dense(units, activation="relu", kernel_initializer="he_uniform")
+        )
+        if dropout:
+            layers.append(fastnn.Dropout(dropout))
     layers.append(
         fastnn.Dense(10, activation="softmax", kernel_initializer="glorot_uniform")
     )
     return fastnn.Sequential(
         layers,
         input_dim=input_dim,
-        optimizer=optimizer,
+        optimizer=opt,
         backend=backend,
         dtype=dtype,
         seed=seed,
@@ -704,6 +762,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             backend=backend,
             dtype=args.dtype,
             input_dim=x_train.shape[1],
+            optimizer=args.optimizer,
+            dropout=args.dropout,
         )
     except MemoryError as err:
         raise UsageError(
@@ -712,13 +772,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         ) from err
     output.mkdir(parents=True, exist_ok=True)  # an unwritable folder fails here
     _say(model.summary(), quiet=quiet)
+    lr0 = model.optimizer.learning_rate.initial_learning_rate
     _say(
         f"training on {len(x_train)} MNIST samples, {args.epochs} "
         f"epoch{'s' if args.epochs > 1 else ''} of "
-        f"batch {args.batch_size}; learning rate {args.learning_rate:g} -> "
-        f"{args.learning_rate * args.lr_decay:g}, momentum {args.momentum:g}"
-        f"{' (Nesterov)' if args.momentum > 0 else ''}, weight decay "
-        f"{args.weight_decay:g}, seed {seed}; val_ columns: {validation_name}",
+        f"batch {args.batch_size}; {_describe_optimizer(model.optimizer)}, "
+        f"learning rate {lr0:g} -> {lr0 * args.lr_decay:g}, seed {seed}; val_ "
+        f"columns: {validation_name}",
         quiet=quiet,
     )
 

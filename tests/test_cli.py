@@ -329,6 +329,8 @@ def test_help_and_version():
         (["train", "--hidden", "64", "x"], "--hidden: expected a positive integer"),
         (["train", "--validation-split", "1.5"], "--validation-split: expected"),
         (["train", "--learning-rate", "nan"], "--learning-rate: expected"),
+        (["train", "--optimizer", "adamm"], "invalid choice: 'adamm'"),
+        (["train", "--dropout", "1"], "--dropout: expected"),
         (["train", "--bogus"], "unrecognized arguments: --bogus"),
         (["predict", "model.npz"], "IMAGE"),
     ],
@@ -340,6 +342,8 @@ def test_help_and_version():
         "bad-hidden",
         "bad-split",
         "nan-learning-rate",
+        "unknown-optimizer",
+        "dropout-of-one",
         "unknown-flag",
         "predict-without-image",
     ],
@@ -471,9 +475,12 @@ def _plotted_epochs(monkeypatch) -> list:
     return seen
 
 
-def test_train_resume_continues_exactly(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "recipe", [[], ["--optimizer", "adam", "--dropout", "0.3"]], ids=["sgd", "adam"]
+)
+def test_train_resume_continues_exactly(tmp_path, monkeypatch, recipe):
     base = ["train", "--backend", "numpy", "--limit", "700", "--hidden", "16"]
-    base += ["--epochs", "3", "--quiet"]
+    base += ["--epochs", "3", "--quiet", *recipe]
     plotted = _plotted_epochs(monkeypatch)
     code, out, err = run_main(base + ["-o", tmp_path / "whole"])
     assert code == 0, err
@@ -499,6 +506,7 @@ def test_train_resume_continues_exactly(tmp_path, monkeypatch):
     resumed = fastnn.load(tmp_path / "cut" / "model.npz")
     assert resumed.epoch == 3
     np.testing.assert_array_equal(resumed.params, whole.params)
+    np.testing.assert_array_equal(resumed.slots, whole.slots)
 
     # The history, its JSON and the plot cover all three epochs, numbered
     # as in the uninterrupted run (the epoch before the cut included).
@@ -627,3 +635,43 @@ def test_train_options_reach_the_model_and_optimizer(tmp_path):
     assert opt.learning_rates(20, 1)[0] == pytest.approx(0.1, rel=1e-12)
     history = json.loads((tmp_path / "history.json").read_text())
     assert history["learning_rate"] == pytest.approx([0.2 * 0.5**0.5, 0.1], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("flags", "kind", "lr", "extra"),
+    [
+        (["--optimizer", "adam", "--dropout", "0.25"], "Adam", 1e-3, {}),
+        (["--optimizer", "adamw", "--weight-decay", "0.01"], "AdamW", 1e-3, {}),
+        (["--optimizer", "rmsprop", "--momentum", "0.5"], "RMSprop", 1e-3,
+         {"momentum": 0.5}),
+        (["--optimizer", "adagrad", "--learning-rate", "0.02"], "Adagrad", 0.02, {}),
+    ],
+    ids=["adam-dropout", "adamw", "rmsprop-momentum", "adagrad"],
+)  # fmt: skip
+def test_train_optimizer_and_dropout_reach_the_model(tmp_path, flags, kind, lr, extra):
+    """--optimizer picks the optimizer at its own default rate (or
+    --learning-rate), --dropout puts a Dropout after every hidden layer; both
+    are in the saved model, and the log line names them."""
+    code, out, err = run_main(
+        ["train", "--backend", "numpy", "--limit", "256", "--hidden", "8", "8",
+         "--epochs", "1", "--no-plots", "-o", tmp_path, *flags]
+    )  # fmt: skip
+    assert code == 0, err
+    model = fastnn.load(tmp_path / "model.npz")
+    assert type(model.optimizer).__name__ == kind
+    assert kind in out
+    assert model.optimizer.learning_rates(0, 1)[0] == pytest.approx(lr)
+    for name, value in extra.items():
+        assert getattr(model.optimizer, name) == value
+    rate = float(flags[flags.index("--dropout") + 1]) if "--dropout" in flags else 0
+    assert model.dropout_rates == ((0.0, rate, rate) if rate else (0.0, 0.0, 0.0))
+    assert model.slots.shape[0] == len(model.optimizer.slot_names())
+
+
+def test_train_momentum_with_an_optimizer_that_has_none_is_refused(tmp_path):
+    code, _, err = run_main(
+        ["train", "--backend", "numpy", "--limit", "100", "--optimizer", "adam",
+         "--momentum", "0.5", "-o", tmp_path]
+    )  # fmt: skip
+    assert code == 2
+    assert "--momentum: applies to sgd and rmsprop" in err
