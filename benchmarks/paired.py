@@ -14,9 +14,12 @@ with its quartiles, and each contender's median epoch.
 
 A contender is ``BACKEND`` (this checkout) or ``BACKEND@PATH``: the backend of
 the fastnn checkout at PATH (its extensions built in place), to measure a
-change before and after. Every contender trains the same configuration
-(``fastnn.bench.CONFIGS``), float32 unless ``--dtype``, on the real MNIST,
-each epoch on the same data in a fresh order.
+change before and after; ``+dropout=RATE`` (a Dropout after every hidden
+layer) and ``+optimizer=NAME`` (its defaults, its own rate included)
+change its model, e.g. ``cython cython+dropout=0.2`` for dropout's cost.
+Every contender trains the same configuration (``fastnn.bench.CONFIGS``),
+float32 unless ``--dtype``, on the real MNIST, each epoch on the same data in
+a fresh order.
 """
 
 from __future__ import annotations
@@ -42,10 +45,23 @@ from fastnn import bench
 
 backend, config, dtype = sys.argv[1:4]
 samples = int(sys.argv[4])
+options = json.loads(sys.argv[5])
 (x, y), _ = fastnn.datasets.load_mnist(dtype=dtype)
 if samples:
     x, y = x[:samples], y[:samples]
 model = bench.build_model(config, backend, dtype=dtype)
+if options:
+    layers = []
+    for layer in model.layers:
+        layers.append(layer)
+        if float(options.get("dropout", 0)) and layer is not model.layers[-1]:
+            layers.append(fastnn.Dropout(float(options["dropout"])))
+    optimizer = model.optimizer
+    if "optimizer" in options:  # at its own default rate
+        optimizer = fastnn.optimizers.get(options["optimizer"])
+    model = fastnn.Sequential(layers, input_dim=model.input_dim,
+                              optimizer=optimizer, backend=backend, dtype=dtype,
+                              seed=0)
 batch = bench.CONFIGS[config].batch_size
 model.fit(x, y, epochs=1, batch_size=batch, verbose=0)  # warm-up
 print(json.dumps({"ready": fastnn.__file__}), flush=True)
@@ -56,15 +72,40 @@ for line in sys.stdin:
 """
 
 
+def parse_contender(contender: str) -> tuple[str, str, dict]:
+    """``BACKEND[@PATH][+KEY=VALUE...]`` -> ``(backend, path, options)``."""
+    head, *extras = contender.split("+")
+    backend, _, path = head.partition("@")
+    options = {}
+    for extra in extras:
+        key, sep, value = extra.partition("=")
+        if not sep or key not in ("dropout", "optimizer"):
+            raise SystemExit(
+                f"contender {contender!r}: expected +dropout=RATE or "
+                f"+optimizer=NAME; received +{extra}"
+            )
+        options[key] = value
+    return backend, path, options
+
+
 def _spawn(contender: str, config: str, dtype: str, samples: int):
-    backend, _, path = contender.partition("@")
+    backend, path, options = parse_contender(contender)
     env = dict(os.environ)
     root = Path(path).resolve() if path else ROOT
     if not (root / "fastnn" / "__init__.py").is_file():
         raise SystemExit(f"contender {contender!r}: no fastnn checkout at {root}")
     env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
     proc = subprocess.Popen(
-        [sys.executable, "-c", WORKER, backend, config, dtype, str(samples)],
+        [
+            sys.executable,
+            "-c",
+            WORKER,
+            backend,
+            config,
+            dtype,
+            str(samples),
+            json.dumps(options),
+        ],  # fmt: skip
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
