@@ -15,8 +15,9 @@ stops ``sqrt`` setting errno on a negative argument (the result, NaN, is the
 same), which lets GCC vectorise the optimizers' loops (``_optim_core.h``:
 with errno each square root was a scalar instruction, a check and a call).
 The SGD update's C core (``fastnn/_kernels/_sgd_core.h``, a dependency of
-every extension) adds an AVX2 copy of its loops through a function attribute, chosen at run time on CPUs that
-have AVX2, so the build itself stays at the baseline. BLAS comes from SciPy
+every extension) adds an AVX2 copy of its loops through a function attribute,
+chosen at run time on CPUs that have AVX2, so the build itself stays at the
+baseline. BLAS comes from SciPy
 (``scipy.linalg.cython_blas``), so there is nothing to link and no OpenMP.
 
 The extensions are optional, as PyYAML's and msgpack's C speedups are: without
