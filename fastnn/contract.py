@@ -100,6 +100,20 @@ def _int_array(name, a, shape_tail) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
+#: TrainingPlan's arguments, in order.
+_PLAN_ARGS = (
+    "layout",
+    "n_params",
+    "loss",
+    "optimizer",
+    "hyper",
+    "decay_spans",
+    "batch_size",
+    "dropout",
+    "seed",
+)
+
+
 class TrainingPlan:
     """How every step of one ``fit`` runs; immutable, checked when built.
 
@@ -126,19 +140,7 @@ class TrainingPlan:
         The dropout key, ``0 <= seed < 2**64``.
     """
 
-    __slots__ = (
-        "layout",
-        "n_params",
-        "loss",
-        "optimizer",
-        "hyper",
-        "decay_spans",
-        "batch_size",
-        "dropout",
-        "drop_thresholds",
-        "seed",
-        "n_slots",
-    )
+    __slots__ = (*_PLAN_ARGS, "drop_thresholds", "n_slots")
 
     def __init__(
         self,
@@ -261,19 +263,6 @@ class TrainingPlan:
             f"loss={Loss(self.loss).name}, optimizer={self.optimizer.name}, "
             f"batch_size={self.batch_size}, dropout={self.dropout.tolist()})"
         )
-
-
-_PLAN_ARGS = (
-    "layout",
-    "n_params",
-    "loss",
-    "optimizer",
-    "hyper",
-    "decay_spans",
-    "batch_size",
-    "dropout",
-    "seed",
-)
 
 
 class TrainingData:
