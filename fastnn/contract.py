@@ -376,10 +376,17 @@ class TrainingState:
         return self._params.dtype
 
     def __reduce__(self):
-        return (TrainingState, (self.params, self.slots, self.step))
+        return (_unpickled_state, (self.params, self.slots, self.step))
 
     def copy(self) -> TrainingState:
         return TrainingState(self.params.copy(), self.slots.copy(), self.step)
+
+
+def _unpickled_state(params, slots, step) -> TrainingState:
+    """A state from pickled arrays, copied where they came back read-only
+    (joblib hands large arrays over as read-only memory maps)."""
+    params, slots = (np.require(a, requirements=["C", "W"]) for a in (params, slots))
+    return TrainingState(params, slots, step)
 
 
 class Backend(Protocol):

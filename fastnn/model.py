@@ -239,6 +239,18 @@ class Sequential:
         self._kernels = backends.get_backend(resolved)
         self._backend_name = resolved
 
+    def __getstate__(self) -> dict[str, Any]:
+        """For pickle (joblib's workers): everything but the backend module,
+        which is found again by name. fastnn's own files never hold a pickle
+        (:meth:`save`)."""
+        state = self.__dict__.copy()
+        del state["_kernels"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._kernels = backends.get_backend(self._backend_name)
+
     @property
     def kernels(self):
         """The backend module (see ``fastnn.reference`` for the contract)."""
