@@ -53,6 +53,11 @@ OPTIMIZER_RATES = {
 LR_DECAY = 0.1
 MOMENTUM = 0.9
 WEIGHT_DECAY = 5e-5
+#: Each optimizer's default weight decay in the recipe: SGD's L2, AdamW's own
+#: default; none for the others, whose normalised steps drive weights that
+#: L2 pulls toward zero into the subnormal range, where x86 arithmetic crawls
+#: (docs/performance.md).
+OPTIMIZER_DECAYS = {"sgd": WEIGHT_DECAY, "adamw": 0.01}
 SEED = 0
 OUTPUT = "runs/mnist"
 
@@ -246,9 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--weight-decay",
         type=_number(0, math.inf),
-        default=WEIGHT_DECAY,
+        default=None,
         help="weight decay on the weights: L2, or decoupled with adamw "
-        "(default: %(default)s)",
+        "(default: 5e-05 for sgd, 0.01 for adamw, 0 for the others)",
     )
     train.add_argument(
         "--seed",
@@ -600,7 +605,7 @@ def mnist_model(
     learning_rate=None,
     hidden=HIDDEN,
     momentum=None,
-    weight_decay=WEIGHT_DECAY,
+    weight_decay=None,
     lr_decay=1.0,
     decay_steps=1,
     backend="auto",
@@ -620,6 +625,8 @@ def mnist_model(
     hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
     if learning_rate is None:
         learning_rate = OPTIMIZER_RATES[optimizer]
+    if weight_decay is None:
+        weight_decay = OPTIMIZER_DECAYS.get(optimizer, 0.0)
     schedule = fastnn.ExponentialDecay(
         learning_rate, decay_rate=lr_decay, decay_steps=decay_steps
     )

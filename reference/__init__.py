@@ -170,6 +170,12 @@ def update(plan, state, learning_rate):
          d``, ``p -= lr * buf``, else ``p -= lr * (g / d)``;
        * Adagrad: ``s += g * g``, ``p -= lr * (g / (sqrt(s) + epsilon))``.
 
+    Adam, AdamW, RMSprop and Adagrad then store every parameter and slot
+    below the dtype's smallest normal number in magnitude as zero: their
+    normalised steps drive unused weights into the subnormal range, where x86
+    arithmetic slows down by two orders of magnitude (``_optim_core.h`` has
+    the figures); nothing above 1.2e-38 (float32) changes.
+
     ``state.step`` advances by one; ``state.grads`` is scratch afterwards.
     Returns the coupled L2 term's input ``sum(p**2)`` over the decay spans
     before the update (0.0 without coupled decay): the loss adds
@@ -243,6 +249,10 @@ def update(plan, state, learning_rate):
         s = slots[0]
         s += g * g
         p -= dt(lr) * (g / (np.sqrt(s) + dt(h[c.EPSILON])))
+    if kind != c.OptimizerKind.SGD:
+        tiny = np.finfo(p.dtype).tiny
+        for a in (p, *slots):
+            a[np.abs(a) < tiny] = 0
     state.step += 1
     return sq
 

@@ -325,8 +325,19 @@ _JIT_EXACT = {"cache": True, "nogil": True}
 
 
 @njit(**_JIT_EXACT)
+def _tiny(p):
+    """The smallest normal number of ``p``'s dtype: the updates below store
+    smaller magnitudes as zero (subnormals slow x86 arithmetic down by two
+    orders of magnitude; ``_optim_core.h`` says more)."""
+    if p.itemsize == 4:
+        return p.dtype.type(1.1754943508222875e-38)
+    return p.dtype.type(2.2250738585072014e-308)
+
+
+@njit(**_JIT_EXACT)
 def _adam(p, g, m, v, v_max, amsgrad, decay, coupled, wd, shrink, one_minus_b1,
           b2, one_minus_b2, step_size, bc2_sqrt, eps):  # fmt: skip
+    tiny, zero = _tiny(p), p.dtype.type(0)
     for t in range(p.shape[0]):
         w = p[t]
         gt = g[t]
@@ -336,53 +347,58 @@ def _adam(p, g, m, v, v_max, amsgrad, decay, coupled, wd, shrink, one_minus_b1,
             else:
                 w = w * shrink
         mt = m[t] + one_minus_b1 * (gt - m[t])
-        m[t] = mt
+        m[t] = mt if not abs(mt) < tiny else zero
         vt = v[t] * b2 + one_minus_b2 * (gt * gt)
-        v[t] = vt
+        v[t] = vt if not abs(vt) < tiny else zero
         if amsgrad:
             vm = v_max[t]
             if vt > vm or vt != vt:  # np.maximum: NaN wins
                 vm = vt
-            v_max[t] = vm
+            v_max[t] = vm if not abs(vm) < tiny else zero
             vt = vm
-        p[t] = w - step_size * (mt / (math.sqrt(vt) / bc2_sqrt + eps))
+        w = w - step_size * (mt / (math.sqrt(vt) / bc2_sqrt + eps))
+        p[t] = w if not abs(w) < tiny else zero
 
 
 @njit(**_JIT_EXACT)
 def _rmsprop(p, g, a, buf, ga, has_momentum, centered, decay, wd, rho,
              one_minus_rho, momentum, eps, lr):  # fmt: skip
+    tiny, zero = _tiny(p), p.dtype.type(0)
     for t in range(p.shape[0]):
         w = p[t]
         gt = g[t]
         if decay:
             gt = gt + wd * w
         at = a[t] * rho + one_minus_rho * (gt * gt)
-        a[t] = at
+        a[t] = at if not abs(at) < tiny else zero
         if centered:
             gat = ga[t] + one_minus_rho * (gt - ga[t])
-            ga[t] = gat
+            ga[t] = gat if not abs(gat) < tiny else zero
             d = math.sqrt(at - gat * gat)
         else:
             d = math.sqrt(at)
         d = d + eps
         if has_momentum:
             b = buf[t] * momentum + gt / d
-            buf[t] = b
-            p[t] = w - lr * b
+            buf[t] = b if not abs(b) < tiny else zero
+            w = w - lr * b
         else:
-            p[t] = w - lr * (gt / d)
+            w = w - lr * (gt / d)
+        p[t] = w if not abs(w) < tiny else zero
 
 
 @njit(**_JIT_EXACT)
 def _adagrad(p, g, acc, decay, wd, eps, lr):
+    tiny, zero = _tiny(p), p.dtype.type(0)
     for t in range(p.shape[0]):
         w = p[t]
         gt = g[t]
         if decay:
             gt = gt + wd * w
         st = acc[t] + gt * gt
-        acc[t] = st
-        p[t] = w - lr * (gt / (math.sqrt(st) + eps))
+        acc[t] = st if not abs(st) < tiny else zero
+        w = w - lr * (gt / (math.sqrt(st) + eps))
+        p[t] = w if not abs(w) < tiny else zero
 
 
 @njit(**_JIT_EXACT)
