@@ -273,6 +273,7 @@ class _BaseMLP(BaseEstimator):
                 f"batch_size: {batch_size} is larger than the {n} samples; "
                 f"clipping it to {n}",
                 UserWarning,
+                stacklevel=3,
             )
             batch_size = n
         if first:
@@ -338,6 +339,7 @@ class _BaseMLP(BaseEstimator):
                     f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
                     "reached and the optimization hasn't converged yet.",
                     ConvergenceWarning,
+                    stacklevel=3,
                 )
         if best is not None:
             model.params[...] = best

@@ -61,13 +61,13 @@ def test_pipeline_grid_search_and_cross_val_score_with_two_jobs():
         MLPClassifier((16,), max_iter=200, random_state=0, backend="numpy"),
     )
     scores = _quiet(cross_val_score, pipe, X, Y, cv=3, n_jobs=2)
-    theirs = _quiet(cross_val_score, make_pipeline(
-        StandardScaler(), SkMLP((16,), max_iter=200, random_state=0)), X, Y, cv=3)  # fmt: skip
+    sk_pipe = make_pipeline(
+        StandardScaler(), SkMLP((16,), max_iter=200, random_state=0)
+    )
+    theirs = _quiet(cross_val_score, sk_pipe, X, Y, cv=3)
     assert scores.shape == (3,) and scores.mean() > theirs.mean() - 0.05
-    grid = GridSearchCV(
-        pipe, {"mlpclassifier__alpha": [1e-4, 1e-2], "mlpclassifier__dropout": [0, 0.2]},
-        cv=2, n_jobs=2,
-    )  # fmt: skip
+    grid = {"mlpclassifier__alpha": [1e-4, 1e-2], "mlpclassifier__dropout": [0, 0.2]}
+    grid = GridSearchCV(pipe, grid, cv=2, n_jobs=2)
     _quiet(grid.fit, X, Y)
     assert grid.best_score_ > 0.8  # on half the data per fit (cv=2)
     assert set(grid.best_params_) == {"mlpclassifier__alpha", "mlpclassifier__dropout"}
@@ -212,9 +212,12 @@ def test_float32_input_trains_in_float32():
 
 
 def test_to_onnx_round_trips(tmp_path):
-    onnxruntime = pytest.importorskip("onnxruntime")
-    mlp = _quiet(MLPClassifier((16,), max_iter=10, dropout=0.2, random_state=0,
-                               backend="numpy").fit, X.astype(np.float32), Y)  # fmt: skip
+    import onnxruntime
+
+    mlp = MLPClassifier(
+        (16,), max_iter=10, dropout=0.2, random_state=0, backend="numpy"
+    )
+    _quiet(mlp.fit, X.astype(np.float32), Y)
     path = mlp.to_onnx(tmp_path / "mlp.onnx")
     session = onnxruntime.InferenceSession(str(path))
     name = session.get_inputs()[0].name
