@@ -83,8 +83,8 @@ def _check(name, value, ok, expected):
 
 
 def _number(name, value, low, high=math.inf, low_open=False, high_open=False):
-    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    ok = is_number and math.isfinite(value) or (is_number and high == math.inf)
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value)
     if ok:
         ok = (value > low if low_open else value >= low) and (
             value < high if high_open else value <= high
