@@ -360,13 +360,27 @@ class ReduceLROnPlateau(Callback):
                 "ReduceLROnPlateau: expected the model's optimizer to have a "
                 f"learning_rate_scale attribute; received {optimizer!r}"
             )
+        saved = getattr(self.model, "callback_states", {}).get(self._key)
         if self._restored:
             self._restored = False
             self._warned = False
+        elif (logs or {}).get("resumed") and saved is not None:
+            self.set_state(saved)  # a resumed fit continues the counters
+            self._restored = False
         else:
             self._reset()
 
+    @property
+    def _key(self) -> str:
+        return f"ReduceLROnPlateau:{self.monitor}"
+
     def on_epoch_end(self, epoch, logs=None):
+        self._on_epoch_end(epoch, logs)
+        states = getattr(self.model, "callback_states", None)
+        if states is not None:  # checkpoints carry it (see the trainer)
+            states[self._key] = self.get_state()
+
+    def _on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         current = logs.get(self.monitor)
         if current is None:

@@ -83,6 +83,7 @@ def save(model, path: str | os.PathLike) -> None:
         "epoch": model.epoch,
         "step": model.step,
         "learning_rate_scale": model.optimizer.learning_rate_scale,
+        "callbacks": model.callback_states,
         "shuffle_rng": model.shuffle_rng.bit_generator.state,
         "history": None if model.history is None else model.history.to_state(),
     }

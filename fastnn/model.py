@@ -160,6 +160,8 @@ class Sequential:
             init = INITIALIZERS[layer.kernel_initializer]
             W[...] = init(init_rng, W.shape, self.dtype)
         self.epoch = 0  # completed epochs
+        #: callbacks' states a checkpoint carries (ReduceLROnPlateau's counters)
+        self.callback_states: dict[str, Any] = {}
         self.history: History | None = None  # the latest fit's (or a checkpoint's)
 
     @property
@@ -574,6 +576,7 @@ class Sequential:
         self._optimizer.learning_rate_scale = float(
             saved.state.get("learning_rate_scale", 1.0)
         )
+        self.callback_states = dict(saved.state.get("callbacks") or {})
         self.shuffle_rng.bit_generator.state = saved.state["shuffle_rng"]
         self.history = history
 

@@ -22,6 +22,7 @@ from fastnn import _validation, contract
 from fastnn.callbacks import (
     Callback,
     History,
+    ModelCheckpoint,
     ProgressBar,
     TerminateOnNaN,
     format_logs,
@@ -202,7 +203,9 @@ def run(
     cbs: list[Callback] = [history]
     if verbose == 1:
         cbs.append(ProgressBar())
-    cbs += user_callbacks
+    # Checkpoints last, so that they save what the other callbacks changed at
+    # the end of the epoch (a reduced rate, ReduceLROnPlateau's counters).
+    cbs += sorted(user_callbacks, key=lambda cb: isinstance(cb, ModelCheckpoint))
     terminate_on_nan = any(isinstance(cb, TerminateOnNaN) for cb in cbs)
     for cb in cbs:
         cb.set_model(model)
@@ -220,7 +223,13 @@ def run(
     first_epoch = model.epoch
     model.stop_training = False
     for cb in cbs:
-        cb.on_train_begin({"epochs": first_epoch + epochs, "steps": steps})
+        cb.on_train_begin(
+            {
+                "epochs": first_epoch + epochs,
+                "steps": steps,
+                "resumed": resumed_history is not None,
+            }
+        )
     for epoch in range(first_epoch, first_epoch + epochs):
         order = (model.shuffle_rng.permutation(n) if shuffle else np.arange(n)).astype(
             np.int64

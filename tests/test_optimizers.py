@@ -344,3 +344,35 @@ def test_adaptive_updates_store_no_subnormals(backend_name, optimizer, dtype):
         assert not np.any((a != 0) & (np.abs(a) < tiny)), a
     assert state.params[0] == state.params[1] == 0
     assert state.params[3] == dtype(tiny * 4)
+
+
+def test_resume_with_reduce_lr_on_plateau_is_bit_identical(tmp_path, backend_name):
+    """The checkpoint carries ReduceLROnPlateau's counters and the reduced
+    rate (checkpoints are written after the other callbacks act, wherever
+    they are listed), so a resumed run reduces when the uninterrupted one
+    does and ends with the same bits."""
+
+    def callbacks(path):
+        return [
+            fastnn.ModelCheckpoint(path),  # listed first on purpose
+            fastnn.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=2,
+                                     min_delta=0.3, cooldown=1),
+        ]  # fmt: skip
+
+    whole = build("adam", backend_name, rate=0.2)
+    history = whole.fit(X, Y, epochs=6, batch_size=16, verbose=0,
+                        callbacks=callbacks(tmp_path / "whole.npz"))  # fmt: skip
+    rates = history.history["learning_rate"]
+    assert len(set(rates)) > 1, rates  # the plateau logic acted
+
+    cut = build("adam", backend_name, rate=0.2)
+    cut.fit(X, Y, epochs=3, batch_size=16, verbose=0,
+            callbacks=callbacks(tmp_path / "cut.npz"))  # fmt: skip
+    resumed = build("adam", backend_name, rate=0.2)
+    history = resumed.fit(X, Y, epochs=6, batch_size=16, verbose=0,
+                          callbacks=callbacks(tmp_path / "cut.npz"),
+                          resume=tmp_path / "cut.npz")  # fmt: skip
+    assert history.history["learning_rate"] == rates
+    np.testing.assert_array_equal(resumed.params, whole.params)
+    np.testing.assert_array_equal(resumed.slots, whole.slots)
+    assert resumed.optimizer.learning_rate_scale == whole.optimizer.learning_rate_scale
