@@ -25,8 +25,9 @@ scikit-learn:
 * ``learning_rate`` (``"constant"``, ``"invscaling"``, ``"adaptive"``)
   applies to ``solver="sgd"`` only, epoch by epoch, as scikit-learn's.
 
-Differences that remain: weights start Glorot-uniform with zero biases
-(scikit-learn also draws the biases); a binary classifier has a two-unit
+Weights and biases start as scikit-learn's do (uniform in ``+-sqrt(6 /
+(fan_in + fan_out))``, 2 for logistic), drawn from ``random_state`` (not the
+same draws). Differences that remain: a binary classifier has a two-unit
 softmax output (scikit-learn: one logistic unit), so its ``coefs_[-1]`` has two
 columns; multilabel targets and ``sample_weight`` are not supported; the
 solvers follow ``torch.optim`` (fastnn.optimizers), which adds Adam's
@@ -240,10 +241,9 @@ class _BaseMLP(BaseEstimator):
                 layers.append(Dropout(self.dropout))
         output = "softmax" if self._loss == "cross_entropy" else "linear"
         layers.append(Dense(n_outputs, activation=output))
-        seed = int(
-            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        )
-        return Sequential(
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        model = Sequential(
             layers,
             input_dim=n_features,
             loss=self._loss,
@@ -252,6 +252,16 @@ class _BaseMLP(BaseEstimator):
             dtype=dtype,
             seed=seed,
         )
+        # scikit-learn's initialisation: weights and biases uniform in
+        # +-sqrt(factor / (fan_in + fan_out)), factor 2 for logistic, else 6.
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        weights = []
+        for W in model.get_weights()[0::2]:
+            bound = math.sqrt(factor / (W.shape[0] + W.shape[1]))
+            weights.append(rng.uniform(-bound, bound, W.shape))
+            weights.append(rng.uniform(-bound, bound, W.shape[1]))
+        model.set_weights(weights)
+        return model
 
     # ------------------------------------------------------------ fitting
     def _fit(self, X, y, incremental: bool):
