@@ -100,6 +100,38 @@ def _int_array(name, a, shape_tail) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
+def _layers_tile_params(layout, size):
+    """Whether the layers' W and b ranges cover ``params`` exactly once."""
+    ranges = [(int(w), int(w + i * o)) for i, o, w, _, _ in layout.tolist()]
+    ranges += [(int(b), int(b + o)) for _, o, _, b, _ in layout.tolist() if b >= 0]
+    ranges.sort()
+    position = 0
+    for start, stop in ranges:
+        if start != position:
+            return False
+        position = stop
+    return position == size
+
+
+def _sorted_disjoint(spans):
+    """``(spans sorted by start, whether they are disjoint)``."""
+    if spans.shape[0] <= 1:
+        return np.ascontiguousarray(spans), True
+    ordered = np.ascontiguousarray(spans[np.argsort(spans[:, 0], kind="stable")])
+    if np.all(ordered[1:, 0] >= ordered[:-1, 1]):
+        return ordered, True
+    return np.ascontiguousarray(spans), False
+
+
+def _decay_is_exactly_the_weights(layout, spans, size):
+    """Whether the layers tile ``params`` and ``decay_spans`` are exactly their
+    weight matrices (what every ``Sequential`` passes)."""
+    weights = sorted((int(w), int(w + i * o)) for i, o, w, _, _ in layout.tolist())
+    if sorted(map(tuple, spans.tolist())) != weights:
+        return False
+    return _layers_tile_params(layout, size)
+
+
 #: TrainingPlan's arguments, in order.
 _PLAN_ARGS = (
     "layout",
@@ -140,7 +172,16 @@ class TrainingPlan:
         The dropout key, ``0 <= seed < 2**64``.
     """
 
-    __slots__ = (*_PLAN_ARGS, "drop_thresholds", "n_slots")
+    __slots__ = (
+        *_PLAN_ARGS,
+        "drop_thresholds",
+        "drop_scales",
+        "n_slots",
+        "sorted_spans",
+        "spans_disjoint",
+        "layers_tile",
+        "decay_is_weights",
+    )
 
     def __init__(
         self,
@@ -223,6 +264,21 @@ class TrainingPlan:
             raise ValueError(f"seed: expected an int in [0, 2**64); received {seed!r}")
         object.__setattr__(self, "seed", int(seed))
         object.__setattr__(self, "n_slots", len(slot_names(kind, hyper)))
+        # Derived once, for the compiled backends: 1 / (1 - rate) per layer
+        # (float64; every backend casts it to its dtype), the decay spans
+        # sorted by start (as given if they overlap), whether they are
+        # disjoint, whether the layers' W and b tile params, and whether the
+        # spans are exactly the weight matrices.
+        object.__setattr__(self, "drop_scales", _read_only(1.0 / (1.0 - rates)))
+        ordered, disjoint = _sorted_disjoint(spans)
+        object.__setattr__(self, "sorted_spans", _read_only(ordered))
+        object.__setattr__(self, "spans_disjoint", disjoint)
+        object.__setattr__(self, "layers_tile", _layers_tile_params(layout, n_params))
+        object.__setattr__(
+            self,
+            "decay_is_weights",
+            _decay_is_exactly_the_weights(layout, spans, n_params),
+        )
         if kind == OptimizerKind.SGD and hyper[NESTEROV] and not hyper[MOMENTUM]:
             raise ValueError("hyper: Nesterov momentum requires momentum > 0")
 
@@ -249,7 +305,7 @@ class TrainingPlan:
     def drop_scale(self, l: int, dtype) -> np.floating:
         """Inverted dropout's factor ``1 / (1 - rate)`` on layer ``l``'s input,
         in ``dtype`` (every backend multiplies by this same number)."""
-        return np.dtype(dtype).type(1.0 / (1.0 - float(self.dropout[l])))
+        return np.dtype(dtype).type(self.drop_scales[l])
 
     def replace(self, **changes) -> TrainingPlan:
         """A copy with some arguments changed (e.g. ``batch_size``)."""

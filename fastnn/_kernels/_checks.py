@@ -259,36 +259,3 @@ def check_train_steps(
     out = losses_out if direct else np.empty(steps, np.float64)
     scalars = contract.step_scalars(plan, state.step, rates[:steps])
     return TrainStepsArgs(steps, order, scalars, out)
-
-
-def layers_tile_params(layout, size):
-    """Whether the layers' W and b ranges cover ``params`` exactly once."""
-    ranges = [(int(w), int(w + i * o)) for i, o, w, _, _ in layout.tolist()]
-    ranges += [(int(b), int(b + o)) for _, o, _, b, _ in layout.tolist() if b >= 0]
-    ranges.sort()
-    position = 0
-    for start, stop in ranges:
-        if start != position:
-            return False
-        position = stop
-    return position == size
-
-
-def sorted_disjoint(spans):
-    """``(spans sorted by start, whether they are disjoint)``."""
-    if spans.shape[0] <= 1:
-        return np.ascontiguousarray(spans), True
-    ordered = np.ascontiguousarray(spans[np.argsort(spans[:, 0], kind="stable")])
-    if np.all(ordered[1:, 0] >= ordered[:-1, 1]):
-        return ordered, True
-    return np.ascontiguousarray(spans), False
-
-
-def decay_is_exactly_the_weights(layout, spans, size):
-    """Whether the layers tile ``params`` and ``decay_spans`` are exactly their
-    weight matrices (what every ``Sequential`` passes): then a fused
-    ``train_steps`` may update layer by layer."""
-    weights = sorted((int(w), int(w + i * o)) for i, o, w, _, _ in layout.tolist())
-    if sorted(map(tuple, spans.tolist())) != weights:
-        return False
-    return layers_tile_params(layout, size)

@@ -312,38 +312,9 @@ def mean_squared_error(A, Y, dA_out):
     return _loss.mean_squared_error(A.reshape(-1), Y.reshape(-1), dA_out.reshape(-1))
 
 
-class _PlanFacts:
-    """What the wrappers derive from a plan, once (plans are immutable)."""
-
-    __slots__ = ("plan", "spans", "disjoint", "per_layer", "scales")
-
-    def __init__(self, plan) -> None:
-        self.plan = plan  # kept alive, so its id stays its own
-        self.spans, self.disjoint = _checks.sorted_disjoint(plan.decay_spans)
-        self.per_layer = self.disjoint and _checks.layers_tile_params(
-            plan.layout, plan.n_params
-        )
-        self.scales = np.array(
-            [1.0 / (1.0 - r) for r in plan.dropout.tolist()], np.float64
-        )
-
-
-_FACTS: dict[int, _PlanFacts] = {}
-
-
-def _facts(plan) -> _PlanFacts:
-    facts = _FACTS.get(id(plan))
-    if facts is None or facts.plan is not plan:
-        if len(_FACTS) > 64:
-            _FACTS.clear()
-        facts = _FACTS[id(plan)] = _PlanFacts(plan)
-    return facts
-
-
 def update(plan, state, learning_rate):
     """Same contract as ``fastnn.reference.update``."""
     scalars = _checks.check_update(plan, state, learning_rate)
-    facts = _facts(plan)
     sq = _update.update(
         state.params,
         state.grads,
@@ -351,8 +322,8 @@ def update(plan, state, learning_rate):
         int(plan.optimizer),
         plan.hyper,
         scalars,
-        facts.spans,
-        facts.disjoint,
+        plan.sorted_spans,
+        plan.spans_disjoint,
     )
     state.step += 1
     return float(sq)
@@ -520,13 +491,14 @@ def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out
     )
     if a is None:
         return 0
-    facts = _facts(plan)
     dtype = state.dtype
+    # each layer updated right after its backward pass, by each thread
+    per_layer = plan.spans_disjoint and plan.layers_tile
     layout = plan.layout
     ce = plan.loss == Loss.CROSS_ENTROPY
     bs, n, k = plan.batch_size, data.n, int(layout[-1, 1])
     rows = min(bs, n)  # the largest batch
-    n_threads = _train_threads(rows, facts.per_layer, layout, plan.loss)
+    n_threads = _train_threads(rows, per_layer, layout, plan.loss)
     global _last_train_threads
     _last_train_threads = n_threads
     A_all = np.empty(rows * int(layout[:, 1].sum()), dtype)
@@ -550,11 +522,11 @@ def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out
         int(plan.optimizer),
         plan.hyper,
         a.scalars,
-        facts.spans,
-        facts.disjoint,
-        facts.per_layer,
+        plan.sorted_spans,
+        plan.spans_disjoint,
+        per_layer,
         plan.drop_thresholds,
-        facts.scales,
+        plan.drop_scales,
         plan.seed,
         a.out,
     )

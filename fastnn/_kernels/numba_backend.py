@@ -101,25 +101,6 @@ def update(plan, state, learning_rate):
     return float(sq) if plan.coupled_decay else 0.0
 
 
-def _per_layer(plan) -> bool:
-    """Whether ``train_steps`` may update each layer right after its backward
-    pass (cached per plan: it is immutable)."""
-    try:
-        return _PER_LAYER[id(plan)][1]
-    except KeyError:
-        pass
-    ok = plan.hyper[_c.CLIPNORM] == 0 and _checks.decay_is_exactly_the_weights(
-        plan.layout, plan.decay_spans, plan.n_params
-    )
-    if len(_PER_LAYER) > 64:
-        _PER_LAYER.clear()
-    _PER_LAYER[id(plan)] = (plan, ok)  # the plan kept alive: its id stays its own
-    return ok
-
-
-_PER_LAYER: dict[int, tuple] = {}
-
-
 def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out):
     """Same contract as ``fastnn.reference.train_steps``, fused in compiled code."""
     a = _checks.check_train_steps(
@@ -127,10 +108,6 @@ def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out
     )
     if a is None:
         return 0
-    dtype = state.dtype
-    scales = np.array(
-        [plan.drop_scale(l, dtype) for l in range(plan.layout.shape[0])], dtype
-    )
     done = int(
         _k.train_steps(
             data.X,
@@ -151,10 +128,12 @@ def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out
             a.scalars,
             plan.decay_spans,
             plan.drop_thresholds,
-            scales,
+            plan.drop_scales.astype(state.dtype),
             np.uint64(plan.seed),
             a.out,
-            _per_layer(plan),
+            # each layer updated right after its backward pass: needs the
+            # whole gradient for clipping, and the decay on the weights only
+            plan.hyper[_c.CLIPNORM] == 0 and plan.decay_is_weights,
         )
     )
     state.step += done
