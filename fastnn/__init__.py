@@ -22,13 +22,13 @@ from fastnn.callbacks import (
     EarlyStopping,
     History,
     ModelCheckpoint,
-    ProgressBar,
     ReduceLROnPlateau,
     TerminateOnNaN,
 )
 from fastnn.layers import Dense, Dropout
 from fastnn.model import Sequential, load
 from fastnn.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
+from fastnn.progress import ProgressBar
 from fastnn.schedules import CosineDecay, ExponentialDecay, StepDecay
 from fastnn.threads import set_num_threads
 

@@ -8,27 +8,20 @@ from typing import Any
 
 import numpy as np
 
-from fastnn import _compose, _validation, backends, contract, losses, optimizers
-from fastnn.activations import Activation
+from fastnn import (
+    _compose,
+    _validation,
+    architecture,
+    backends,
+    contract,
+    inference,
+    losses,
+    optimizers,
+)
 from fastnn.callbacks import History
-from fastnn.layers import INITIALIZERS, Dense, Dropout
+from fastnn.layers import INITIALIZERS, Dense
 from fastnn.layers import from_config as layer_from_config
-from fastnn.losses import Loss
 from fastnn.optimizers import Optimizer
-
-_PREDICT_CHUNK = 8192
-
-
-def _check_dtype(dtype) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError as err:
-        raise TypeError(
-            f"dtype: expected 'float32' or 'float64'; received {dtype!r}"
-        ) from err
-    if dt not in (np.dtype("float32"), np.dtype("float64")):
-        raise ValueError(f"dtype: expected 'float32' or 'float64'; received {dtype!r}")
-    return dt
 
 
 class Sequential:
@@ -77,52 +70,15 @@ class Sequential:
         seed: int | None = None,
         metrics: Sequence[str] = (),
     ) -> None:
-        if not isinstance(layers, (list, tuple)) or not layers:
-            raise ValueError(
-                f"layers: expected a non-empty list of Dense layers; "
-                f"received {layers!r}"
-            )
-        rates, dense = [0.0], []
-        for i, layer in enumerate(layers):
-            if isinstance(layer, Dropout):
-                if not dense or i == len(layers) - 1 or rates[-1]:
-                    raise ValueError(
-                        f"layers[{i}]: a Dropout goes between two Dense layers "
-                        "(after a Dense, before a Dense, one at a time)"
-                    )
-                rates[-1] = layer.rate
-            elif isinstance(layer, Dense):
-                dense.append(layer)
-                rates.append(0.0)
-            else:
-                raise TypeError(
-                    f"layers[{i}]: expected a fastnn.Dense or fastnn.Dropout; "
-                    f"received {type(layer).__name__}"
-                )
+        #: the Dense layers, one per row of ``layout``; ``dropout_rates[l]``: the
+        #: dropout rate on the input of Dense layer l
+        self.dense_layers, self.dropout_rates = architecture.check_layers(layers)
         self.layers = list(layers)
-        #: the Dense layers, one per row of ``layout``
-        self.dense_layers = dense
-        #: ``dropout_rates[l]``: the dropout rate on the input of Dense layer l
-        self.dropout_rates = tuple([0.0] + rates[1:-1])
         self.input_dim = _validation.check_positive_int(input_dim, "input_dim")
         self.loss = losses.get(loss)
-        for i, layer in enumerate(self.dense_layers[:-1]):
-            if layer.activation == Activation.SOFTMAX:
-                raise ValueError(
-                    f"layers[{i}]: softmax is only supported on the output layer"
-                )
-        if self.loss == Loss.CROSS_ENTROPY:
-            if self.dense_layers[-1].activation != Activation.SOFTMAX:
-                raise ValueError(
-                    "loss: 'cross_entropy' expects a softmax output layer; received "
-                    f"activation={self.dense_layers[-1].activation.name.lower()!r} "
-                    "on the "
-                    "last layer (use Dense(k, activation='softmax'))"
-                )
-            if self.dense_layers[-1].units < 2:
-                raise ValueError("layers[-1]: cross_entropy needs at least 2 classes")
+        architecture.check_output(self.dense_layers, self.loss)
         self._optimizer = optimizers.get("sgd" if optimizer is None else optimizer)
-        self.dtype = _check_dtype(dtype)
+        self.dtype = architecture.check_dtype(dtype)
         for m in metrics:
             if m != "accuracy":
                 raise ValueError(f"metrics: expected 'accuracy'; received {m!r}")
@@ -136,18 +92,10 @@ class Sequential:
 
     # ----------------------------------------------------------- structure
     def _build(self) -> None:
-        rows, spans, off, n_in = [], [], 0, self.input_dim
-        for layer in self.dense_layers:
-            n_out = layer.units
-            w_off, off = off, off + n_in * n_out
-            spans.append((w_off, off))
-            b_off = -1
-            if layer.use_bias:
-                b_off, off = off, off + n_out
-            rows.append((n_in, n_out, w_off, b_off, int(layer.activation)))
-            n_in = n_out
-        self.layout = np.array(rows, dtype=np.int64)
-        self.decay_spans = np.array(spans, dtype=np.int64)
+        self.layout, self.decay_spans = architecture.layout(
+            self.dense_layers, self.input_dim
+        )
+        off = architecture.n_params(self.layout)
         params = np.zeros(off, self.dtype)
         self.state = contract.TrainingState(
             params, self._optimizer.initial_slots(off, self.dtype)
@@ -321,45 +269,13 @@ class Sequential:
                 out.append(b.copy())
         return out
 
-    def _weight_shapes(self) -> list[tuple[int, ...]]:
-        shapes, n_in = [], self.input_dim
-        for layer in self.dense_layers:
-            shapes.append((n_in, layer.units))
-            if layer.use_bias:
-                shapes.append((layer.units,))
-            n_in = layer.units
-        return shapes
-
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Set the parameters from a list shaped as :meth:`get_weights` returns.
 
         Everything is checked before anything is written.
         """
-        shapes = self._weight_shapes()
-        if not isinstance(weights, (list, tuple)) or len(weights) != len(shapes):
-            got = len(weights) if isinstance(weights, (list, tuple)) else type(weights)
-            raise ValueError(
-                f"weights: expected a list of {len(shapes)} arrays with "
-                f"shapes {shapes}; received {got!r}"
-            )
-        arrays = []
-        for i, (w, shape) in enumerate(zip(weights, shapes, strict=True)):
-            a = _validation.as_array(w, f"weights[{i}]")
-            if a.dtype.kind not in "fiu" or a.dtype == np.float16:
-                raise TypeError(
-                    f"weights[{i}]: expected float32 or float64 values; "
-                    f"received dtype {a.dtype}"
-                )
-            if a.shape != shape:
-                raise ValueError(
-                    f"weights[{i}]: expected shape {shape}; received {a.shape}"
-                )
-            a = a.astype(self.dtype)
-            if not np.isfinite(a).all():
-                raise ValueError(
-                    f"weights[{i}]: expected finite values; received NaN or inf"
-                )
-            arrays.append(a)
+        shapes = architecture.weight_shapes(self.dense_layers, self.input_dim)
+        arrays = architecture.check_weights(weights, shapes, self.dtype)
         it = iter(arrays)
         for l, layer in enumerate(self.dense_layers):
             W, b = _compose.layer_views(self.params, self.layout, l)
@@ -370,42 +286,13 @@ class Sequential:
     def weights_are_finite(self) -> bool:
         return bool(np.isfinite(self.params).all())
 
-    # ----------------------------------------------------------- inputs
-    def _x(self, x, name="x") -> np.ndarray:
-        return _validation.check_features(x, name, self.input_dim, self.dtype)
-
-    def _y(self, y, n, name="y"):
-        """``(labels int64 (n,), Y (n, k))``; the one the loss does not use is empty."""
-        if self.loss == Loss.CROSS_ENTROPY:
-            labels = _validation.check_labels(y, name, n, self.n_outputs)
-            return labels, np.zeros((0, 0), self.dtype)
-        Y = _validation.check_targets(y, name, n, self.n_outputs, self.dtype)
-        return np.zeros(0, np.int64), Y
-
     # ----------------------------------------------------------- inference
-    def _predict_checked(self, x: np.ndarray, batch_size: int) -> np.ndarray:
-        out = np.empty((x.shape[0], self.n_outputs), self.dtype)
-        buffers, _ = _compose.allocate(
-            self.layout, min(batch_size, x.shape[0]), self.dtype
-        )
-        for start in range(0, x.shape[0], batch_size):
-            stop = min(start + batch_size, x.shape[0])
-            _compose.forward(
-                self._kernels,
-                x[start:stop],
-                self.params,
-                self.layout,
-                out=out[start:stop],
-                buffers=buffers,
-            )
-        return out
-
-    def predict(self, x, batch_size: int = _PREDICT_CHUNK) -> np.ndarray:
+    def predict(self, x, batch_size: int = inference.CHUNK) -> np.ndarray:
         """Output-layer activations (class probabilities for softmax), (n, k)."""
         batch_size = _validation.check_positive_int(batch_size, "batch_size")
-        return self._predict_checked(self._x(x), batch_size)
+        return inference.predict(self, inference.features(self, x), batch_size)
 
-    def predict_classes(self, x, batch_size: int = _PREDICT_CHUNK) -> np.ndarray:
+    def predict_classes(self, x, batch_size: int = inference.CHUNK) -> np.ndarray:
         return self.predict(x, batch_size).argmax(axis=1)
 
     def l2_penalty(self) -> float:
@@ -420,23 +307,7 @@ class Sequential:
         )
         return 0.5 * wd * sq
 
-    def _evaluate_checked(self, x, labels, Y, batch_size) -> dict[str, float]:
-        P = self._predict_checked(x, batch_size)
-        n = x.shape[0]
-        if self.loss == Loss.CROSS_ENTROPY:
-            p = P[np.arange(n), labels].astype(np.float64)
-            tiny = np.finfo(self.dtype).tiny
-            data_loss = float(-np.mean(np.log(np.maximum(p, tiny))))
-            correct = P.argmax(axis=1) == labels
-        else:
-            data_loss = float(np.mean(np.square(P - Y, dtype=np.float64)))
-            correct = P.argmax(axis=1) == Y.argmax(axis=1)
-        return {
-            "loss": data_loss + self.l2_penalty(),
-            "accuracy": float(np.mean(correct)),
-        }
-
-    def evaluate(self, x, y, batch_size: int = _PREDICT_CHUNK) -> dict[str, float]:
+    def evaluate(self, x, y, batch_size: int = inference.CHUNK) -> dict[str, float]:
         """``{"loss": total loss (L2 included), "accuracy": fraction correct}``.
 
         The loss is the documented total loss (:mod:`fastnn.losses`) over all of
@@ -444,9 +315,9 @@ class Sequential:
         probabilities, floored at the dtype's smallest normal number.
         """
         batch_size = _validation.check_positive_int(batch_size, "batch_size")
-        x = self._x(x)
-        labels, Y = self._y(y, x.shape[0])
-        return self._evaluate_checked(x, labels, Y, batch_size)
+        x = inference.features(self, x)
+        labels, Y = inference.answers(self, y, x.shape[0])
+        return inference.scores(self, x, labels, Y, batch_size)
 
     def loss_and_gradients(self, x, y) -> tuple[float, list[np.ndarray]]:
         """The total loss of ``(x, y)`` as one batch and its exact gradient.
@@ -456,8 +327,8 @@ class Sequential:
         (except with AdamW: decoupled decay is not part of the loss). Dropout
         is not applied (as in ``evaluate``).
         """
-        x = self._x(x)
-        labels, Y = self._y(y, x.shape[0])
+        x = inference.features(self, x)
+        labels, Y = inference.answers(self, y, x.shape[0])
         grads = np.zeros_like(self.params)
         value = _compose.loss_and_gradients(
             self._kernels,
@@ -532,53 +403,9 @@ class Sequential:
         to another); the learning rate, its schedule and ``clipnorm`` may
         differ, to train further at another rate.
         """
-        from fastnn import io
+        from fastnn import saving
 
-        saved = io.read(path)
-        mine = self.get_config()
-        for key in ("layers", "input_dim", "loss", "dtype"):
-            if saved.config.get(key) != mine[key]:
-                raise ValueError(
-                    f"resume: {str(path)!r} holds a different model ({key} is "
-                    f"{saved.config.get(key)!r}, this model has {mine[key]!r})"
-                )
-        try:
-            saved_opt = optimizers.get(saved.config.get("optimizer") or {})
-        except (TypeError, ValueError) as err:
-            raise io.invalid_file(path, f"optimizer: {err}") from err
-        theirs, ours = saved_opt.state_config(), self._optimizer.state_config()
-        for key in sorted(set(theirs) | set(ours)):
-            if theirs.get(key) != ours.get(key):
-                raise ValueError(
-                    f"resume: {str(path)!r} was trained with another optimizer "
-                    f"({key} is {theirs.get(key)!r}, this model's is "
-                    f"{ours.get(key)!r}); resume with the optimizer it "
-                    "was saved with"
-                )
-        try:
-            self._take_state(saved)
-        except (KeyError, TypeError, ValueError) as err:
-            raise io.invalid_file(path, f"{type(err).__name__}: {err}") from err
-
-    def _take_state(self, saved) -> None:
-        history = History.from_state(
-            saved.state.get("history"), int(saved.state["epoch"])
-        )
-        if saved.slots.shape != self.slots.shape:
-            raise ValueError(
-                f"slots: expected shape {self.slots.shape} for "
-                f"{self._optimizer.slot_names()}; received {saved.slots.shape}"
-            )
-        self.params[...] = saved.params
-        self.slots[...] = saved.slots
-        self.epoch = int(saved.state["epoch"])
-        self.step = int(saved.state["step"])
-        self._optimizer.learning_rate_scale = float(
-            saved.state.get("learning_rate_scale", 1.0)
-        )
-        self.callback_states = dict(saved.state.get("callbacks") or {})
-        self.shuffle_rng.bit_generator.state = saved.state["shuffle_rng"]
-        self.history = history
+        saving.restore_state(self, path)
 
     def to_onnx(self, path: str | os.PathLike):
         """Write the model as an ONNX graph of its predictions, atomically;
@@ -594,12 +421,12 @@ def load(path: str | os.PathLike, backend: str | None = None) -> Sequential:
     Predictions of the loaded model equal the saved model's bit for bit on the
     same backend; training continues exactly where it stopped.
     """
-    from fastnn import io
+    from fastnn import io, saving
 
     saved = io.read(path)
     try:
         model = Sequential.from_config(saved.config, backend=backend)
-        model._take_state(saved)
+        saving.take_state(model, saved)
     except (KeyError, TypeError, ValueError) as err:
         raise io.invalid_file(path, f"{type(err).__name__}: {err}") from err
     return model

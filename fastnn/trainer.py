@@ -18,15 +18,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fastnn import _validation, contract
+from fastnn import _validation, contract, inference
 from fastnn.callbacks import (
     Callback,
     History,
     ModelCheckpoint,
-    ProgressBar,
     TerminateOnNaN,
-    format_logs,
 )
+from fastnn.progress import ProgressBar, format_logs
 
 #: SGD steps per backend call. Large enough that per-call overhead vanishes on
 #: the compiled backends, small enough for a lively progress bar.
@@ -58,8 +57,10 @@ def _check_validation(model, validation_data):
             "validation_data: expected a tuple (x_val, y_val); received "
             f"{type(validation_data).__name__}"
         )
-    xv = model._x(validation_data[0], "validation_data[0]")
-    labels, Y = model._y(validation_data[1], xv.shape[0], "validation_data[1]")
+    xv = inference.features(model, validation_data[0], "validation_data[0]")
+    labels, Y = inference.answers(
+        model, validation_data[1], xv.shape[0], "validation_data[1]"
+    )
     return xv, labels, Y
 
 
@@ -122,9 +123,9 @@ def check_fit_arguments(
     epochs = _validation.check_positive_int(epochs, "epochs", minimum=0)
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose: expected 0, 1 or 2; received {verbose!r}")
-    xs = model._x(x)
+    xs = inference.features(model, x)
     n = xs.shape[0]
-    labels, Y = model._y(y, n)
+    labels, Y = inference.answers(model, y, n)
     if batch_size is None:
         batch_size = min(32, n)
     batch_size = _validation.check_positive_int(batch_size, "batch_size")
@@ -267,9 +268,9 @@ def run(
         model.epoch += 1
         logs = {"loss": float(np.dot(losses, sizes) / n)}
         if "accuracy" in model.metrics:
-            logs["accuracy"] = model._evaluate_checked(xs, labels, Y, 8192)["accuracy"]
+            logs["accuracy"] = inference.scores(model, xs, labels, Y)["accuracy"]
         if val is not None:
-            scores = model._evaluate_checked(*val, 8192)
+            scores = inference.scores(model, *val)
             logs["val_loss"], logs["val_accuracy"] = scores["loss"], scores["accuracy"]
         logs["seconds"] = seconds
         logs["samples_per_second"] = n / seconds if seconds > 0 else math.inf
