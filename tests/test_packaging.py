@@ -104,7 +104,13 @@ def _fastnn_import_graph() -> dict[str, set[str]]:
                 targets = [a.name for a in node.names]
             else:
                 continue
-            graph[name] |= {t for t in targets if t in modules and t != name}
+            # A module's own packages are imported before it runs, so
+            # ``from fastnn.datasets import sources`` inside the package only
+            # names a sibling: no edge to the package itself.
+            ancestors = {name.rsplit(".", k)[0] for k in range(1, name.count(".") + 1)}
+            graph[name] |= {
+                t for t in targets if t in modules and t != name and t not in ancestors
+            }
     return graph
 
 
