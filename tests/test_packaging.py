@@ -148,3 +148,23 @@ def test_every_module_imports_alone_in_a_fresh_interpreter():
         "    importlib.import_module(name)\n"
     )
     subprocess.run([sys.executable, "-c", code, *names], check=True)
+
+
+def test_every_fastnn_package_ships_in_the_wheel():
+    """pyproject lists the packages by hand (``fastnn.reference`` lives in
+    ``reference/``): a new subpackage missing from the list would be left out
+    of every non-editable install."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(
+        tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+            "packages"
+        ]
+    )
+    found = {
+        ".".join(p.parent.relative_to(root).parts)
+        for p in (root / "fastnn").rglob("__init__.py")
+    }
+    assert found <= listed, sorted(found - listed)
