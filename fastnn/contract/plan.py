@@ -1,49 +1,16 @@
-"""The backend contract: the types every kernel backend takes, and its shape.
-
-A backend (``fastnn.reference``, the numba and the cython backend) is a module
-with six functions, :class:`Backend`. Four are per-layer kernels on plain
-arrays (``dense_forward``, ``dense_backward``, ``softmax_cross_entropy``,
-``mean_squared_error``); two work on a whole model through three objects:
-
-* :class:`TrainingPlan`, immutable, built once per ``fit``: the layers'
-  layout, the loss, the optimizer's kind and hyper-parameters, which spans of
-  the parameters decay, the dropout rates and their key, the batch size;
-* :class:`TrainingData`, immutable: the inputs and the targets;
-* :class:`TrainingState`, mutable: the parameters, every optimizer slot (one
-  row of ``slots`` each, laid out as ``params``), a gradient scratch buffer
-  and the step counter.
-
-``update(plan, state, learning_rate)`` applies one optimizer step from the
-data gradient in ``state.grads``; ``train_steps(plan, data, state, order,
-begin, end, learning_rates, losses_out)`` runs steps ``begin .. end - 1`` of an
-epoch. ``fastnn.reference`` specifies both; the compiled backends fuse them.
-
-Each type checks itself when it is built (shapes, dtypes, ranges: the
-expensive part, once per ``fit``), and exposes read-only arrays, so a backend
-call checks only what ties them together (:mod:`fastnn._kernels._checks`)
-before any compiled kernel runs.
-"""
+"""The training plan: how every step of one ``fit`` runs (the layers' layout,
+the loss, the optimizer's kind and hyper-parameters, the decay spans, dropout),
+and the per-step scalars every backend's update multiplies by."""
 
 from __future__ import annotations
 
 import math
 from enum import IntEnum
-from typing import Protocol
 
 import numpy as np
 
+from fastnn.contract.arrays import int_array, read_only
 from fastnn.losses import Loss
-
-__all__ = [
-    "Backend",
-    "OptimizerKind",
-    "TrainingData",
-    "TrainingPlan",
-    "TrainingState",
-    "slot_names",
-]
-
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # Columns of ``TrainingPlan.layout``.
 N_IN, N_OUT, W_OFF, B_OFF, ACT = range(5)
@@ -80,24 +47,6 @@ def slot_names(kind: int, hyper) -> tuple[str, ...]:
             names.append("grad_avg")
         return tuple(names)
     return ("sum",)
-
-
-def _read_only(a: np.ndarray) -> np.ndarray:
-    view = a.view()
-    view.flags.writeable = False
-    return view
-
-
-def _int_array(name, a, shape_tail) -> np.ndarray:
-    a = np.asarray(a)
-    if a.size == 0:
-        return np.zeros((0, *shape_tail), np.int64)
-    if a.dtype.kind not in "iu":
-        raise TypeError(f"{name}: expected an integer array; received {a.dtype}")
-    if a.ndim != 1 + len(shape_tail) or a.shape[1:] != shape_tail:
-        expected = "(k, " + ", ".join(map(str, shape_tail)) + ")"
-        raise ValueError(f"{name}: expected shape {expected}; received {a.shape}")
-    return np.ascontiguousarray(a, dtype=np.int64)
 
 
 def _layers_tile_params(layout, size):
@@ -197,7 +146,7 @@ class TrainingPlan:
     ) -> None:
         from fastnn._philox import threshold_for
 
-        layout = _int_array("layout", layout, (5,))
+        layout = int_array("layout", layout, (5,))
         n_params = int(n_params)
         if layout.shape[0] == 0:
             raise ValueError("layout: expected at least one layer; received none")
@@ -218,7 +167,7 @@ class TrainingPlan:
                     "ACT in 0..4)"
                 )
             previous = n_out
-        object.__setattr__(self, "layout", _read_only(layout))
+        object.__setattr__(self, "layout", read_only(layout))
         object.__setattr__(self, "n_params", n_params)
         object.__setattr__(self, "loss", int(Loss(int(loss))))
         kind = OptimizerKind(int(optimizer))
@@ -228,8 +177,8 @@ class TrainingPlan:
             raise ValueError(
                 f"hyper: expected {N_HYPER} finite numbers; received {hyper.tolist()}"
             )
-        object.__setattr__(self, "hyper", _read_only(hyper))
-        spans = _int_array("decay_spans", decay_spans, (2,))
+        object.__setattr__(self, "hyper", read_only(hyper))
+        spans = int_array("decay_spans", decay_spans, (2,))
         if spans.size and (
             spans.min() < 0
             or spans.max() > n_params
@@ -239,7 +188,7 @@ class TrainingPlan:
                 f"decay_spans: expected [start, stop) ranges inside params (size "
                 f"{n_params}); received {spans.tolist()}"
             )
-        object.__setattr__(self, "decay_spans", _read_only(spans))
+        object.__setattr__(self, "decay_spans", read_only(spans))
         if isinstance(batch_size, bool) or int(batch_size) != batch_size:
             raise TypeError(f"batch_size: expected an int; received {batch_size!r}")
         if batch_size < 1:
@@ -257,9 +206,9 @@ class TrainingPlan:
                 f"dropout: the input of layer 0 is never dropped; received rate "
                 f"{rates[0]} for it"
             )
-        object.__setattr__(self, "dropout", _read_only(rates))
+        object.__setattr__(self, "dropout", read_only(rates))
         thresholds = np.array([threshold_for(r) for r in rates.tolist()], np.int64)
-        object.__setattr__(self, "drop_thresholds", _read_only(thresholds))
+        object.__setattr__(self, "drop_thresholds", read_only(thresholds))
         if isinstance(seed, bool) or int(seed) != seed or not 0 <= seed < 2**64:
             raise ValueError(f"seed: expected an int in [0, 2**64); received {seed!r}")
         object.__setattr__(self, "seed", int(seed))
@@ -269,9 +218,9 @@ class TrainingPlan:
         # sorted by start (as given if they overlap), whether they are
         # disjoint, whether the layers' W and b tile params, and whether the
         # spans are exactly the weight matrices.
-        object.__setattr__(self, "drop_scales", _read_only(1.0 / (1.0 - rates)))
+        object.__setattr__(self, "drop_scales", read_only(1.0 / (1.0 - rates)))
         ordered, disjoint = _sorted_disjoint(spans)
-        object.__setattr__(self, "sorted_spans", _read_only(ordered))
+        object.__setattr__(self, "sorted_spans", read_only(ordered))
         object.__setattr__(self, "spans_disjoint", disjoint)
         object.__setattr__(self, "layers_tile", _layers_tile_params(layout, n_params))
         object.__setattr__(
@@ -319,160 +268,6 @@ class TrainingPlan:
             f"loss={Loss(self.loss).name}, optimizer={self.optimizer.name}, "
             f"batch_size={self.batch_size}, dropout={self.dropout.tolist()})"
         )
-
-
-class TrainingData:
-    """The training inputs ``X`` (n, n_in) and targets, checked, read-only.
-
-    With the cross-entropy loss ``labels`` holds int64 class indices in
-    ``[0, k)`` and ``Y`` is empty (0, k); with mse ``Y`` (n, k) holds the
-    targets (of ``X``'s dtype) and ``labels`` is empty. ``k`` is the output
-    width, ``n_in`` the input width.
-    """
-
-    __slots__ = ("X", "labels", "Y", "loss")
-
-    def __init__(self, X, labels, Y, loss, k: int) -> None:
-        if not isinstance(X, np.ndarray) or X.dtype not in FLOAT_DTYPES or X.ndim != 2:
-            raise TypeError(
-                "X: expected a 2-d float32 or float64 array; received "
-                f"{getattr(X, 'dtype', type(X).__name__)} "
-                f"{getattr(X, 'shape', '')}"
-            )
-        n = X.shape[0]
-        loss = int(Loss(int(loss)))
-        if loss == Loss.CROSS_ENTROPY:
-            labels = np.asarray(labels)
-            if labels.dtype.kind not in "iu" or labels.shape != (n,):
-                raise ValueError(
-                    f"labels: expected {n} integer class indices; received "
-                    f"{labels.dtype} {labels.shape}"
-                )
-            if n and (labels.min() < 0 or labels.max() >= k):
-                raise ValueError(
-                    f"labels: expected class indices in [0, {k}); received values "
-                    f"in [{labels.min()}, {labels.max()}]"
-                )
-            labels = np.ascontiguousarray(labels, np.int64)
-            Y = np.empty((0, k), X.dtype)
-        else:
-            if not isinstance(Y, np.ndarray) or Y.dtype != X.dtype or Y.shape != (n, k):
-                raise ValueError(
-                    f"Y: expected a {X.dtype} array of shape {(n, k)}; received "
-                    f"{getattr(Y, 'dtype', type(Y).__name__)} "
-                    f"{getattr(Y, 'shape', '')}"
-                )
-            labels = np.empty(0, np.int64)
-        object.__setattr__(self, "X", _read_only(np.ascontiguousarray(X)))
-        object.__setattr__(self, "labels", _read_only(labels))
-        object.__setattr__(self, "Y", _read_only(np.ascontiguousarray(Y)))
-        object.__setattr__(self, "loss", loss)
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"TrainingData is immutable; cannot set {name!r}")
-
-    def __reduce__(self):
-        return (TrainingData, (self.X, self.labels, self.Y, self.loss, self.Y.shape[1]))
-
-    @property
-    def n(self) -> int:
-        return self.X.shape[0]
-
-
-class TrainingState:
-    """Parameters, optimizer slots, gradient scratch and the step counter.
-
-    ``params`` (P,), ``grads`` (P,) and ``slots`` (S, P) are C-contiguous,
-    writable and of one float dtype; backends update them in place (the
-    arrays themselves are never replaced). ``step`` counts the optimizer steps
-    applied so far: Adam's bias correction and the dropout masks read it, and
-    ``update`` and ``train_steps`` advance it.
-    """
-
-    __slots__ = ("_params", "_grads", "_slots", "step")
-
-    def __init__(self, params, slots, step: int = 0, grads=None) -> None:
-        if not isinstance(params, np.ndarray) or params.dtype not in FLOAT_DTYPES:
-            raise TypeError(
-                "params: expected a float32 or float64 array; received "
-                f"{getattr(params, 'dtype', type(params).__name__)}"
-            )
-        if grads is None:
-            grads = np.zeros_like(params)
-        for name, a, ndim in (
-            ("params", params, 1),
-            ("grads", grads, 1),
-            ("slots", slots, 2),
-        ):
-            if (
-                not isinstance(a, np.ndarray)
-                or a.dtype != params.dtype
-                or a.ndim != ndim
-            ):
-                raise ValueError(
-                    f"{name}: expected a {ndim}-d {params.dtype} array; received "
-                    f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}"
-                )
-            if not (a.flags.c_contiguous and a.flags.writeable):
-                raise ValueError(f"{name}: expected a C-contiguous writable array")
-        if grads.shape != params.shape or slots.shape[1:] != params.shape:
-            raise ValueError(
-                f"grads, slots: expected shapes {params.shape} and (S, "
-                f"{params.shape[0]}); received {grads.shape} and {slots.shape}"
-            )
-        self._params, self._grads, self._slots = params, grads, slots
-        self.step = int(step)
-
-    params = property(lambda self: self._params, doc="(P,) the parameters")
-    grads = property(lambda self: self._grads, doc="(P,) gradient scratch")
-    slots = property(lambda self: self._slots, doc="(S, P) optimizer slots")
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._params.dtype
-
-    def __reduce__(self):
-        return (_unpickled_state, (self.params, self.slots, self.step))
-
-    def copy(self) -> TrainingState:
-        return TrainingState(self.params.copy(), self.slots.copy(), self.step)
-
-
-def _unpickled_state(params, slots, step) -> TrainingState:
-    """A state from pickled arrays, copied where they came back read-only
-    (joblib hands large arrays over as read-only memory maps)."""
-    params, slots = (np.require(a, requirements=["C", "W"]) for a in (params, slots))
-    return TrainingState(params, slots, step)
-
-
-class Backend(Protocol):
-    """What a backend module provides; ``fastnn.reference`` documents each."""
-
-    NAME: str
-
-    def dense_forward(self, X, W, b, activation, A_out): ...
-
-    def dense_backward(self, dA, X, W, A, activation, dW_out, db_out, dX_out=None): ...
-
-    def softmax_cross_entropy(self, Z, labels, dZ_out) -> float: ...
-
-    def mean_squared_error(self, A, Y, dA_out) -> float: ...
-
-    def update(
-        self, plan: TrainingPlan, state: TrainingState, learning_rate: float
-    ) -> float: ...
-
-    def train_steps(
-        self,
-        plan: TrainingPlan,
-        data: TrainingData,
-        state: TrainingState,
-        order: np.ndarray,
-        begin: int,
-        end: int,
-        learning_rates: np.ndarray,
-        losses_out: np.ndarray,
-    ) -> int: ...
 
 
 def step_scalars(plan: TrainingPlan, first_step: int, learning_rates) -> np.ndarray:
