@@ -57,7 +57,8 @@ from fastnn.callbacks import ModelCheckpoint
 INSTALL = 'pip install "fastnn[distributed]"'
 
 
-def _require_dask():
+def require_dask():
+    """Dask's ``distributed`` module, or ImportError naming the install command."""
     try:
         import distributed
     except ImportError as err:
@@ -115,7 +116,7 @@ def connect(client=None, workers=None):
     :class:`distributed.Client`. ``workers=None`` uses every worker of the
     cluster; more than the cluster has is a ``ValueError``.
     """
-    distributed = _require_dask()
+    distributed = require_dask()
     if workers is not None:
         workers = _validation.check_positive_int(workers, "workers")
     with contextlib.ExitStack() as stack:
@@ -190,7 +191,7 @@ class _ClusterSteps:
         self.strategy, self.checkpoint = strategy, checkpoint
         self.n, self.plan, self.batch_size = data.n, plan, plan.batch_size
         self.spec = (model.backend, plan)
-        self.errors = _dask_errors(_require_dask())
+        self.errors = _dask_errors(require_dask())
         # The data goes to every worker once, so a task can run anywhere.
         self.data = client.scatter([data], broadcast=True, hash=False)[0]
         if isinstance(strategy, LocalSGD):
@@ -337,7 +338,7 @@ def fit(
     :class:`LocalSGD`. ``checkpoint``: a path the driver saves the model to
     (atomically) after every epoch; ``resume=`` that path continues exactly.
     """
-    _require_dask()
+    require_dask()
     strategy = _check_strategy(strategy)
     if workers is not None:
         workers = _validation.check_positive_int(workers, "workers")
@@ -611,7 +612,7 @@ def sweep(
     else ``accuracy``) ranks configurations in :meth:`SweepResult.best`.
     Returns a :class:`SweepResult`.
     """
-    _require_dask()
+    require_dask()
     if not callable(build_model):
         raise TypeError(
             "build_model: expected a callable (seed=..., **config) -> Sequential; "
@@ -641,7 +642,7 @@ def sweep(
             )
             for config, seed in trials
         ]
-        _require_dask().wait(futures)
+        require_dask().wait(futures)
         records = []
         for (config, seed), future in zip(trials, futures, strict=True):
             if future.status == "finished":

@@ -326,7 +326,8 @@ def test_help_and_version():
         (["fly"], "invalid choice: 'fly'"),
         (["train", "--backend", "nmba"], "invalid choice: 'nmba'"),
         (["train", "--epochs", "0"], "--epochs: expected a positive integer"),
-        (["train", "--hidden", "64", "x"], "--hidden: expected a positive integer"),
+        (["train", "--hidden", "64", "x"], "--hidden: expected hidden sizes like"),
+        (["train", "--hidden", "512", "512", "512"], "write 512x512x512"),
         (["train", "--validation-split", "1.5"], "--validation-split: expected"),
         (["train", "--learning-rate", "nan"], "--learning-rate: expected"),
         (["train", "--optimizer", "adamm"], "invalid choice: 'adamm'"),
@@ -340,6 +341,7 @@ def test_help_and_version():
         "unknown-backend",
         "zero-epochs",
         "bad-hidden",
+        "hidden-as-several-values",
         "bad-split",
         "nan-learning-rate",
         "unknown-optimizer",
@@ -653,7 +655,7 @@ def test_train_optimizer_and_dropout_reach_the_model(tmp_path, flags, kind, lr, 
     --learning-rate), --dropout puts a Dropout after every hidden layer; both
     are in the saved model, and the log line names them."""
     code, out, err = run_main(
-        ["train", "--backend", "numpy", "--limit", "256", "--hidden", "8", "8",
+        ["train", "--backend", "numpy", "--limit", "256", "--hidden", "8x8",
          "--epochs", "1", "--no-plots", "-o", tmp_path, *flags]
     )  # fmt: skip
     assert code == 0, err

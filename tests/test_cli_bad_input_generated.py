@@ -6,7 +6,7 @@ Hundreds of seeded random bad invocations per backend (``--backend``) of
 values, unknown choices and flags, missing, damaged, pickled and wrong-model
 files, bad images, batch larger than the data. Each must end with one line
 ``fastnn: error: ...`` on stderr naming the option (or the file) and the exit
-status cli.py documents: 2 for bad usage, 1 for a file that cannot be used --
+status fastnn.cli documents: 2 for bad usage, 1 for a file that cannot be used --
 never a traceback, and nothing trained or written. The cases run in one child
 process per backend calling ``fastnn.cli.main``, so a crash of the interpreter
 fails the test instead of the test run; a few real ``python -m fastnn`` runs
@@ -31,11 +31,12 @@ CHILD = textwrap.dedent(
     import numpy as np
     import fastnn
     from fastnn import cli
+    from fastnn.cli import common
 
     backend, n_cases, folder = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
     rng = np.random.default_rng(20240611)
     # Loading the cached MNIST is not under test: load it once, not per case.
-    cli._load_mnist = functools.lru_cache(cli._load_mnist)
+    common.load_mnist = functools.lru_cache(common.load_mnist)
 
     def net(hidden, n_in, n_out):
         return fastnn.Sequential(
