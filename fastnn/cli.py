@@ -672,7 +672,7 @@ def _distributed(args):
         return None
     from fastnn import distributed
 
-    distributed._require_dask()
+    distributed.require_dask()
     return distributed
 
 
@@ -919,7 +919,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     from fastnn import distributed
 
-    distributed._require_dask()
+    distributed.require_dask()
     backend, output = _preflight(args)
     (x, y), _ = _load_mnist(args.dtype)
     if args.limit is not None:
