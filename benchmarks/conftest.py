@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks._suite import SAMPLES
+from benchmarks._suite import SAMPLES, measure_sgemm_peak
 from fastnn import bench
 
 HERE = Path(__file__).resolve().parent
@@ -85,7 +85,7 @@ def mnist() -> MNIST:
 @pytest.fixture(scope="session")
 def sgemm_peak() -> float:
     """This machine's float32 gemm GFLOP/s (2048 x 2048, all threads), measured once."""
-    return bench.measure_sgemm_peak()
+    return measure_sgemm_peak()
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from fastnn.progress import ProgressBar, format_logs
 CHUNK_STEPS = 64
 
 
-def _check_callbacks(callbacks) -> list[Callback]:
+def check_callbacks(callbacks) -> list[Callback]:
     if callbacks is None:
         return []
     if not isinstance(callbacks, (list, tuple)):
@@ -135,7 +135,7 @@ def check_fit_arguments(
             f"received {batch_size}"
         )
     val = _check_validation(model, validation_data)
-    user_callbacks = _check_callbacks(callbacks)
+    user_callbacks = check_callbacks(callbacks)
     history = None
     if resume is not None:
         model.restore_state(resume)

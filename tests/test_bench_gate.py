@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 from fastnn.bench import BenchRow, format_table
@@ -18,6 +19,7 @@ def test_the_gate_is_not_in_the_installed_package():
     import fastnn.bench
 
     assert not hasattr(fastnn.bench, "check_results")
+    assert not hasattr(fastnn.bench, "rows_from_json")
     assert compare.GATE_GROUPS == ("S-float32", "L64-float32")
 
 
@@ -41,6 +43,28 @@ def _rows(numba_s, cython_s, numpy_s=1.0):
                 )
             )
     return rows
+
+
+def test_rows_from_json_reads_the_suite_results_with_ratios(tmp_path):
+    def result(median, **info):
+        return {
+            "group": "S-float32",
+            "stats": {"median": median},
+            "extra_info": {"config": "S", "dtype": "float32", **info},
+        }
+
+    benchmarks = [
+        result(2.0, backend="numpy", n_samples=1000),
+        result(0.5, backend="numba", n_samples=1000, smoke=True),
+        result(1.0),  # not a fastnn benchmark: no backend named
+    ]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"benchmarks": benchmarks}), encoding="utf-8")
+    numpy_row, numba_row = compare.rows_from_json(path)
+    assert (numpy_row.backend, numpy_row.ratio_to_numpy) == ("numpy", 1.0)
+    assert (numba_row.backend, numba_row.ratio_to_numpy) == ("numba", 0.25)
+    assert numba_row.samples_per_second == 2000.0 and numba_row.smoke
+    assert compare.rows_from_json({"benchmarks": benchmarks}) == [numpy_row, numba_row]
 
 
 def test_gate_passes_faster_backends_and_fails_slower_ones():

@@ -221,7 +221,7 @@ def _bench_rows(configs, backends=("numpy", "numba", "cython"), smoke=False):
         for config in configs
         for i, backend in enumerate(backends)
     ]
-    return bench._with_ratios(rows)
+    return bench.with_ratios(rows)
 
 
 @pytest.mark.parametrize(
