@@ -1,35 +1,14 @@
-"""Shared fixtures: backends (fail, never skip, when CI requires them) and MNIST."""
+"""Shared fixtures and hooks: backends (fail, never skip, when CI requires them)
+and MNIST. The helpers behind them live in ``support`` (support/__init__.py)."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
+from support.backends import COMPILED, load_backend_or_skip
 
 import fastnn
-from fastnn.backends import BACKEND_NAMES, BackendUnavailableError, get_backend
-
-#: Backends that must load: ``FASTNN_REQUIRE_BACKENDS`` (comma-separated), else
-#: every backend when ``CI`` is set, so that in CI an unbuilt backend fails the
-#: run instead of skipping. Elsewhere an unavailable backend skips, with the reason.
-_required = os.environ.get("FASTNN_REQUIRE_BACKENDS")
-if _required is None:
-    _required = ",".join(BACKEND_NAMES) if os.environ.get("CI") else ""
-REQUIRED = {b.strip() for b in _required.split(",") if b.strip()}
-COMPILED = tuple(b for b in BACKEND_NAMES if b != "numpy")
-
-
-def load_backend_or_skip(name: str):
-    try:
-        return get_backend(name)
-    except BackendUnavailableError as err:
-        if name in REQUIRED:
-            pytest.fail(
-                f"backend {name!r} is required (FASTNN_REQUIRE_BACKENDS) "
-                f"but unavailable: {err}"
-            )
-        pytest.skip(f"backend {name!r} unavailable: {err}")
+from fastnn.backends import BACKEND_NAMES
 
 
 def pytest_collection_modifyitems(config, items):
@@ -45,22 +24,6 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
-
-
-def blas_threads_settable(n: int) -> bool:
-    """Whether threadpoolctl finds a BLAS here and can hold it at ``n`` threads
-    (some BLAS builds are single-threaded, or unknown to threadpoolctl)."""
-    from threadpoolctl import threadpool_info
-
-    with fastnn.set_num_threads(n):
-        blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
-        return bool(blas) and all(p["num_threads"] == n for p in blas)
-
-
-def skip_unless_blas_threads(n: int) -> None:
-    """Skip, saying why, a test that needs a BLAS held at ``n`` threads."""
-    if not blas_threads_settable(n):
-        pytest.skip(f"threadpoolctl cannot hold this machine's BLAS at {n} threads")
 
 
 @pytest.fixture(params=BACKEND_NAMES)

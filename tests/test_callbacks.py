@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from support.callbacks import Scripted
 
 import fastnn
 
@@ -27,17 +28,6 @@ def data():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 5)).astype(np.float32)
     return x, rng.integers(0, 3, 64)
-
-
-class Scripted(fastnn.Callback):
-    """Sets ``logs[key]`` to a scripted value each epoch, before the callbacks
-    after it see the logs (test_model.py uses it too)."""
-
-    def __init__(self, key, values):
-        self.key, self.values = key, list(values)
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs[self.key] = self.values[epoch]
 
 
 def _epochs_run(data, values, **early):

@@ -13,12 +13,12 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from conftest import load_backend_or_skip
+from support.backends import load_backend_or_skip
+from support.child import run_program
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNELS = ROOT / "fastnn" / "_kernels"
@@ -243,26 +243,7 @@ def test_debug_build_checks_bounds(tmp_path):
     (built,) = kernels.glob("_dense.*.so") or kernels.glob("_dense.*.pyd")
     # In a fresh interpreter (the release build is not imported there): an
     # output buffer too short for its stated shape is caught, not overrun.
-    script = textwrap.dedent(
-        f"""
-        import importlib.util, sys
-        import numpy as np
-        spec = importlib.util.spec_from_file_location(
-            "fastnn._kernels._dense", {str(built)!r})
-        dense = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(dense)
-        assert dense.DEBUG_BUILD is True
-        seen = []
-        sys.unraisablehook = lambda u: seen.append(u.exc_type)
-        e = np.empty(0, np.float64)
-        dense.dense_forward(e, e, e, 0, np.zeros(2), 2, 0, 2)  # 2 x 2 into 2
-        assert seen == [IndexError], seen
-        print("ok")
-        """
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True
-    )
+    result = run_program("cython_debug_bounds", built, cwd=tmp_path, path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
 

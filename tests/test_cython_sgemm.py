@@ -13,8 +13,10 @@ import sys
 
 import numpy as np
 import pytest
-from _tolerance import assert_steps_close
-from conftest import load_backend_or_skip, skip_unless_blas_threads
+from support.backends import load_backend_or_skip, skip_unless_blas_threads
+from support.contract import run_train_steps
+from support.nets import make_net, training_data
+from support.tolerance import assert_steps_close, assert_training_matches
 
 
 def _kernels_can_run():
@@ -237,7 +239,7 @@ def test_training_with_either_gemm_matches_the_reference(
         model.fit(x, y, epochs=2, batch_size=64, verbose=0, shuffle=False)
         params[backend] = model.get_weights()
     for ref, got in zip(params["numpy"], params["cython"], strict=True):
-        assert_steps_close(got, ref, np.float32)  # FUSED_ULPS (_tolerance.py)
+        assert_steps_close(got, ref, np.float32)  # FUSED_ULPS (support/tolerance.py)
 
 
 def _fit_counting(cy, threads, blas_threads):
@@ -363,8 +365,6 @@ def _sparse_inputs(n, n_in, batch_size, seed):
     others zero in most, and the first half of the features zero throughout
     the second batch only (a thread's whole share; and weight-gradient rows
     skipped in one step after being computed in the step before)."""
-    from test_equivalence import training_data
-
     X, labels, Y, order = training_data(np.float32, n=n, n_in=n_in, k=10, seed=seed)
     rng = np.random.default_rng(seed)
     X[:, : n_in // 8] = 0
@@ -382,7 +382,6 @@ def test_training_on_inputs_with_zero_features_matches_the_reference(
     """The input layer skips the features zero throughout a batch on the own
     kernels (and not on BLAS): the same training as the reference either way."""
     import fastnn.reference as ref
-    from test_equivalence import assert_training_matches, make_net, run_train_steps
 
     from fastnn.activations import Activation as A
 
@@ -403,7 +402,6 @@ def test_inf_on_a_skipped_feature_still_gives_nan(kernel, cy, threads, monkeypat
     throughout the batch must still stop training as divergence, not be
     skipped over."""
     import fastnn.reference as ref
-    from test_equivalence import make_net, run_train_steps
 
     from fastnn.activations import Activation as A
 

@@ -16,17 +16,12 @@ import threading
 import fastnn.reference as ref
 import numpy as np
 import pytest
-from _contract import sgd_hyper
-from _tolerance import SPLIT_ULPS, assert_close
-from conftest import load_backend_or_skip, skip_unless_blas_threads
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_equivalence import (
-    assert_training_matches,
-    make_net,
-    run_train_steps,
-    training_data,
-)
+from support.backends import load_backend_or_skip, skip_unless_blas_threads
+from support.contract import run_train_steps, sgd_hyper
+from support.nets import make_net, training_data
+from support.tolerance import SPLIT_ULPS, assert_close, assert_training_matches
 
 import fastnn
 from fastnn.activations import Activation
@@ -50,7 +45,7 @@ def train(cb, threads, *args, **kw):
 
 def assert_same_training(one, many, dtype):
     # The split sums the forward products in T shares: SPLIT_ULPS
-    # (_tolerance.py says what was measured).
+    # (support/tolerance.py says what was measured).
     assert_training_matches(many, one, dtype, "threads", ulps=SPLIT_ULPS)
 
 

@@ -10,9 +10,9 @@ import os
 import fastnn.reference as ref
 import numpy as np
 import pytest
-from _contract import legacy_update
-from _tolerance import assert_close
-from conftest import load_backend_or_skip
+from support.backends import load_backend_or_skip
+from support.contract import legacy_update
+from support.tolerance import assert_close
 
 import fastnn
 

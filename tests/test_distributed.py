@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 
 import distributed
 import numpy as np
 import pytest
-from conftest import skip_unless_blas_threads
+from support.backends import skip_unless_blas_threads
+from support.child import run_program
 
 import fastnn
 from fastnn import _compose
@@ -493,21 +491,9 @@ def test_sweep_rejects_bad_arguments(client):
 
 
 def test_without_dask_fastnn_imports_and_distributed_says_how_to_install():
-    code = textwrap.dedent(
-        """
-        import sys
-        sys.modules["distributed"] = None  # as if Dask were not installed
-        import fastnn
-        from fastnn import distributed
-        try:
-            distributed.fit(None, None, None)
-        except ImportError as err:
-            print(err)
-        """
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    run = run_program("distributed_without_dask")
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout
     assert 'pip install "fastnn[distributed]"' in out
 
 

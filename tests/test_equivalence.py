@@ -13,7 +13,7 @@ cython) and compares it with ``fastnn.reference`` at three levels:
   1e-9 relative and the same test predictions.
 
 "Equivalent" in float32 means: each kernel and a few fused steps agree with
-the reference to float32 rounding (``_tolerance.py``). Whole float32 runs do
+the reference to float32 rounding (``support/tolerance.py``). Whole float32 runs do
 not stay together: a ReLU pre-activation within rounding of zero falls on
 different sides on two backends and the trajectories part after some tens of
 steps (any two BLAS libraries do the same), so whole float32 runs are held to
@@ -29,11 +29,19 @@ import itertools
 
 import numpy as np
 import pytest
-from _contract import composed, make_plan, run_train_steps
-from _tolerance import FUSED_ULPS, SPLIT_ULPS, assert_close, assert_steps_close, tol
-from conftest import load_backend_or_skip
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.backends import load_backend_or_skip
+from support.contract import composed, make_plan, run_train_steps
+from support.nets import NETS, SGD_CONFIGS, make_net, training_data
+from support.tolerance import (
+    FUSED_ULPS,
+    SPLIT_ULPS,
+    assert_close,
+    assert_steps_close,
+    assert_training_matches,
+    tol,
+)
 
 from fastnn import _compose
 from fastnn import reference as ref
@@ -82,44 +90,6 @@ OPTIMIZERS = {
 # --------------------------------------------------------------------------- #
 def shape_id(shape):
     return "x".join(map(str, shape))
-
-
-def make_net(sizes, activations, dtype, bias=True, seed=0):
-    """A flat ``params`` buffer, its ``layout`` and ``decay_spans`` (He-normal W)."""
-    rng = np.random.default_rng(seed)
-    rows, spans, chunks, off = [], [], [], 0
-    for n_in, n_out, act in zip(sizes[:-1], sizes[1:], activations, strict=True):
-        w_off = off
-        chunks.append(rng.standard_normal(n_in * n_out) * np.sqrt(2.0 / n_in))
-        off += n_in * n_out
-        spans.append((w_off, off))
-        b_off = -1
-        if bias:
-            b_off = off
-            chunks.append(0.1 * rng.standard_normal(n_out))
-            off += n_out
-        rows.append((n_in, n_out, w_off, b_off, int(act)))
-    params = np.concatenate(chunks).astype(dtype)
-    return params, np.array(rows, np.int64), np.array(spans, np.int64)
-
-
-def training_data(dtype, n=50, n_in=13, k=4, seed=1):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, n_in)).astype(dtype)
-    labels = rng.integers(0, k, n)
-    Y = rng.random((n, k)).astype(dtype)
-    order = rng.permutation(n)
-    return X, labels, Y, order
-
-
-def assert_training_matches(got, want, dtype, err_msg="", ulps=FUSED_ULPS):
-    """Two ``run_train_steps`` results: the same number of steps done, and
-    params, velocity and losses within ``ulps`` (``_tolerance.py``)."""
-    assert got[0] == want[0], (err_msg, got[0], want[0])
-    for name, a, e in zip(
-        ("params", "velocity", "losses"), got[1:], want[1:], strict=True
-    ):
-        assert_steps_close(a, e, dtype, err_msg=f"{err_msg} {name}".strip(), ulps=ulps)
 
 
 def assert_unchanged(arrays, copies):
@@ -301,26 +271,6 @@ def test_update(compiled_backend, dtype, case, spans):
 # --------------------------------------------------------------------------- #
 # Steps: fused train_steps vs the composed path and the reference
 # --------------------------------------------------------------------------- #
-#: (sizes, activations) per loss. CE runs its softmax output linear (fused into
-#: the loss); mse differentiates a softmax output through its JVP.
-NETS = {
-    Loss.CROSS_ENTROPY: (
-        [13, 11, 7, 4],
-        [Activation.RELU, Activation.TANH, Activation.SOFTMAX],
-    ),
-    Loss.MSE: (
-        [13, 11, 7, 4],
-        [Activation.SIGMOID, Activation.RELU, Activation.SOFTMAX],
-    ),
-}
-SGD_CONFIGS = {
-    "plain": {"momentum": 0.0, "nesterov": False, "weight_decay": 0.0},
-    "plain_wd": {"momentum": 0.0, "nesterov": False, "weight_decay": 1e-3},
-    "momentum": {"momentum": 0.9, "nesterov": False, "weight_decay": 0.0},
-    "nesterov": {"momentum": 0.9, "nesterov": True, "weight_decay": 0.0},
-    "momentum_wd": {"momentum": 0.9, "nesterov": False, "weight_decay": 1e-3},
-    "nesterov_wd": {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-2},
-}
 #: Nets with a LINEAR hidden layer, and an MSE output that is not a softmax.
 OTHER_NETS = {
     Loss.CROSS_ENTROPY: (

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_callbacks import Scripted
+from support.callbacks import Scripted
 
 import fastnn
 from fastnn import backends

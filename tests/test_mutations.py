@@ -1,6 +1,6 @@
 """The suite checks itself: deliberately broken training steps must fail the
 equivalence comparison the real backends pass (``assert_training_matches``
-with the bound of ``_tolerance.py``), in float32, where the tolerances are
+with the bound of ``support/tolerance.py``), in float32, where the tolerances are
 widest.
 
 Each mutant is the reference with one planted bug, standing in for a buggy
@@ -17,16 +17,10 @@ from __future__ import annotations
 import fastnn.reference as ref
 import numpy as np
 import pytest
-from conftest import load_backend_or_skip
-from test_equivalence import (
-    NETS,
-    SGD_CONFIGS,
-    assert_training_matches,
-    composed,
-    make_net,
-    run_train_steps,
-    training_data,
-)
+from support.backends import load_backend_or_skip
+from support.contract import composed, run_train_steps
+from support.nets import NETS, SGD_CONFIGS, make_net, training_data
+from support.tolerance import assert_training_matches
 
 from fastnn.backends import BACKEND_NAMES
 from fastnn.losses import Loss

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import textwrap
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from _contract import legacy
-from _tolerance import assert_close
-from conftest import load_backend_or_skip
+from support.backends import load_backend_or_skip
+from support.child import run_program
+from support.contract import legacy
+from support.tolerance import assert_close
 
 from fastnn import reference as ref
 from fastnn.losses import Loss
@@ -182,61 +180,8 @@ def test_float32_stays_float32(nb):
 # The pure-Python fallback
 # --------------------------------------------------------------------------- #
 def test_runs_with_jit_disabled(nb):
-    script = textwrap.dedent("""
-        import numpy as np
-        from numba import config
-        assert config.DISABLE_JIT
-        from fastnn import reference as ref
-        from fastnn._kernels import _numba_kernels as K, numba_backend as nb
-        assert not hasattr(K.train_steps, "py_func"), "still compiled"
-        rng = np.random.default_rng(0)
-        X = rng.standard_normal((5, 4)); W = rng.standard_normal((4, 3))
-        b = rng.standard_normal(3)
-        for act in range(5):
-            A = nb.dense_forward(X, W, b, act, np.empty((5, 3)))
-            A_ref = ref.dense_forward(X, W, b, act, np.empty((5, 3)))
-            np.testing.assert_allclose(A, A_ref, rtol=1e-12)
-            dA = rng.standard_normal((5, 3))
-            out = [np.empty((4, 3)), np.empty(3), np.empty((5, 4))]
-            out_ref = [np.empty((4, 3)), np.empty(3), np.empty((5, 4))]
-            nb.dense_backward(dA, X, W, A_ref, act, *out)
-            ref.dense_backward(dA, X, W, A_ref, act, *out_ref)
-            for a, e in zip(out, out_ref):
-                np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-14)
-        labels = rng.integers(0, 3, 5)
-        d, d_ref = np.empty((5, 3)), np.empty((5, 3))
-        Z = np.ascontiguousarray(X[:, :3])
-        assert abs(nb.softmax_cross_entropy(Z, labels, d)
-                   - ref.softmax_cross_entropy(Z, labels, d_ref)) < 1e-12
-        np.testing.assert_allclose(d, d_ref, rtol=1e-12)
-        from fastnn import contract as c
-        from fastnn.optimizers import Adam
-        layout = np.array([[4, 3, 0, 12, 1], [3, 2, 15, 21, 0]], np.int64)
-        params = rng.standard_normal(23)
-        spans = np.array([[0, 12], [15, 21]], np.int64)
-        opt = Adam(weight_decay=1e-3)
-        plan = c.TrainingPlan(layout, 23, 0, opt.kind, opt.hyper(), spans, 2,
-                              [0.0, 0.5], 3)
-        data = c.TrainingData(X, labels % 2, None, 0, 2)
-        results = []
-        for train in (nb.train_steps, ref.train_steps):
-            state = c.TrainingState(params.copy(), np.zeros((2, 23)))
-            lo = np.zeros(3)
-            done = train(plan, data, state, np.arange(5), 0, 3, np.full(3, 0.01), lo)
-            results.append((done, state.params, lo))
-        assert results[0][0] == results[1][0] == 3
-        np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-10)
-        np.testing.assert_allclose(results[0][2], results[1][2], rtol=1e-10)
-        print("pure python ok")
-    """)
-    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
-    run = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    run = run_program(
+        "numba_without_jit", env={"NUMBA_DISABLE_JIT": "1"}, cwd=ROOT, timeout=300
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "pure python ok" in run.stdout
@@ -275,32 +220,6 @@ def test_concurrent_calls_from_threads(nb):
 # numba missing
 # --------------------------------------------------------------------------- #
 def test_missing_numba_raises_a_clear_import_error():
-    script = textwrap.dedent("""
-        import sys
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name == "numba" or name.startswith("numba."):
-                    raise ImportError("No module named 'numba'")
-        sys.meta_path.insert(0, Block())
-        try:
-            import fastnn._kernels.numba_backend
-        except ImportError as err:
-            assert "numba" in str(err), err
-        else:
-            raise SystemExit("imported without numba")
-        from fastnn.backends import BackendUnavailableError, get_backend
-        try:
-            get_backend("numba")
-        except BackendUnavailableError as err:
-            assert 'pip install "fastnn[numba]"' in str(err), err
-            print("clear error ok")
-    """)
-    run = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = run_program("numba_missing", cwd=ROOT, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "clear error ok" in run.stdout

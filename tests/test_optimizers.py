@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from _contract import make_plan
+from support.contract import make_plan
 
 import fastnn
 from fastnn import contract as c

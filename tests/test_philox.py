@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
-from conftest import REQUIRED
+from support.backends import REQUIRED
+from support.child import run_program
 
 from fastnn import _philox
 
@@ -324,46 +322,17 @@ def test_philox_rejects_bad_arrays(counters, key, name):
 # --------------------------------------------------------------------------- #
 # Imports and the pure-Python fallback
 # --------------------------------------------------------------------------- #
-def _run(script, env=None):
-    run = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def _run(name, env=None):
+    run = run_program(name, env=env, cwd=ROOT, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     return run.stdout
 
 
 def test_numpy_version_imports_without_numba():
-    out = _run("""
-        import sys
-        sys.modules["numba"] = None  # import numba raises ImportError
-        from fastnn import _philox
-        print(int(_philox.dropout_keep(1, 2, 3, 4, 5, 6, 2**31).sum()))
-    """)
+    out = _run("philox_without_numba")
     assert int(out) == int(_philox.dropout_keep(1, 2, 3, 4, 5, 6, 2**31).sum())
 
 
 def test_numba_version_runs_undecorated(nbp):
-    out = _run(
-        """
-        import warnings
-        import numpy as np
-        warnings.simplefilter("error")  # no overflow warnings from NumPy scalars
-        from fastnn import _philox
-        from fastnn._kernels import _numba_philox as nbp
-        assert nbp.philox4x32_10(0, 0, 0, 0, 0, 0) == (
-            0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)
-        args = (2**64 - 1, 2**32 + 7, 5, 2**34 + 1, 3, 11, _philox.threshold_for(0.3))
-        keep = np.full((3, 11), 7, np.uint8)
-        for c0, c1 in [(0, 5), (5, 11)]:
-            nbp.dropout_keep_span(np.uint64(args[0]), *args[1:6], c0, c1, args[6], keep)
-        np.testing.assert_array_equal(keep, _philox.dropout_keep(*args))
-        print("pure python ok")
-        """,
-        env={"NUMBA_DISABLE_JIT": "1"},
-    )
+    out = _run("philox_numba_undecorated", env={"NUMBA_DISABLE_JIT": "1"})
     assert "pure python ok" in out

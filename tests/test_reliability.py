@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import textwrap
 import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _child import run_child
+from support.child import run_child
 
 import fastnn
 
@@ -83,39 +82,6 @@ def test_results_do_not_depend_on_thread_count(backend_name, mnist_small):
     np.testing.assert_allclose(runs[0], runs[1], rtol=1e-10, atol=1e-12)
 
 
-MEMORY_CHILD = textwrap.dedent(
-    """
-    import json, sys, time
-    import numpy as np
-    import fastnn
-
-    def status(field):  # kB figures from /proc/self/status, in MiB
-        for line in open("/proc/self/status"):
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-        raise KeyError(field)
-
-    backend = sys.argv[1]
-    (x, y), _ = fastnn.datasets.load_mnist()
-    model = fastnn.Sequential(
-        [fastnn.Dense(512, activation="relu") for _ in range(3)]
-        + [fastnn.Dense(10, activation="softmax")],
-        input_dim=784, backend=backend, seed=0,
-        optimizer=fastnn.SGD(0.05, momentum=0.9))
-    t0 = time.perf_counter()
-    model.fit(x, y, epochs=1, batch_size=64, verbose=0)  # warm-up: buffers, JIT
-    warm_up = status("VmRSS")
-    rss = []
-    for _ in range(3):
-        model.fit(x, y, epochs=1, batch_size=64, verbose=0)
-        rss.append(status("VmRSS"))
-    print(json.dumps({"samples": len(x), "warm_up_mib": warm_up, "rss_mib": rss,
-                      "peak_mib": status("VmHWM"),
-                      "seconds": time.perf_counter() - t0}))
-    """
-)
-
-
 @pytest.mark.memory
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 def test_training_does_not_grow_memory(backend_name, record_property):
@@ -123,7 +89,7 @@ def test_training_does_not_grow_memory(backend_name, record_property):
     warm-up epoch, three more epochs leave resident memory where the first one
     left it, so nothing is allocated per batch and kept. In a child process, so
     that the peak (VmHWM) is this training's alone."""
-    report = run_child(MEMORY_CHILD, backend_name)
+    report = run_child("memory_growth", backend_name)
     rss = report["rss_mib"]
     growth = max(rss) - rss[0]
     record_property("peak_rss_mib", report["peak_mib"])

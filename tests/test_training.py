@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import load_backend_or_skip
+from support.backends import load_backend_or_skip
 
 import fastnn
 

@@ -86,3 +86,13 @@ def assert_steps_close(actual, desired, dtype, err_msg="", ulps=FUSED_ULPS):
         f"{err_msg}: max |difference| {error:.3g} exceeds {ulps} eps x "
         f"max |desired| = {bound:.3g} ({error / max(bound, 1e-300) * ulps:.1f} eps)"
     )
+
+
+def assert_training_matches(got, want, dtype, err_msg="", ulps=FUSED_ULPS):
+    """Two ``run_train_steps`` results: the same number of steps done, and
+    params, velocity and losses within ``ulps`` (the module docstring)."""
+    assert got[0] == want[0], (err_msg, got[0], want[0])
+    for name, a, e in zip(
+        ("params", "velocity", "losses"), got[1:], want[1:], strict=True
+    ):
+        assert_steps_close(a, e, dtype, err_msg=f"{err_msg} {name}".strip(), ulps=ulps)
