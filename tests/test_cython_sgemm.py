@@ -7,43 +7,22 @@ with strided operands (the training loop passes column slices of larger
 arrays), and the BLAS fallback is checked the same way.
 """
 
-import os
-import platform
-import sys
-
 import numpy as np
 import pytest
-from support.backends import load_backend_or_skip, skip_unless_blas_threads
+from support.backends import (
+    load_backend_or_skip,
+    own_kernels_can_run,
+    skip_unless_blas_threads,
+    skip_without_own_kernels,
+)
 from support.contract import run_train_steps
 from support.nets import make_net, training_data
 from support.tolerance import assert_steps_close, assert_training_matches
 
 
-def _kernels_can_run():
-    """AVX2 + FMA CPU, and a compiler that builds the kernels (GCC, Clang on
-    x86-64; not MSVC)."""
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__
-    except ImportError:  # NumPy < 2
-        from numpy.core._multiarray_umath import __cpu_features__
-    cpu = bool(__cpu_features__.get("AVX2") and __cpu_features__.get("FMA3"))
-    return cpu and platform.machine() in ("x86_64", "AMD64") and sys.platform != "win32"
-
-
 @pytest.fixture
 def cy():
     return load_backend_or_skip("cython")
-
-
-def _skip_without_own_kernels():
-    """The own kernels need AVX2 + FMA. Under CI every machine has both, so a
-    CPU without them there is reported as the backend skips are: a failure."""
-    if _kernels_can_run():
-        return
-    why = "fastnn's own sgemm needs an x86-64 CPU with AVX2 and FMA"
-    if os.environ.get("CI"):
-        pytest.fail(f"{why}; CI's machines have both, this one does not")
-    pytest.skip(why)
 
 
 @pytest.fixture(params=["own", "blas"])
@@ -53,7 +32,7 @@ def kernel(request, cy):
     check that the path named ran (the own kernels, if any product ran; BLAS
     keeps prediction under every policy) or did not, and restore ``auto``."""
     if request.param == "own":
-        _skip_without_own_kernels()
+        skip_without_own_kernels()
     assert cy.gemm_policy(request.param) == request.param
     cy.gemm_counts(reset=True)
     try:
@@ -70,7 +49,7 @@ def kernel(request, cy):
 def test_own_sgemm_is_on_where_the_cpu_can_run_it(cy):
     # CI's machines have AVX2 and FMA: the kernels must be in use there by
     # default, not quietly replaced by BLAS.
-    assert cy.own_sgemm() == _kernels_can_run()
+    assert cy.own_sgemm() == own_kernels_can_run()
     assert cy.gemm_policy() == "auto"
 
 
@@ -180,8 +159,8 @@ def test_switch_reaches_every_extension(cy):
         assert not cy._dense._own_sgemm()
         assert not cy._train._own_sgemm()
         assert cy.gemm_policy("auto") == "auto"
-        assert cy.own_sgemm() == _kernels_can_run()
-        assert cy._train._own_sgemm() == _kernels_can_run()
+        assert cy.own_sgemm() == own_kernels_can_run()
+        assert cy._train._own_sgemm() == own_kernels_can_run()
     finally:
         cy.gemm_policy("auto")
 
@@ -284,7 +263,7 @@ def test_which_gemm_training_and_prediction_use(
     loop uses them where each product runs on one thread (a split step, or
     BLAS at one thread); one training thread over a multithreaded BLAS, and
     prediction, keep BLAS. Observed through the extensions' counters."""
-    _skip_without_own_kernels()
+    skip_without_own_kernels()
     skip_unless_blas_threads(blas)
     monkeypatch.setattr(cy, "TRAIN_THREADS", None)
     try:
@@ -316,7 +295,7 @@ def _subset(rng, span, size):
 def test_gemm_over_a_subset_of_columns(cy, m, n, span):
     """nn: C = A[:, idx] @ B[idx]; tn: C[idx] = A[:, idx]^T @ B. The columns
     of A (and rows of B) outside idx are NaN: reading one would show."""
-    _skip_without_own_kernels()
+    skip_without_own_kernels()
     from fastnn._kernels import _dense
 
     rng = np.random.default_rng(span)

@@ -18,7 +18,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.backends import load_backend_or_skip, skip_unless_blas_threads
+from support.backends import (
+    load_backend_or_skip,
+    skip_unless_blas_threads,
+    skip_without_own_kernels,
+)
 from support.contract import run_train_steps, sgd_hyper
 from support.nets import make_net, training_data
 from support.tolerance import SPLIT_ULPS, assert_close, assert_training_matches
@@ -329,9 +333,7 @@ def test_split_training_is_bit_identical_from_run_to_run(cy, threads, policy):
     bit (the threads add their shares in a fixed order, never as they
     finish). Three runs, each split as asked (observed)."""
     if policy == "own":
-        from test_cython_sgemm import _skip_without_own_kernels
-
-        _skip_without_own_kernels()
+        skip_without_own_kernels()
     rng = np.random.default_rng(4)
     x = rng.random((400, 100), dtype=np.float32)
     y = rng.integers(0, 10, 400)

@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.backends import load_backend_or_skip
+from support.backends import load_backend_or_skip, skip_without_own_kernels
 from support.contract import composed, make_plan, run_train_steps
 from support.nets import NETS, SGD_CONFIGS, make_net, training_data
 from support.tolerance import (
@@ -380,9 +380,7 @@ def test_cython_fused_steps_on_every_path(
     observed (thread count, GEMM counters)."""
     cy = load_backend_or_skip("cython")
     if policy == "own":
-        from test_cython_sgemm import _skip_without_own_kernels
-
-        _skip_without_own_kernels()
+        skip_without_own_kernels()
     monkeypatch.setattr(cy, "TRAIN_THREADS", threads)
     X, labels, Y, order = training_data(dtype)  # 50 samples: last batch of 2
     sizes, acts = SPLIT_NETS[loss]
