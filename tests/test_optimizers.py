@@ -346,6 +346,35 @@ def test_adaptive_updates_store_no_subnormals(backend_name, optimizer, dtype):
     assert state.params[3] == dtype(tiny * 4)
 
 
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+def test_training_flushes_subnormals_and_restores_the_callers_fp_mode(backend):
+    """The compiled loops run with x86's flush-to-zero and denormals-are-zero
+    set (``_fpenv.h``): weights that only an Adam-like step with coupled L2
+    moves shrink into the subnormal range, where each multiply would take a
+    microcode assist. The caller's thread gets its mode back, and the run
+    still matches the reference."""
+    from support.backends import load_backend_or_skip
+
+    load_backend_or_skip(backend)
+    load_backend_or_skip("numba")  # reads MXCSR
+    from fastnn._kernels import _numba_fpenv as fpenv
+
+    if not fpenv.X86:
+        pytest.skip("FTZ/DAZ are x86's")
+    before = int(fpenv.read_fpenv())
+    assert before & fpenv.FTZ_DAZ == 0, hex(before)
+    x = X.copy()
+    x[:, 3:] = 0  # features that never feed a gradient: their weights only decay
+    runs = []
+    for name in ("numpy", backend):
+        model = build("adam", name, rate=0.05, dtype="float32")
+        model.optimizer = fastnn.Adam(0.05, weight_decay=1e-3)
+        model.fit(x, Y, epochs=3, batch_size=16, verbose=0)
+        runs.append(model.params.copy())
+        assert int(fpenv.read_fpenv()) == before  # restored after fit
+    np.testing.assert_allclose(runs[1], runs[0], rtol=2e-4, atol=1e-5)
+
+
 def test_resume_with_reduce_lr_on_plateau_is_bit_identical(tmp_path, backend_name):
     """The checkpoint carries ReduceLROnPlateau's counters and the reduced
     rate (checkpoints are written after the other callbacks act, wherever

@@ -30,7 +30,7 @@ from fastnn._kernels._common cimport (
     own_sgemm_set,
 )
 
-KERNEL_API_VERSION = 6
+KERNEL_API_VERSION = 7
 
 
 def _own_sgemm(on=None):

@@ -35,6 +35,11 @@ Design
   a parallel region per pass costs more than it saves. Serial kernels are also
   re-entrant under ``nogil`` (thread-safe without a numba threading layer) and
   give results independent of the thread count.
+* **error_model="numpy"**: a division by zero gives inf or NaN as in NumPy,
+  never a raised ``ZeroDivisionError``; numba's default check on every ``/``
+  stops LLVM from vectorizing the loops that divide (the adaptive optimizers,
+  sigmoid, softmax). No kernel divides by zero on valid input (the
+  denominators are ``sqrt(v) + eps``, ``1 + exp(-x)``, a row sum >= 1).
 * **fastmath** = ``FASTMATH`` below: no ``nnan``/``ninf``, so NaN and Inf
   propagate and are detected (the early stop on a non-finite loss); the
   softmax cross-entropy drops ``reassoc`` (see ``_JIT_ORDERED``).
@@ -59,11 +64,21 @@ from fastnn.losses import Loss
 #: One fastmath flag set for every kernel. It keeps NaN/Inf semantics (no
 #: ``nnan``/``ninf``), so non-finite values propagate and can be detected.
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
-_JIT = {"cache": True, "nogil": True, "fastmath": set(FASTMATH)}
+#: IEEE division (x / 0 is inf or NaN, as in NumPy and the reference) instead of
+#: numba's default ``error_model="python"``, whose zero-division check on every
+#: ``/`` keeps LLVM from vectorizing a loop that divides: Adam's update ran
+#: scalar, 3.4x slower (0.65 against 0.19 ms for 203,530 float32 entries).
+_ERRORS = "numpy"
+_JIT = {"cache": True, "nogil": True, "fastmath": set(FASTMATH), "error_model": _ERRORS}
 # The softmax cross-entropy opts out of ``reassoc``: with it LLVM rewrites
 # ``log(s) - (z_y - max)`` so that the row-max shift no longer protects it, and
 # float64 logits near the float max give an infinite loss (found by the tests).
-_JIT_ORDERED = {"cache": True, "nogil": True, "fastmath": set(FASTMATH - {"reassoc"})}
+_JIT_ORDERED = {
+    "cache": True,
+    "nogil": True,
+    "fastmath": set(FASTMATH - {"reassoc"}),
+    "error_model": _ERRORS,
+}
 
 # Plain ints: numba freezes module globals as compile-time constants.
 LINEAR = int(Activation.LINEAR)
@@ -321,7 +336,7 @@ def _update_layer(params, grads, velocity, lr, momentum, nesterov, wd, decay):
 # Without fastmath: each entry takes the reference's operations in its order,
 # so these updates equal the reference's bit for bit (SGD keeps its fused,
 # fastmath loop above, tested to the suite's tolerance).
-_JIT_EXACT = {"cache": True, "nogil": True}
+_JIT_EXACT = {"cache": True, "nogil": True, "error_model": _ERRORS}
 
 
 @njit(**_JIT_EXACT)

@@ -90,7 +90,7 @@ from fastnn._kernels._update cimport (
     update_range,
 )
 
-KERNEL_API_VERSION = 6
+KERNEL_API_VERSION = 7
 
 
 def _own_sgemm(on=None):
@@ -141,6 +141,11 @@ cdef enum:
     LOSS_CROSS_ENTROPY = 0
     LOSS_MSE = 1
 
+
+
+cdef extern from "_fpenv.h" nogil:
+    unsigned int flush_subnormals "fastnn_flush_subnormals"() noexcept
+    void restore_fpenv "fastnn_restore_fpenv"(unsigned int old) noexcept
 
 
 cdef extern from "_barrier.h" nogil:
@@ -620,8 +625,10 @@ cdef object _loop(
     cdef double value, sq, coef
     cdef floating[::1] Xl, Al, dAl
     cdef floating[::1] empty = Xb[:0]
+    cdef unsigned int fpenv
 
     with nogil:
+        fpenv = flush_subnormals()  # for this thread's loop only (_fpenv.h)
         for i in range(n_steps):
             s = step_begin + i
             first = s * batch_size
@@ -750,6 +757,7 @@ cdef object _loop(
                     sq += parts[3 * t + 1]
                 losses_out[i] = value + 0.5 * hyper[2] * sq  # contract.WEIGHT_DECAY
 
+    restore_fpenv(fpenv)
     if tid != 0:
         return applied
     if bad_pos >= 0:

@@ -33,6 +33,7 @@ import numpy as np
 from fastnn import contract as _c
 from fastnn._kernels import _checks
 from fastnn._kernels import _numba_kernels as _k
+from fastnn._kernels._numba_fpenv import flush_subnormals, restore_fpenv
 
 __all__ = [
     "dense_forward",
@@ -108,8 +109,9 @@ def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out
     )
     if a is None:
         return 0
-    done = int(
-        _k.train_steps(
+    fpenv = flush_subnormals()  # this thread, for the loop only
+    try:
+        done = _k.train_steps(
             data.X,
             data.labels,
             data.Y,
@@ -135,7 +137,9 @@ def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out
             # whole gradient for clipping, and the decay on the weights only
             plan.hyper[_c.CLIPNORM] == 0 and plan.decay_is_weights,
         )
-    )
+    finally:
+        restore_fpenv(fpenv)
+    done = int(done)
     state.step += done
     if a.out is not losses_out:
         losses_out[:done] = a.out[:done]
