@@ -20,7 +20,7 @@ import pytest
 from support.backends import load_backend_or_skip
 from support.child import run_program
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KERNELS = ROOT / "fastnn" / "_kernels"
 EXTENSIONS = ("_dense", "_loss", "_train", "_update")
 

@@ -4,21 +4,18 @@ error raised when numba is missing."""
 
 from __future__ import annotations
 
-import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from support.backends import load_backend_or_skip
-from support.child import run_program
+from support.child import ROOT, run_program
 from support.contract import legacy
 from support.tolerance import assert_close
 
 from fastnn import reference as ref
 from fastnn.losses import Loss
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")

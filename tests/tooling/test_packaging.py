@@ -157,7 +157,7 @@ def test_every_fastnn_package_ships_in_the_wheel():
     import re
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     # tomllib is Python >= 3.11; the list is one plain TOML array of strings.
     text = (root / "pyproject.toml").read_text()
     array = re.search(r"^packages = \[(.*?)\]", text, re.M | re.S)

@@ -11,7 +11,7 @@ import pytest
 import fastnn
 from fastnn import backends
 
-PEERS = Path(__file__).resolve().parents[1] / "docs" / "peers.md"
+PEERS = Path(__file__).resolve().parents[2] / "docs" / "peers.md"
 
 
 def _measured_seconds() -> dict[str, list[float]]:
