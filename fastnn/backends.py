@@ -44,7 +44,7 @@ _HOW_TO_FIX = {
 #: Order tried by ``backend="auto"``: fastest first, as measured side by side
 #: in docs/peers.md (one MNIST epoch, float32; cython 0.424 / 4.074 / 3.110 s,
 #: numba 0.489 / 6.008 / 3.684 s, numpy 1.056 / 10.061 / 4.448 s on S / L64 /
-#: L256). tests/test_backends.py holds this order to that table.
+#: L256). tests/model/test_backend_selection.py holds this order to that table.
 AUTO_ORDER = ("cython", "numba", "numpy")
 #: Why ``auto`` takes the first of ``AUTO_ORDER`` that loads, for the user.
 AUTO_REASON = (

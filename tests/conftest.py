@@ -1,5 +1,6 @@
-"""Shared fixtures and hooks: backends (fail, never skip, when CI requires them)
-and MNIST. The helpers behind them live in ``support`` (support/__init__.py)."""
+"""Shared fixtures and hooks for every test folder (README.md maps them):
+backends (fail, never skip, when CI requires them) and MNIST. The helpers
+behind them live in ``support`` (support/__init__.py)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
 """Test helpers for the backend contract (``fastnn.contract``).
 
-``run_train_steps`` calls a ``train_steps`` (a backend's, the composed loop,
-a planted mutant) on copies, from plain arrays: it builds the plan, the data
-and the state. ``legacy`` and ``legacy_update`` adapt the flat argument lists
-of SGD (``X, labels, Y, order, batch_size, begin, end, params, grads,
-velocity, layout, loss, rates, momentum, nesterov, weight_decay, spans,
-losses``) to the contract, updating the caller's arrays in place, for tests
-written in those terms.
+``CONTRACT`` names its functions. ``run_train_steps`` calls a ``train_steps``
+(a backend's, the composed loop, a planted mutant) on copies, from plain
+arrays: it builds the plan, the data and the state. ``legacy`` and
+``legacy_update`` adapt the flat argument lists of SGD (``X, labels, Y, order,
+batch_size, begin, end, params, grads, velocity, layout, loss, rates,
+momentum, nesterov, weight_decay, spans, losses``) to the contract, updating
+the caller's arrays in place, for tests written in those terms.
 """
 
 from __future__ import annotations
@@ -17,6 +17,17 @@ from fastnn import _compose
 from fastnn import contract as c
 from fastnn.losses import Loss
 from fastnn.optimizers import SGD
+
+#: The contract's functions, written out here (not read from fastnn), in the
+#: reference's order.
+CONTRACT = [
+    "dense_forward",
+    "dense_backward",
+    "softmax_cross_entropy",
+    "mean_squared_error",
+    "update",
+    "train_steps",
+]
 
 
 def sgd_hyper(momentum=0.0, nesterov=False, weight_decay=0.0):

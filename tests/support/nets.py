@@ -3,7 +3,9 @@
 ``make_net`` builds a flat ``params`` buffer with its ``layout`` and decay
 ``spans``; ``training_data`` the arrays ``run_train_steps`` (``support.contract``)
 takes; ``NETS`` and ``SGD_CONFIGS`` the nets and SGD options the fused
-``train_steps`` is checked on.
+``train_steps`` is checked on; ``SPLIT_NETS`` nets the cython loop can split.
+``small_net`` and ``train_small_net``: a 6-5-3 net trained a few SGD steps
+through the flat argument list (``support.contract.legacy``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import numpy as np
 
 from fastnn.activations import Activation
 from fastnn.losses import Loss
+from support.contract import legacy
 
 #: (sizes, activations) per loss. CE runs its softmax output linear (fused into
 #: the loss); mse differentiates a softmax output through its JVP.
@@ -23,6 +26,14 @@ NETS = {
     Loss.MSE: (
         [13, 11, 7, 4],
         [Activation.SIGMOID, Activation.RELU, Activation.SOFTMAX],
+    ),
+}
+#: A net the cython backend can split with either loss (no layer softmax).
+SPLIT_NETS = {
+    Loss.CROSS_ENTROPY: NETS[Loss.CROSS_ENTROPY],
+    Loss.MSE: (
+        [13, 11, 7, 4],
+        [Activation.SIGMOID, Activation.RELU, Activation.SIGMOID],
     ),
 }
 SGD_CONFIGS = {
@@ -63,3 +74,43 @@ def training_data(dtype, n=50, n_in=13, k=4, seed=1):
     Y = rng.random((n, k)).astype(dtype)
     order = rng.permutation(n)
     return X, labels, Y, order
+
+
+def small_net(dtype, seed=0):
+    """A 6-5-3 net (relu, softmax), its data and training arguments."""
+    rng = np.random.default_rng(seed)
+    layout = np.array([[6, 5, 0, 30, 1], [5, 3, 35, 50, 4]], np.int64)
+    params = (0.5 * rng.standard_normal(53)).astype(dtype)
+    spans = np.array([[0, 30], [35, 50]], np.int64)
+    X = rng.standard_normal((20, 6)).astype(dtype)
+    labels = rng.integers(0, 3, 20)
+    return X, labels, rng.permutation(20), params, layout, spans
+
+
+def train_small_net(backend, X, labels, order, params, layout, spans, steps=3):
+    """``steps`` fused SGD steps (batch 7, nesterov momentum 0.9, decay 1e-3)
+    of ``backend`` on copies; returns (steps done, params, losses)."""
+    params = params.copy()
+    grads, velocity = np.zeros_like(params), np.zeros_like(params)
+    losses = np.zeros(steps)
+    done = legacy(backend.train_steps)(
+        X,
+        labels,
+        np.empty((0, 3)),
+        order,
+        7,
+        0,
+        steps,
+        params,
+        grads,
+        velocity,
+        layout,
+        int(Loss.CROSS_ENTROPY),
+        np.full(steps, 0.1),
+        0.9,
+        True,
+        1e-3,
+        spans,
+        losses,
+    )
+    return done, params, losses

@@ -23,8 +23,8 @@ Two kinds of comparison:
     composed path, or two backends, over up to 12 steps of batches of 8-64 on
     nets up to 784 inputs wide. Same dot products, other summation orders.
     Measured: at most 4 eps (float32 and float64); so an 8x margin. In
-    float32 that is 3.8e-6 relative. The bugs ``test_mutations.py`` plants
-    (7 float32 steps, momentum 0.9, decay 1e-3) move the results much more:
+    float32 that is 3.8e-6 relative. The bugs ``contract/test_mutations.py``
+    plants (7 float32 steps, momentum 0.9, decay 1e-3) move the results much more:
     a learning rate 1% off by at least 4,025 eps (params, MSE), weight decay
     on the biases by at least 961 eps (losses, cross-entropy) and 1,537 eps
     (params), a transposed GEMM operand or a dropped last batch by 58,000
@@ -32,8 +32,8 @@ Two kinds of comparison:
     (rtol 1e-2, atol 1e-3), let the decay bug and the MSE learning-rate bug
     through.
   - ``SPLIT_ULPS = 128``: the step split over T threads against one thread or
-    the reference (``test_cython_threads.py``), and the hypothesis sweeps over
-    random shapes. The split adds the forward sums of 784 terms in T shares,
+    the reference (``kernels/test_cython_threads.py``), and the hypothesis
+    sweeps over random shapes. The split adds the forward sums of 784 terms in T shares,
     another order again. Measured: at most 37 eps (float32), 52 eps
     (float64); so a 2.5-3.5x margin (1.5e-5 relative in float32).
 """

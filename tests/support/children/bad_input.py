@@ -1,7 +1,8 @@
 """Generated bad input at every public entry point of a model, in a child process.
 
-Run by ``test_bad_input_generated.py`` as ``python bad_input.py BACKEND N FOLDER``
-(``FOLDER/good.npz``: a valid 5 -> 4 -> 3 model file). ``N`` seeded random
+Run by ``reliability/test_bad_input_generated.py`` as
+``python bad_input.py BACKEND N FOLDER`` (``FOLDER/good.npz``: a valid
+5 -> 4 -> 3 model file). ``N`` seeded random
 cases per entry point: bad ``x`` and ``y`` for ``fit``, ``evaluate``,
 ``predict`` and ``loss_and_gradients``, bad ``fit`` options, bad weights for
 ``set_weights``, and truncated or bit-flipped copies of the model file for

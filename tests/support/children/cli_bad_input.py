@@ -1,6 +1,6 @@
 """Generated bad command lines for ``fastnn.cli.main``, in a child process.
 
-Run by ``test_cli_bad_input_generated.py`` as
+Run by ``cli/test_cli_bad_input_generated.py`` as
 ``python cli_bad_input.py BACKEND N FOLDER``: ``N`` seeded random bad
 invocations of ``train`` (including its cluster and resume options),
 ``evaluate``, ``predict``, ``bench``, ``sweep`` and the bare command, with the

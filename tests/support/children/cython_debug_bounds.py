@@ -1,7 +1,7 @@
 """A debug build of ``_dense`` catches an overrun: ``python
 cython_debug_bounds.py EXTENSION`` (the built ``_dense`` file).
 
-Run by ``test_cython_build.py`` in a fresh interpreter, where the release build
+Run by ``kernels/test_cython_build.py`` in a fresh interpreter, where the release build
 is not imported: the extension at ``EXTENSION`` is loaded as
 ``fastnn._kernels._dense``, says it is a debug build, and an output buffer too
 short for its stated shape raises IndexError (reported through

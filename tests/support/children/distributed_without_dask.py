@@ -1,7 +1,7 @@
 """fastnn without Dask: ``import fastnn`` and ``fastnn.distributed`` work, and
 ``distributed.fit`` raises an ImportError that says how to install it.
 
-Run by ``test_distributed.py``; prints the error's message.
+Run by ``distributed_training/test_distributed.py``; prints the error's message.
 """
 
 import sys

@@ -1,9 +1,9 @@
 """A training run to interrupt: ``python interrupted_training.py FOLDER EPOCHS``.
 
-Run by ``test_interrupt.py``, which kills it (SIGKILL) at a checkpoint and runs
-it again. It trains a 20-128-3 net on seeded data for ``EPOCHS`` epochs,
-checkpointing to ``FOLDER/ckpt.npz`` after every epoch and resuming from it
-when it exists, then saves the model to ``FOLDER/final.npz``.
+Run by ``reliability/test_interrupt.py``, which kills it (SIGKILL) at a
+checkpoint and runs it again. It trains a 20-128-3 net on seeded data for
+``EPOCHS`` epochs, checkpointing to ``FOLDER/ckpt.npz`` after every epoch and
+resuming from it when it exists, then saves the model to ``FOLDER/final.npz``.
 """
 
 import sys

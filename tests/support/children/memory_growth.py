@@ -1,6 +1,6 @@
 """Resident memory over full-MNIST epochs: ``python memory_growth.py BACKEND``.
 
-Run by ``test_reliability.py`` in a child process, so that the peak (VmHWM) is
+Run by ``reliability/test_memory.py`` in a child process, so that the peak (VmHWM) is
 this training's alone. Trains the L network (784-512-512-512-10) at batch 64:
 one warm-up epoch (buffers, JIT), then three more, reading VmRSS after each.
 Prints one JSON line: samples, RSS after the warm-up and after each epoch, the

@@ -1,7 +1,7 @@
 """fastnn without numba: ``import`` of the numba backend raises ImportError
 naming numba, and ``get_backend("numba")`` says how to install it.
 
-Run by ``test_numba_specific.py``; blocks every ``numba`` import before
+Run by ``kernels/test_numba_specific.py``; blocks every ``numba`` import before
 importing fastnn. Prints "clear error ok".
 """
 

@@ -1,7 +1,7 @@
 """The numba backend as plain Python (run with ``NUMBA_DISABLE_JIT=1``).
 
-Run by ``test_numba_specific.py``: the kernels, no longer compiled, still match
-the reference (dense layers for every activation, softmax cross-entropy, a
+Run by ``kernels/test_numba_specific.py``: the kernels, no longer compiled,
+still match the reference (dense layers for every activation, softmax cross-entropy, a
 fused ``train_steps`` with Adam and dropout). Prints "pure python ok".
 """
 

@@ -2,7 +2,7 @@
 known answer, and masks written span by span equal to the NumPy version's, with
 no overflow warnings from NumPy scalars.
 
-Run by ``test_philox.py``; prints "pure python ok".
+Run by ``contract/test_philox.py``; prints "pure python ok".
 """
 
 import warnings

@@ -1,6 +1,6 @@
 """``fastnn._philox`` (the NumPy version) imports without numba.
 
-Run by ``test_philox.py``; prints how many of a fixed mask's entries are kept.
+Run by ``contract/test_philox.py``; prints how many of a fixed mask's entries are kept.
 """
 
 import sys

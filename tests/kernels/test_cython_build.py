@@ -1,7 +1,7 @@
 """The Cython backend's build: setup.py's modes, and refusing stale builds.
 
 The kernels' numerics are covered by the shared equivalence suite
-(``test_equivalence.py``, over every compiled backend); this file checks the
+(``contract/test_equivalence.py``, over every compiled backend); this file checks the
 plumbing around them without touching the real build: stale sources and API
 mismatches are simulated on copies in ``tmp_path``.
 """
@@ -20,7 +20,7 @@ import pytest
 from support.backends import load_backend_or_skip
 from support.child import run_program
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KERNELS = ROOT / "fastnn" / "_kernels"
 EXTENSIONS = ("_dense", "_loss", "_train", "_update")
 

@@ -1,7 +1,8 @@
 """The Cython SGD update's C core (_sgd_core.h): its AVX2 copy, chosen at run
-time, gives bitwise the results of the baseline (SSE2) copy; overlapping
-buffers take the copy without ``restrict``. (Every optimizer against the
-reference: test_equivalence.py::test_update.)"""
+time, gives bitwise the results of the baseline (SSE2) copy. (Every optimizer
+against the reference, and overlapping buffers, which take the copy without
+``restrict``: contract/test_equivalence.py::test_update and
+::test_update_with_params_that_are_the_grads.)"""
 
 from __future__ import annotations
 
@@ -107,16 +108,3 @@ def test_training_is_bitwise_the_same_with_either_copy(both_copies, dtype):
     assert loss_avx == loss_base
     for a, b in zip(w_avx, w_base, strict=True):
         np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.parametrize("size", [5, 600])
-def test_params_that_are_the_grads_take_the_aliasing_copy(sgd_ext, dtype, size):
-    # Plain SGD with grads = params: each entry becomes p - lr * p, as in
-    # the reference (which computes lr * grads before subtracting).
-    from fastnn._kernels import cython_backend
-
-    p = np.linspace(-1, 1, size).astype(dtype)
-    expected = p.copy()
-    legacy_update(ref)(expected, expected, np.zeros_like(p), 0.25, 0.0, False, 0.0, [])
-    legacy_update(cython_backend)(p, p, np.zeros_like(p), 0.25, 0.0, False, 0.0, [])
-    np.testing.assert_array_equal(p, expected)

@@ -1,17 +1,27 @@
 """Backend selection: ``auto`` follows what is measured, says what it picks,
-and the selection layers (argument, ``use_backend``, environment) nest."""
+the selection layers (argument, ``use_backend``, environment) nest, the
+registry reports every backend, and a live model switches backend keeping
+its predictions."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+from support.models import make_model, small_data
 
 import fastnn
 from fastnn import backends
+from fastnn.backends import BACKEND_NAMES
 
-PEERS = Path(__file__).resolve().parents[1] / "docs" / "peers.md"
+PEERS = Path(__file__).resolve().parents[2] / "docs" / "peers.md"
+
+
+@pytest.fixture
+def data():
+    return small_data()
 
 
 def _measured_seconds() -> dict[str, list[float]]:
@@ -68,3 +78,40 @@ def test_selection_layers_nest(monkeypatch):
     assert backends.resolve_backend_name() == backends.resolve_backend_name("auto")
     with pytest.raises(ValueError, match="^backend: expected one of"):
         fastnn.use_backend("fast").__enter__()
+
+
+def test_show_backends_reports_each(capsys):
+    report = fastnn.show_backends()
+    printed = capsys.readouterr().out
+    assert set(report) == set(BACKEND_NAMES)
+    for name in BACKEND_NAMES:
+        assert name in printed
+
+
+def test_backend_selection_and_switching(data, monkeypatch):
+    x, _ = data
+    model = make_model("numpy")
+    assert model.backend == "numpy"
+    with pytest.raises(ValueError, match="expected one of 'numpy', 'numba', 'cython'"):
+        model.backend = "nmba"
+    with pytest.raises(ValueError, match="received 'nmba'"):
+        make_model("nmba")
+    monkeypatch.setitem(backends._MODULES, "numba", "fastnn._not_a_module")
+    with pytest.raises(fastnn.BackendUnavailableError, match="fastnn\\[numba\\]"):
+        model.backend = "numba"
+    assert model.backend == "numpy"  # a failed switch changes nothing
+    with fastnn.use_backend("numpy"):
+        assert make_model(backend=None).backend == "numpy"
+    monkeypatch.setenv("FASTNN_BACKEND", "numpy")
+    assert make_model(backend=None).backend == "numpy"
+    report = fastnn.available_backends()
+    assert report["numpy"] is None and "fastnn[numba]" in report["numba"]
+
+
+def test_switch_backend_keeps_predictions(backend_name, data):
+    x, y = data
+    model = make_model("numpy", dtype="float64")
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    expected = model.predict(x)
+    model.backend = backend_name
+    np.testing.assert_allclose(model.predict(x), expected, rtol=1e-10, atol=1e-12)

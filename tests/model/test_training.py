@@ -49,7 +49,7 @@ def _s_network(backend, seed):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_float32_training_reaches_the_references_accuracy(mnist, seed):
     """What float32 equivalence means for whole runs. Each kernel agrees
-    with the reference to rounding (test_equivalence.py), but over thousands
+    with the reference to rounding (contract/test_equivalence.py), but over thousands
     of steps a ReLU pre-activation within rounding of zero falls on different
     sides on two backends (or two BLAS kernels), its derivative jumps from 0
     to 1 and the trajectories part; float64 meets no such case in an epoch.

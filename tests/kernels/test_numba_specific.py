@@ -1,24 +1,17 @@
 """Checks that only the numba backend needs: compiled-code hygiene, the pure
-Python fallback (``NUMBA_DISABLE_JIT=1``), threads, float32 purity, and the
-error raised when numba is missing."""
+Python fallback (``NUMBA_DISABLE_JIT=1``), float32 purity, and the error
+raised when numba is missing. (Every backend called from several threads at
+once: reliability/test_threads.py.)"""
 
 from __future__ import annotations
 
-import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from support.backends import load_backend_or_skip
-from support.child import run_program
-from support.contract import legacy
-from support.tolerance import assert_close
-
-from fastnn import reference as ref
-from fastnn.losses import Loss
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from support.child import ROOT, run_program
+from support.nets import small_net, train_small_net
 
 
 @pytest.fixture(scope="module")
@@ -31,44 +24,6 @@ def kernels(nb):
     from fastnn._kernels import _numba_kernels
 
     return _numba_kernels
-
-
-def small_net(dtype, seed=0):
-    """A 6-5-3 net (relu, softmax), its data and training arguments."""
-    rng = np.random.default_rng(seed)
-    layout = np.array([[6, 5, 0, 30, 1], [5, 3, 35, 50, 4]], np.int64)
-    params = (0.5 * rng.standard_normal(53)).astype(dtype)
-    spans = np.array([[0, 30], [35, 50]], np.int64)
-    X = rng.standard_normal((20, 6)).astype(dtype)
-    labels = rng.integers(0, 3, 20)
-    return X, labels, rng.permutation(20), params, layout, spans
-
-
-def train(backend, X, labels, order, params, layout, spans, steps=3):
-    params = params.copy()
-    grads, velocity = np.zeros_like(params), np.zeros_like(params)
-    losses = np.zeros(steps)
-    done = legacy(backend.train_steps)(
-        X,
-        labels,
-        np.empty((0, 3)),
-        order,
-        7,
-        0,
-        steps,
-        params,
-        grads,
-        velocity,
-        layout,
-        int(Loss.CROSS_ENTROPY),
-        np.full(steps, 0.1),
-        0.9,
-        True,
-        1e-3,
-        spans,
-        losses,
-    )
-    return done, params, losses
 
 
 # --------------------------------------------------------------------------- #
@@ -163,7 +118,7 @@ def test_float32_stays_float32(nb):
     W = params[:30].reshape(6, 5)
     A = nb.dense_forward(X, W, params[30:35], 1, np.empty((20, 5), np.float32))
     assert A.dtype == np.float32
-    done, p, losses = train(nb, X, labels, order, params, layout, spans)
+    done, p, losses = train_small_net(nb, X, labels, order, params, layout, spans)
     assert done == 3 and p.dtype == np.float32
     # Every float argument of the float32 train_steps is float32, except the
     # float64 hyper-parameters (14), step scalars (15) and losses_out (20).
@@ -185,35 +140,6 @@ def test_runs_with_jit_disabled(nb):
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "pure python ok" in run.stdout
-
-
-# --------------------------------------------------------------------------- #
-# Threads
-# --------------------------------------------------------------------------- #
-def test_concurrent_calls_from_threads(nb):
-    X, labels, order, params, layout, spans = small_net(np.float64, seed=4)
-    rng = np.random.default_rng(5)
-    Xbig = rng.standard_normal((256, 300))
-    Wbig = rng.standard_normal((300, 200)) / 20
-    b = rng.standard_normal(200)
-    expected_A = ref.dense_forward(Xbig, Wbig, b, 2, np.empty((256, 200)))
-    expected_train = train(ref, X, labels, order, params, layout, spans)
-
-    def work(i):
-        out = []
-        for _ in range(10):
-            A = nb.dense_forward(Xbig, Wbig, b, 2, np.empty((256, 200)))
-            out.append((A, train(nb, X, labels, order, params, layout, spans)))
-        return out
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(work, range(4)))
-    for per_thread in results:
-        for A, (done, p, losses) in per_thread:
-            assert_close(A, expected_A, np.float64)
-            assert done == expected_train[0]
-            assert_close(p, expected_train[1], np.float64)
-            assert_close(losses, expected_train[2], np.float64)
 
 
 # --------------------------------------------------------------------------- #

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "paired.py"
+_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "paired.py"
 _spec = importlib.util.spec_from_file_location("fastnn_benchmarks_paired", _PATH)
 paired = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(paired)

@@ -7,6 +7,8 @@ velocity must agree with T = 1 to rounding, with the tolerance every
 equivalence test uses. Also: errors
 met in any thread's rows, a thread that fails before the loop (the others
 must not wait for it forever), and BLAS's thread limit held and restored.
+And every path of the loop (one thread or split, each float32 product on
+fastnn's own GEMM or on BLAS) held to the reference.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from support.backends import (
     skip_without_own_kernels,
 )
 from support.contract import run_train_steps, sgd_hyper
-from support.nets import make_net, training_data
+from support.nets import SGD_CONFIGS, SPLIT_NETS, make_net, training_data
 from support.tolerance import SPLIT_ULPS, assert_close, assert_training_matches
 
 import fastnn
@@ -111,6 +113,46 @@ def test_threads_sweep(widths, hidden, loss, bias, n, batch_size, threads, seed)
     finally:
         cb.TRAIN_THREADS = before
     assert_same_training(one, many, dtype)
+
+
+@pytest.mark.parametrize(
+    "threads,policy", [(1, "blas"), (1, "own"), (2, "blas"), (2, "own"), (3, "own")]
+)
+@pytest.mark.parametrize("optimizer", list(SGD_CONFIGS))
+@pytest.mark.parametrize("loss", list(Loss), ids=lambda v: v.name.lower())
+def test_cython_fused_steps_on_every_path(
+    dtype, loss, optimizer, threads, policy, monkeypatch
+):
+    """The cython loop's paths, forced whatever this machine's cores, BLAS
+    and CPU would choose: one thread or the step split over 2 and 3 (batches
+    of 8: uneven shares), each float32 product on fastnn's own GEMM or on
+    BLAS. Each is held to the reference, and the path named is the one
+    observed (thread count, GEMM counters)."""
+    cy = load_backend_or_skip("cython")
+    if policy == "own":
+        skip_without_own_kernels()
+    monkeypatch.setattr(cy, "TRAIN_THREADS", threads)
+    X, labels, Y, order = training_data(dtype)  # 50 samples: last batch of 2
+    sizes, acts = SPLIT_NETS[loss]
+    params, layout, spans = make_net(sizes, acts, dtype)
+    args = (X, labels, Y, order, 8, params, layout, loss, spans)
+    kw = SGD_CONFIGS[optimizer]
+    try:
+        cy.gemm_policy(policy)
+        cy.gemm_counts(reset=True)
+        fused = run_train_steps(cy.train_steps, *args, **kw)
+        ran = cy.gemm_counts(reset=True)
+    finally:
+        cy.gemm_policy("auto")
+    assert cy.last_train_threads() == threads
+    if dtype == np.float64:
+        assert ran["own"] == ran["sgemm"] == 0 and ran["dgemm"] > 0, ran
+    elif policy == "own":
+        assert ran["own"] > 0 and ran["sgemm"] == 0, ran
+    else:
+        assert ran["own"] == 0 and ran["sgemm"] > 0, ran
+    expected = run_train_steps(ref.train_steps, *args, **kw)
+    assert_training_matches(fused, expected, dtype, f"{threads} {policy}", SPLIT_ULPS)
 
 
 def step_scalars(steps, lr=0.1):

@@ -1,6 +1,7 @@
 """Callbacks and initialisation: the behaviours users rely on that no other
-test pins down (EarlyStopping's options, the order of the hooks, ``seed=None``,
-initialiser ranges)."""
+test pins down (EarlyStopping's options and its best weights, the order of the
+hooks, ``seed=None``, initialiser ranges). (ModelCheckpoint:
+persistence/test_checkpoints.py; ReduceLROnPlateau: test_schedules.py.)"""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import math
 import numpy as np
 import pytest
 from support.callbacks import Scripted
+from support.models import make_model, small_data
 
 import fastnn
 
@@ -69,6 +71,30 @@ def test_early_stopping_refuses_bad_options():
         fastnn.EarlyStopping(patience=-1)
     with pytest.raises(ValueError, match="^mode: expected 'auto', 'min' or 'max'"):
         fastnn.EarlyStopping(mode="up")
+
+
+def test_early_stopping_restores_best_weights():
+    x, y = small_data()  # make_model's data
+
+    class Scripted(fastnn.Callback):
+        values = [1.0, 0.5, 0.7, 0.8, 0.9, 0.95]
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = self.values[epoch]
+            if epoch == 1:
+                self.best = self.model.get_weights()
+
+    scripted = Scripted()
+    stop = fastnn.EarlyStopping(
+        monitor="val_loss", patience=2, restore_best_weights=True
+    )
+    model = make_model()
+    history = model.fit(
+        x, y, epochs=6, batch_size=32, verbose=0, callbacks=[scripted, stop]
+    )
+    assert len(history.epoch) == 4  # best at epoch 1, then 3 worse epochs > patience
+    for got, best in zip(model.get_weights(), scripted.best, strict=True):
+        np.testing.assert_array_equal(got, best)
 
 
 def test_callback_hooks_run_in_order(data):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastnn.bench import BenchRow, format_table
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py"
+_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "compare.py"
 _spec = importlib.util.spec_from_file_location("fastnn_benchmarks_compare", _PATH)
 compare = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(compare)

@@ -17,23 +17,23 @@ the reference to float32 rounding (``support/tolerance.py``). Whole float32 runs
 not stay together: a ReLU pre-activation within rounding of zero falls on
 different sides on two backends and the trajectories part after some tens of
 steps (any two BLAS libraries do the same), so whole float32 runs are held to
-the reference's accuracy instead (``test_training.py``).
+the reference's accuracy instead (``model/test_training.py``).
 
-Then hypothesis sweeps, signature parity, bad-input refusal and backend pairs.
-"""
+Then hypothesis sweeps, bad-input refusal and backend pairs. (Signature
+parity: test_signatures.py; the cython loop's own paths, threads and GEMMs:
+kernels/.)"""
 
 from __future__ import annotations
 
-import inspect
 import itertools
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.backends import load_backend_or_skip, skip_without_own_kernels
-from support.contract import composed, make_plan, run_train_steps
-from support.nets import NETS, SGD_CONFIGS, make_net, training_data
+from support.backends import load_backend_or_skip
+from support.contract import composed, legacy_update, make_plan, run_train_steps
+from support.nets import NETS, SGD_CONFIGS, SPLIT_NETS, make_net, training_data
 from support.tolerance import (
     FUSED_ULPS,
     SPLIT_ULPS,
@@ -52,7 +52,6 @@ from fastnn.losses import Loss
 from fastnn.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
 
 ACTIVATIONS = list(Activation)
-CONTRACT = list(ref.__all__)
 #: (n, n_in, n_out): edge shapes, odd sizes and the MNIST layer sizes.
 SHAPES = [(1, 1, 1), (1, 7, 3), (7, 13, 5), (64, 784, 512), (64, 512, 10)]
 # derandomize: the same examples every run, so coverage does not change
@@ -97,20 +96,6 @@ def assert_unchanged(arrays, copies):
         np.testing.assert_array_equal(
             arrays[name], copies[name], err_msg=f"{name} was modified"
         )
-
-
-# --------------------------------------------------------------------------- #
-# Signature parity
-# --------------------------------------------------------------------------- #
-def test_contract_names_match_reference(compiled_backend):
-    assert list(compiled_backend.__all__) == CONTRACT
-    assert isinstance(compiled_backend.NAME, str)
-
-
-@pytest.mark.parametrize("name", CONTRACT)
-def test_signature_matches_reference(compiled_backend, name):
-    expected = inspect.signature(getattr(ref, name))
-    assert inspect.signature(getattr(compiled_backend, name)) == expected
 
 
 # --------------------------------------------------------------------------- #
@@ -268,6 +253,19 @@ def test_update(compiled_backend, dtype, case, spans):
             assert_close(got.slots, want.slots, dtype, err_msg=f"{case} slots")
 
 
+@pytest.mark.parametrize("size", [5, 600])
+def test_update_with_params_that_are_the_grads(compiled_backend, dtype, size):
+    """Plain SGD with grads = params (overlapping buffers: the cython backend
+    takes its copy of the update without ``restrict``): each entry becomes
+    p - lr * p, bit for bit as in the reference (which computes lr * grads
+    before subtracting)."""
+    p = np.linspace(-1, 1, size).astype(dtype)
+    expected = p.copy()
+    legacy_update(ref)(expected, expected, np.zeros_like(p), 0.25, 0.0, False, 0.0, [])
+    legacy_update(compiled_backend)(p, p, np.zeros_like(p), 0.25, 0.0, False, 0.0, [])
+    np.testing.assert_array_equal(p, expected)
+
+
 # --------------------------------------------------------------------------- #
 # Steps: fused train_steps vs the composed path and the reference
 # --------------------------------------------------------------------------- #
@@ -353,56 +351,6 @@ def test_train_steps_with_linear_hidden_layers_and_other_outputs(
     expected = run_train_steps(ref.train_steps, *args, **kw)
     assert fused[0] == 7
     assert_training_matches(fused, expected, dtype)
-
-
-#: A net the cython backend can split with either loss (no layer softmax).
-SPLIT_NETS = {
-    Loss.CROSS_ENTROPY: NETS[Loss.CROSS_ENTROPY],
-    Loss.MSE: (
-        [13, 11, 7, 4],
-        [Activation.SIGMOID, Activation.RELU, Activation.SIGMOID],
-    ),
-}
-
-
-@pytest.mark.parametrize(
-    "threads,policy", [(1, "blas"), (1, "own"), (2, "blas"), (2, "own"), (3, "own")]
-)
-@pytest.mark.parametrize("optimizer", list(SGD_CONFIGS))
-@pytest.mark.parametrize("loss", list(Loss), ids=lambda v: v.name.lower())
-def test_cython_fused_steps_on_every_path(
-    dtype, loss, optimizer, threads, policy, monkeypatch
-):
-    """The cython loop's paths, forced whatever this machine's cores, BLAS
-    and CPU would choose: one thread or the step split over 2 and 3 (batches
-    of 8: uneven shares), each float32 product on fastnn's own GEMM or on
-    BLAS. Each is held to the reference, and the path named is the one
-    observed (thread count, GEMM counters)."""
-    cy = load_backend_or_skip("cython")
-    if policy == "own":
-        skip_without_own_kernels()
-    monkeypatch.setattr(cy, "TRAIN_THREADS", threads)
-    X, labels, Y, order = training_data(dtype)  # 50 samples: last batch of 2
-    sizes, acts = SPLIT_NETS[loss]
-    params, layout, spans = make_net(sizes, acts, dtype)
-    args = (X, labels, Y, order, 8, params, layout, loss, spans)
-    kw = SGD_CONFIGS[optimizer]
-    try:
-        cy.gemm_policy(policy)
-        cy.gemm_counts(reset=True)
-        fused = run_train_steps(cy.train_steps, *args, **kw)
-        ran = cy.gemm_counts(reset=True)
-    finally:
-        cy.gemm_policy("auto")
-    assert cy.last_train_threads() == threads
-    if dtype == np.float64:
-        assert ran["own"] == ran["sgemm"] == 0 and ran["dgemm"] > 0, ran
-    elif policy == "own":
-        assert ran["own"] > 0 and ran["sgemm"] == 0, ran
-    else:
-        assert ran["own"] == 0 and ran["sgemm"] > 0, ran
-    expected = run_train_steps(ref.train_steps, *args, **kw)
-    assert_training_matches(fused, expected, dtype, f"{threads} {policy}", SPLIT_ULPS)
 
 
 #: The fused loops every optimizer runs through: numba's, and cython's on one

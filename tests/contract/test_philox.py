@@ -6,16 +6,14 @@ numba and a plain-Python scalar spec written here. (The C version,
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import pytest
 from support.backends import REQUIRED
-from support.child import run_program
+from support.child import ROOT, run_program
 
 from fastnn import _philox
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 U32 = 2**32
 
 # Random123's known-answer vectors for philox4x32_10: tests/kat_vectors of

@@ -1,7 +1,8 @@
-"""Optimizers, dropout and schedules at the model level: hand-worked steps of
-each optimizer, bad hyper-parameters, dropout in training only, slots saved,
-loaded and carried across a backend switch, ReduceLROnPlateau, and every
-schedule with every optimizer on every backend."""
+"""Optimizers: hand-worked steps of each optimizer's update (the reference's),
+bad hyper-parameters, slots carried across a live backend switch, every
+schedule with every optimizer on every backend, and no subnormals stored.
+(Slots saved and resumed: persistence/; every optimizer in the fused loops
+against the reference: test_equivalence.py.)"""
 
 from __future__ import annotations
 
@@ -10,19 +11,12 @@ import math
 import numpy as np
 import pytest
 from support.contract import make_plan
+from support.models import OPTIMIZERS, X, Y, build
 
 import fastnn
 from fastnn import contract as c
 from fastnn import reference as ref
 from fastnn.losses import Loss
-
-OPTIMIZERS = {
-    "sgd": lambda: fastnn.SGD(0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
-    "adam": lambda: fastnn.Adam(0.01, weight_decay=1e-3),
-    "adamw": lambda: fastnn.AdamW(0.01, amsgrad=True),
-    "rmsprop": lambda: fastnn.RMSprop(0.001, momentum=0.5, centered=True),
-    "adagrad": lambda: fastnn.Adagrad(0.05, initial_accumulator_value=0.1),
-}
 
 
 def one_step(optimizer, params, grads, lr, step=0, spans=((0, 1),)):
@@ -166,88 +160,7 @@ def test_bad_hyper_parameters_are_named(make, name):
         make()
 
 
-@pytest.mark.parametrize(
-    "layers",
-    [
-        [fastnn.Dropout(0.5), fastnn.Dense(3, activation="softmax")],
-        [fastnn.Dense(4), fastnn.Dense(3, activation="softmax"), fastnn.Dropout(0.5)],
-        [fastnn.Dense(4), fastnn.Dropout(0.5), fastnn.Dropout(0.2),
-         fastnn.Dense(3, activation="softmax")],
-    ],
-    ids=["first", "last", "twice"],
-)  # fmt: skip
-def test_dropout_goes_between_dense_layers(layers):
-    with pytest.raises(ValueError, match="a Dropout goes between two Dense layers"):
-        fastnn.Sequential(layers, input_dim=5, backend="numpy")
-
-
 # ------------------------------------------------------------ the model
-RNG = np.random.default_rng(3)
-X = RNG.standard_normal((120, 6))
-Y = RNG.integers(0, 3, 120)
-
-
-def build(optimizer="adam", backend="numpy", rate=0.5, dtype="float64", seed=1):
-    opt = OPTIMIZERS[optimizer]() if isinstance(optimizer, str) else optimizer
-    return fastnn.Sequential(
-        [
-            fastnn.Dense(16, activation="relu"),
-            fastnn.Dropout(rate),
-            fastnn.Dense(8, activation="tanh"),
-            fastnn.Dropout(rate / 2),
-            fastnn.Dense(3, activation="softmax"),
-        ],
-        input_dim=6,
-        optimizer=opt,
-        backend=backend,
-        dtype=dtype,
-        seed=seed,
-    )
-
-
-def test_dropout_acts_in_training_only():
-    model = build()
-    twin = fastnn.Sequential(
-        [layer for layer in model.layers if isinstance(layer, fastnn.Dense)],
-        input_dim=6,
-        optimizer=OPTIMIZERS["adam"](),
-        backend="numpy",
-        dtype="float64",
-        seed=1,
-    )
-    np.testing.assert_array_equal(model.predict(X), twin.predict(X))
-    assert model.evaluate(X, Y) == twin.evaluate(X, Y)
-    loss, grads = model.loss_and_gradients(X, Y)
-    loss_twin, grads_twin = twin.loss_and_gradients(X, Y)
-    assert loss == loss_twin
-    for a, b in zip(grads, grads_twin, strict=True):
-        np.testing.assert_array_equal(a, b)
-    model.optimizer = "sgd"
-    twin.optimizer = "sgd"
-    model.fit(X, Y, epochs=1, batch_size=20, verbose=0, shuffle=False)
-    twin.fit(X, Y, epochs=1, batch_size=20, verbose=0, shuffle=False)
-    assert np.abs(model.params - twin.params).max() > 1e-3  # masks in fit
-
-
-@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
-def test_save_load_keeps_dropout_optimizer_and_slots(optimizer, tmp_path, backend_name):
-    model = build(optimizer, backend_name)
-    model.fit(X, Y, epochs=2, batch_size=16, verbose=0)
-    model.save(tmp_path / "m.npz")
-    loaded = fastnn.load(tmp_path / "m.npz", backend=backend_name)
-    assert [type(layer) for layer in loaded.layers] == [
-        type(layer) for layer in model.layers
-    ]
-    assert loaded.dropout_rates == model.dropout_rates
-    assert loaded.optimizer.get_config() == model.optimizer.get_config()
-    np.testing.assert_array_equal(loaded.slots, model.slots)
-    assert loaded.step == model.step
-    model.fit(X, Y, epochs=1, batch_size=16, verbose=0)
-    loaded.fit(X, Y, epochs=1, batch_size=16, verbose=0)
-    np.testing.assert_array_equal(loaded.params, model.params)  # bit for bit
-    np.testing.assert_array_equal(loaded.slots, model.slots)
-
-
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 def test_slots_survive_a_live_backend_switch(optimizer, compiled_backend):
     """Train an epoch on the reference, switch the live model to a compiled
@@ -263,36 +176,6 @@ def test_slots_survive_a_live_backend_switch(optimizer, compiled_backend):
     assert switch.step == stay.step == 24
     np.testing.assert_allclose(switch.params, stay.params, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(switch.slots, stay.slots, rtol=1e-8, atol=1e-14)
-
-
-def test_a_new_optimizer_starts_afresh_and_resume_refuses_another(tmp_path):
-    model = build("adam")
-    model.fit(X, Y, epochs=1, batch_size=16, verbose=0)
-    model.save(tmp_path / "adam.npz")
-    assert model.step == 8 and np.abs(model.slots).max() > 0
-    model.optimizer = fastnn.Adam(0.1, weight_decay=1e-3)  # same state: kept
-    assert model.step == 8 and np.abs(model.slots).max() > 0
-    model.optimizer = "rmsprop"
-    assert model.step == 0 and model.slots.shape == (1, model.n_params)
-    assert not model.slots.any()
-    with pytest.raises(ValueError, match="trained with another optimizer"):
-        model.fit(X, Y, epochs=2, verbose=0, resume=tmp_path / "adam.npz")
-
-
-def test_reduce_lr_on_plateau_lowers_the_rate_and_the_checkpoint_keeps_it(tmp_path):
-    model = build("adam", rate=0.0)
-    cb = fastnn.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0, min_delta=1.0)
-    history = model.fit(
-        X, Y, epochs=3, batch_size=16, verbose=0,
-        callbacks=[cb, fastnn.ModelCheckpoint(tmp_path / "c.npz")],
-    )  # fmt: skip
-    # Epoch 1 sets the best loss; epochs 2 and 3 do not beat it by 1.0 and
-    # each halves the rate (logged before the callback acts, as Keras).
-    rates = history.history["learning_rate"]
-    assert rates == pytest.approx([0.01, 0.01, 0.005])
-    assert model.optimizer.learning_rate_scale == 0.25
-    assert model.optimizer.learning_rates(model.step, 1)[0] == pytest.approx(0.0025)
-    assert fastnn.load(tmp_path / "c.npz").optimizer.learning_rate_scale == 0.25
 
 
 SCHEDULES = {
@@ -373,35 +256,3 @@ def test_training_flushes_subnormals_and_restores_the_callers_fp_mode(backend):
         runs.append(model.params.copy())
         assert int(fpenv.read_fpenv()) == before  # restored after fit
     np.testing.assert_allclose(runs[1], runs[0], rtol=2e-4, atol=1e-5)
-
-
-def test_resume_with_reduce_lr_on_plateau_is_bit_identical(tmp_path, backend_name):
-    """The checkpoint carries ReduceLROnPlateau's counters and the reduced
-    rate (checkpoints are written after the other callbacks act, wherever
-    they are listed), so a resumed run reduces when the uninterrupted one
-    does and ends with the same bits."""
-
-    def callbacks(path):
-        return [
-            fastnn.ModelCheckpoint(path),  # listed first on purpose
-            fastnn.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=2,
-                                     min_delta=0.3, cooldown=1),
-        ]  # fmt: skip
-
-    whole = build("adam", backend_name, rate=0.2)
-    history = whole.fit(X, Y, epochs=6, batch_size=16, verbose=0,
-                        callbacks=callbacks(tmp_path / "whole.npz"))  # fmt: skip
-    rates = history.history["learning_rate"]
-    assert len(set(rates)) > 1, rates  # the plateau logic acted
-
-    cut = build("adam", backend_name, rate=0.2)
-    cut.fit(X, Y, epochs=3, batch_size=16, verbose=0,
-            callbacks=callbacks(tmp_path / "cut.npz"))  # fmt: skip
-    resumed = build("adam", backend_name, rate=0.2)
-    history = resumed.fit(X, Y, epochs=6, batch_size=16, verbose=0,
-                          callbacks=callbacks(tmp_path / "cut.npz"),
-                          resume=tmp_path / "cut.npz")  # fmt: skip
-    assert history.history["learning_rate"] == rates
-    np.testing.assert_array_equal(resumed.params, whole.params)
-    np.testing.assert_array_equal(resumed.slots, whole.slots)
-    assert resumed.optimizer.learning_rate_scale == whole.optimizer.learning_rate_scale

@@ -355,7 +355,7 @@ def test_sweep_png_is_readable(saved_figures, tmp_path, learning_rates, hiddens)
 
 def test_peers_png_is_readable(saved_figures, tmp_path, monkeypatch):
     """docs/peers.png, from benchmarks/peers/run_peers.py."""
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
     from benchmarks.peers import run_peers
 
     times = {"fastnn-cython": 0.4, "fastnn-numpy": 1.1, "jax": 1.0, "keras": 5.8}

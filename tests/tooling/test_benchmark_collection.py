@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def collect(*args: str) -> tuple[list[str], str]:
@@ -43,5 +43,5 @@ def test_benchmark_only_deselects_the_tests(paths):
 def test_plain_run_deselects_the_benchmarks():
     ids, summary = collect()
     assert ids and not [i for i in ids if i.startswith("benchmarks/")]
-    assert any(i.startswith("tests/test_plots.py::") for i in ids)
+    assert any(i.startswith("tests/model/test_plots.py::") for i in ids)
     assert "deselected" in summary, summary
