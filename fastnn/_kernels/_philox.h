@@ -4,7 +4,7 @@
  * al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011) and cuRAND:
  * ten rounds, the key bumped by the Weyl constants before every round but the
  * first. fastnn._philox (NumPy) is checked against Random123's known-answer
- * vectors in tests/test_philox.py; this C must agree with it bit for bit
+ * vectors in tests/contract/test_philox.py; this C must agree with it bit for bit
  * (tested through the Cython kernels that use it).
  *
  * The mask contract, shared with fastnn._philox (NumPy, the definition) and
