@@ -46,14 +46,7 @@ from fastnn import _compose
 from fastnn import contract as c
 from fastnn.activations import Activation
 
-__all__ = [
-    "dense_forward",
-    "dense_backward",
-    "softmax_cross_entropy",
-    "mean_squared_error",
-    "update",
-    "train_steps",
-]
+__all__ = list(c.FUNCTIONS)
 
 NAME = "numpy"
 

@@ -44,16 +44,10 @@ import numpy as np
 
 from fastnn._kernels import _checks
 from fastnn.activations import Activation
+from fastnn.contract import FUNCTIONS
 from fastnn.losses import Loss
 
-__all__ = [
-    "dense_forward",
-    "dense_backward",
-    "softmax_cross_entropy",
-    "mean_squared_error",
-    "update",
-    "train_steps",
-]
+__all__ = list(FUNCTIONS)
 
 NAME = "cython"
 

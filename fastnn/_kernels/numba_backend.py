@@ -35,14 +35,7 @@ from fastnn._kernels import _checks
 from fastnn._kernels import _numba_kernels as _k
 from fastnn._kernels._numba_fpenv import flush_subnormals, restore_fpenv
 
-__all__ = [
-    "dense_forward",
-    "dense_backward",
-    "softmax_cross_entropy",
-    "mean_squared_error",
-    "update",
-    "train_steps",
-]
+__all__ = list(_c.FUNCTIONS)
 
 NAME = "numba"
 

@@ -25,7 +25,7 @@ before any compiled kernel runs.
 """
 
 from fastnn.contract.arrays import FLOAT_DTYPES, TrainingData, TrainingState
-from fastnn.contract.backend import Backend
+from fastnn.contract.backend import FUNCTIONS, Backend
 from fastnn.contract.plan import (
     ACT,
     B_OFF,
@@ -56,6 +56,7 @@ __all__ = [
     "EPSILON",
     "FLAG",
     "FLOAT_DTYPES",
+    "FUNCTIONS",
     "MOMENTUM",
     "N_HYPER",
     "N_IN",

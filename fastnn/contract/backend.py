@@ -10,6 +10,16 @@ import numpy as np
 from fastnn.contract.arrays import TrainingData, TrainingState
 from fastnn.contract.plan import TrainingPlan
 
+#: The six functions of a backend module (its ``__all__``), in the reference's order.
+FUNCTIONS = (
+    "dense_forward",
+    "dense_backward",
+    "softmax_cross_entropy",
+    "mean_squared_error",
+    "update",
+    "train_steps",
+)
+
 
 class Backend(Protocol):
     """What a backend module provides; ``fastnn.reference`` documents each."""

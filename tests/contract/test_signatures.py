@@ -46,6 +46,8 @@ def test_every_backend_has_the_protocols_functions(backend_name):
         if callable(value) and not name.startswith("_")
     }
     assert members == set(CONTRACT)
+    assert list(contract.FUNCTIONS) == CONTRACT
+    assert list(backend.__all__) == CONTRACT
     for name in CONTRACT:
         protocol = list(inspect.signature(getattr(contract.Backend, name)).parameters)
         assert protocol[0] == "self"
