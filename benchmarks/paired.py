@@ -16,7 +16,9 @@ A contender is ``BACKEND`` (this checkout) or ``BACKEND@PATH``: the backend of
 the fastnn checkout at PATH (its extensions built in place), to measure a
 change before and after; ``+dropout=RATE`` (a Dropout after every hidden
 layer) and ``+optimizer=NAME`` (its defaults, its own rate included)
-change its model, e.g. ``cython cython+dropout=0.2`` for dropout's cost.
+change its model, e.g. ``cython cython+dropout=0.2`` for dropout's cost;
+``+gemm=own|blas|auto`` sets the cython loop's float32 GEMM
+(``cython_backend.gemm_policy``).
 Every contender trains the same configuration (``fastnn.bench.CONFIGS``),
 float32 unless ``--dtype``, on the real MNIST, each epoch on the same data in
 a fresh order.
@@ -50,6 +52,9 @@ options = json.loads(sys.argv[5])
 if samples:
     x, y = x[:samples], y[:samples]
 model = bench.build_model(config, backend, dtype=dtype)
+if "gemm" in options:  # the cython loop's float32 GEMM policy
+    from fastnn._kernels import cython_backend
+    cython_backend.gemm_policy(options.pop("gemm"))
 if options:
     layers = []
     for layer in model.layers:
@@ -79,10 +84,10 @@ def parse_contender(contender: str) -> tuple[str, str, dict]:
     options = {}
     for extra in extras:
         key, sep, value = extra.partition("=")
-        if not sep or key not in ("dropout", "optimizer"):
+        if not sep or key not in ("dropout", "optimizer", "gemm"):
             raise SystemExit(
-                f"contender {contender!r}: expected +dropout=RATE or "
-                f"+optimizer=NAME; received +{extra}"
+                f"contender {contender!r}: expected +dropout=RATE, "
+                f"+optimizer=NAME or +gemm=POLICY; received +{extra}"
             )
         options[key] = value
     return backend, path, options

@@ -205,7 +205,8 @@ def gemm_policy(policy: str | None = None) -> str:
 
     * ``"auto"`` (the default): fastnn's own kernels where each product runs
       on one thread anyway (a step split over the cores, or BLAS at one
-      thread); BLAS and its threads otherwise;
+      thread) and they beat this machine's BLAS (:func:`own_gemm_pays`);
+      BLAS and its threads otherwise;
     * ``"own"``: the own kernels for every product of the loop, whatever
       BLAS's thread count (RuntimeError on a CPU without AVX2 and FMA);
     * ``"blas"``: BLAS's sgemm throughout.
@@ -231,6 +232,41 @@ def gemm_policy(policy: str | None = None) -> str:
     own_sgemm(policy != "blas")
     _gemm_policy = policy
     return _gemm_policy
+
+
+#: OpenBLAS's kernels for CPUs with AVX-512 (threadpoolctl's ``architecture``,
+#: lower case). Where BLAS runs one of them, its one-thread sgemm beats
+#: fastnn's AVX2 kernels at every product of the training loop (1.4-1.8x on
+#: an AVX-512 Xeon with OpenBLAS's SkylakeX kernels; docs/performance.md).
+AVX512_BLAS_KERNELS = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
+_blas_wins: bool | None = None
+
+
+def blas_kernels() -> list[str]:
+    """``"openblas:SkylakeX"``-style names of the loaded BLAS libraries'
+    kernels, as threadpoolctl reports them."""
+    return [
+        f"{lib.internal_api}:{getattr(lib, 'architecture', None) or '?'}"
+        for lib in _BLAS_AT_ONE_THREAD.libs()
+    ]
+
+
+def own_gemm_pays() -> bool:
+    """Whether the ``auto`` policy runs the loop's float32 products on
+    fastnn's own kernels: the CPU can run them (AVX2 and FMA, :func:`own_sgemm`)
+    and BLAS is an OpenBLAS on kernels without AVX-512 (Haswell, Zen, ...),
+    where the own kernels measured faster. The BLAS side is decided once, from
+    the kernels OpenBLAS chose for this CPU (``OPENBLAS_CORETYPE`` included);
+    MKL, BLIS or an unknown BLAS keep BLAS."""
+    global _blas_wins
+    if _blas_wins is None:
+        kernels = blas_kernels()
+        _blas_wins = not kernels or any(
+            not k.startswith("openblas:")
+            or k.split(":", 1)[1].lower() in AVX512_BLAS_KERNELS | {"?"}
+            for k in kernels
+        )
+    return own_sgemm() and not _blas_wins
 
 
 def gemm_counts(reset: bool = False) -> dict[str, int]:
@@ -540,10 +576,12 @@ def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out
     )
 
     # fastnn's own GEMM runs on the calling thread only: worth it where each
-    # product runs on one thread anyway (split steps, or BLAS at one thread);
-    # one training thread with a multithreaded BLAS keeps BLAS.
-    own_gemm = (
-        _gemm_policy == "own" or n_threads > 1 or _BLAS_AT_ONE_THREAD.threads() == 1
+    # product runs on one thread anyway (split steps, or BLAS at one thread)
+    # and BLAS has no AVX-512 kernels here; one training thread with a
+    # multithreaded BLAS keeps BLAS.
+    own_gemm = _gemm_policy == "own" or (
+        (n_threads > 1 or _BLAS_AT_ONE_THREAD.threads() == 1)
+        and (_gemm_policy != "auto" or own_gemm_pays())
     )
 
     def call(tid):

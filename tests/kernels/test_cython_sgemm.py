@@ -261,10 +261,13 @@ def test_which_gemm_training_and_prediction_use(
 ):
     """The own kernels run on the calling thread only, so under ``auto`` the
     loop uses them where each product runs on one thread (a split step, or
-    BLAS at one thread); one training thread over a multithreaded BLAS, and
+    BLAS at one thread) and they beat this machine's BLAS
+    (``own_gemm_pays``); one training thread over a multithreaded BLAS, and
     prediction, keep BLAS. Observed through the extensions' counters."""
     skip_without_own_kernels()
     skip_unless_blas_threads(blas)
+    if policy == "auto":
+        uses_own = uses_own and cy.own_gemm_pays()
     monkeypatch.setattr(cy, "TRAIN_THREADS", None)
     try:
         cy.gemm_policy(policy)
@@ -278,6 +281,34 @@ def test_which_gemm_training_and_prediction_use(
     else:
         assert trained["own"] == 0 and trained["sgemm"] >= 2 * 5, trained
     assert predicted["own"] == 0 and predicted["sgemm"] >= 2, predicted
+
+
+@pytest.mark.parametrize(
+    "kernels,pays",
+    [
+        (["openblas:Haswell", "openblas:Haswell"], True),  # Zen 3, Haswell ...
+        (["openblas:Zen"], True),
+        (["openblas:SkylakeX", "openblas:SkylakeX"], False),  # AVX-512 kernels
+        (["openblas:Haswell", "openblas:SkylakeX"], False),
+        (["openblas:SapphireRapids"], False),
+        (["mkl:skylake-avx512"], False),
+        (["openblas:?"], False),  # unknown kernel: keep BLAS
+        ([], False),
+    ],
+)
+def test_auto_runs_the_own_gemm_only_where_it_beats_blas(
+    cy, monkeypatch, kernels, pays
+):
+    """``auto`` decides from the kernels BLAS chose for this CPU, whatever CPU
+    the test runs on: the own AVX2 kernels beat OpenBLAS's AVX2 kernels but
+    not its AVX-512 ones, and never replace MKL or an unknown BLAS."""
+    monkeypatch.setattr(cy, "blas_kernels", lambda: kernels)
+    monkeypatch.setattr(cy, "_blas_wins", None)
+    monkeypatch.setattr(cy, "own_sgemm", lambda on=None: True)  # a CPU that can
+    assert cy.own_gemm_pays() is pays
+    monkeypatch.setattr(cy, "_blas_wins", None)
+    monkeypatch.setattr(cy, "own_sgemm", lambda on=None: False)  # one that cannot
+    assert cy.own_gemm_pays() is False
 
 
 # --------------------------------------------------------------------------- #
