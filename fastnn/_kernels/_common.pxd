@@ -19,6 +19,7 @@
 
 from cython cimport floating
 from libc.math cimport exp, expf, tanh, tanhf
+from libc.string cimport memcpy
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 cdef extern from "_sgemm.h" nogil:
@@ -128,17 +129,51 @@ cdef inline bint gemm_columns(
     int ldc,
     void* work,         # own_sgemm_work(trans_a, False, m, n, k) bytes
     const int* idx,     # IN  ascending: nn, k of them; tn, m of them
+    bint own=True,      # float32 on fastnn's own kernels where they run
+    floating* scratch=NULL,  # SCRATCH columns_scratch(trans_a, m, n, k) entries
 ) noexcept nogil:
     """The products over a subset ``idx`` of an input layer's features (its
-    columns of A), on fastnn's own float32 kernels: nn ``C = A[:, idx] @
-    B[idx]`` (k = len(idx)); tn ``C[idx] = A[:, idx]^T @ B`` (m = len(idx),
-    C's other rows untouched). False when not done (float64, the kernels
-    off, a dimension < 1): then the caller takes the whole product."""
-    if floating is float:
-        return own_sgemm_idx(trans_a, False, m, n, k, A, lda, B, ldb, C, ldc, work,
-                             idx) != 0
-    else:
+    columns of A): nn ``C = A[:, idx] @ B[idx]`` (k = len(idx)); tn ``C[idx] =
+    A[:, idx]^T @ B`` (m = len(idx), C's other rows untouched). On fastnn's
+    own float32 kernels with ``own``, which take the indices as they are;
+    else, given ``scratch``, on BLAS: A's columns idx (and, nn, B's rows idx)
+    gathered into it, one whole product, then (tn) its rows put into C's rows
+    idx. False when not done (a dimension < 1, or neither path): then the
+    caller takes the whole product."""
+    cdef Py_ssize_t r, j
+    cdef Py_ssize_t cnt = m if trans_a else k  # the indices
+    cdef Py_ssize_t rows = k if trans_a else m  # A's rows
+    cdef floating* Ac = scratch  # (rows, cnt)
+    cdef floating* Bc = scratch + rows * cnt  # nn: B[idx] (k, n); tn: the product
+    if m <= 0 or n <= 0 or k <= 0:
         return False
+    if floating is float:
+        if own and own_sgemm_idx(trans_a, False, m, n, k, A, lda, B, ldb, C, ldc,
+                                 work, idx) != 0:
+            return True
+    if scratch == NULL:
+        return False
+    for r in range(rows):
+        for j in range(cnt):
+            Ac[r * cnt + j] = A[r * lda + idx[j]]
+    if not trans_a:
+        for j in range(k):
+            memcpy(&Bc[j * n], &B[<Py_ssize_t>idx[j] * ldb], n * sizeof(floating))
+        gemm(False, False, m, n, k, 1, Ac, k, Bc, n, 0, C, ldc)
+    else:
+        gemm(True, False, m, n, k, 1, Ac, m, B, ldb, 0, Bc, n)
+        for j in range(m):
+            memcpy(&C[<Py_ssize_t>idx[j] * ldc], &Bc[j * n], n * sizeof(floating))
+    return True
+
+
+cdef inline Py_ssize_t columns_scratch(
+    bint trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k
+) noexcept nogil:
+    """Entries of scratch ``gemm_columns`` needs on BLAS for (m, n, k)."""
+    if trans_a:
+        return k * m + m * n
+    return m * k + k * n
 
 
 cdef inline Py_ssize_t nonzero_columns(

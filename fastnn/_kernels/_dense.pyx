@@ -14,6 +14,8 @@
 # when the caller owns ``dA``, as the fused training loop does), ``dW``,
 # ``db``, ``dX`` (backward). For LINEAR, dZ is dA and is not written.
 
+import numpy as np
+
 from cython cimport floating
 
 from fastnn._kernels._common cimport (
@@ -24,6 +26,7 @@ from fastnn._kernels._common cimport (
     RAN_DGEMM,
     RAN_OWN,
     RAN_SGEMM,
+    columns_scratch,
     gemm_columns,
     gemm_counted,
     own_sgemm_ready,
@@ -208,11 +211,13 @@ def _gemm_columns(
     float[:, ::1] C,         # OUT nn: (m, n); tn: (M, n), rows idx
     bint trans_a,
     const int[::1] idx,      # IN  ascending indices into K (nn) or M (tn)
+    bint gathered=False,
 ):
     """The input layer's products over the features ``idx`` (the tests' view
     of ``gemm_columns``): nn ``C = A[:, idx] @ B[idx]``; tn ``C[idx] =
-    A[:, idx]^T @ B``, C's other rows untouched. Only on fastnn's own
-    kernels: raises RuntimeError where they do not run."""
+    A[:, idx]^T @ B``, C's other rows untouched. On fastnn's own kernels
+    (RuntimeError where they do not run), or ``gathered`` onto BLAS
+    (``gemm_columns`` with scratch)."""
     cdef Py_ssize_t i, n_idx = idx.shape[0]
     cdef Py_ssize_t span = A.shape[1]  # nn: K; tn: M
     cdef Py_ssize_t m = n_idx if trans_a else A.shape[0]
@@ -234,9 +239,11 @@ def _gemm_columns(
     if m == 0 or n == 0 or k == 0:
         raise ValueError("A, B, idx: expected non-empty products")
     cdef bint done
+    cdef float[::1] scratch = np.empty(columns_scratch(trans_a, m, n, k), np.float32)
     with nogil:
         done = gemm_columns(trans_a, <int>m, <int>n, <int>k, &A[0, 0],
                             <int>A.shape[1], &B[0, 0], <int>n, &C[0, 0], <int>n,
-                            NULL, &idx[0])
+                            NULL, &idx[0], not gathered,
+                            &scratch[0] if gathered else NULL)
     if not done:
         raise RuntimeError("fastnn's own float32 kernels are off or cannot run here")

@@ -72,6 +72,7 @@ from fastnn._kernels._common cimport (
     RAN_DGEMM,
     RAN_OWN,
     RAN_SGEMM,
+    columns_scratch,
     gemm_columns,
     gemm_counted,
     nonzero_columns,
@@ -180,6 +181,8 @@ cdef struct Team:
     int64_t* sync
     bint own_gemm
     unsigned char* work  # this thread's work space for _sgemm.h
+    bint own_columns     # the input layer's skip on _sgemm.h (else gathered, BLAS)
+    void* scratch        # floating*: this thread's gathered columns (BLAS skip)
 
 
 cdef Py_ssize_t gather(
@@ -287,9 +290,12 @@ cdef bint forward_layer(
                 if not all_finite(W, c * n_out, (c + 1) * n_out):
                     n_cols[0] = -1
                     break
+            if not team.own_columns and 8 * n_cols[0] > 7 * (i1 - i0):
+                n_cols[0] = -1  # gathering would cost more than it saves
             if n_cols[0] <= 0 or not gemm_columns(
                     False, <int>m, <int>n_out, <int>n_cols[0], &Xl[0], <int>n_in,
-                    &W[0], <int>n_out, &Pl[0], <int>n_out, team.work, &cols[0]):
+                    &W[0], <int>n_out, &Pl[0], <int>n_out, team.work, &cols[0],
+                    team.own_columns, <floating*>team.scratch):
                 n_cols[0] = -1  # run the whole product
     if first_layer and n_cols[0] >= 0:
         pass  # done: its share over the features not zero throughout
@@ -405,7 +411,8 @@ cdef void backward_layer(
             for r in range(c * n_out, (c + 1) * n_out):
                 dW[r] = 0
         gemm_columns(True, <int>n_cols, <int>n_out, <int>m, &Xl[0], <int>n_in,
-                     &G[0], <int>n_out, &dW[0], <int>n_out, team.work, &cols[0])
+                     &G[0], <int>n_out, &dW[0], <int>n_out, team.work, &cols[0],
+                     team.own_columns, <floating*>team.scratch)
     elif i1 > i0:
         # dW[i0:i1] = X[:, i0:i1]^T @ dZ
         gemm(True, False, <int>(i1 - i0), <int>n_out, <int>m, 1, &Xl[i0],
@@ -602,9 +609,16 @@ cdef object _loop(
                          own_sgemm_work(False, True, r_, i_, o_),
                          own_sgemm_work(True, False, i_, o_, r_))
     cdef unsigned char[::1] work = np.empty(work_bytes, dtype=np.uint8)
-    # On fastnn's own float32 kernels only (float64 would scan for nothing:
-    # its products run on BLAS).
-    cdef bint skip_zero = sizeof(floating) == 4 and own_gemm and own_sgemm_ready()
+    # The input layer's products skip the features zero throughout a batch:
+    # on fastnn's own float32 kernels, which take the indices as they are;
+    # elsewhere (BLAS faster here, or float64) its columns are gathered into
+    # ``scratch`` for one BLAS product (``gemm_columns``).
+    cdef bint own_columns = sizeof(floating) == 4 and own_gemm and own_sgemm_ready()
+    cdef bint skip_zero = True
+    cdef Py_ssize_t share = part(n_in0, tid + 1, T) - part(n_in0, tid, T)
+    cdef floating[::1] scratch = np.empty(
+        max(1, columns_scratch(True, share, layers[0].n_out, rows)),
+        dtype=np.float32 if floating is float else np.float64)
     # This thread's input features: cols[:n_cols] not zero throughout the
     # batch, cols[n_cols:i1 - i0] skipped (n_cols -1: none skipped).
     cdef int[::1] cols = np.empty(2 * max(n_in0, 1), dtype=np.intc)
@@ -615,6 +629,8 @@ cdef object _loop(
     team.sync = &sync[0]
     team.own_gemm = own_gemm
     team.work = &work[0]
+    team.own_columns = own_columns
+    team.scratch = &scratch[0]
     cdef Rule rule
     cdef Py_ssize_t n_order = order.shape[0]
     cdef Py_ssize_t n_steps = step_end - step_begin

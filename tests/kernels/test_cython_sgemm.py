@@ -322,11 +322,14 @@ def _subset(rng, span, size):
     return np.unique(np.concatenate([runs, lone])).astype(np.intc)
 
 
+@pytest.mark.parametrize("gathered", [False, True], ids=["own", "gathered-blas"])
 @pytest.mark.parametrize("m,n,span", [(7, 17, 40), (64, 512, 392), (256, 33, 700)])
-def test_gemm_over_a_subset_of_columns(cy, m, n, span):
-    """nn: C = A[:, idx] @ B[idx]; tn: C[idx] = A[:, idx]^T @ B. The columns
-    of A (and rows of B) outside idx are NaN: reading one would show."""
-    skip_without_own_kernels()
+def test_gemm_over_a_subset_of_columns(cy, m, n, span, gathered):
+    """nn: C = A[:, idx] @ B[idx]; tn: C[idx] = A[:, idx]^T @ B, on the own
+    kernels or gathered onto BLAS. The columns of A (and rows of B) outside
+    idx are NaN: reading one would show."""
+    if not gathered:
+        skip_without_own_kernels()
     from fastnn._kernels import _dense
 
     rng = np.random.default_rng(span)
@@ -339,7 +342,7 @@ def test_gemm_over_a_subset_of_columns(cy, m, n, span):
     A[:, out] = np.nan
     B[out] = np.nan
     C = np.full((m, n), np.nan, np.float32)
-    _dense._gemm_columns(A, B, C, False, idx)
+    _dense._gemm_columns(A, B, C, False, idx, gathered)
     a64, b64 = A[:, idx].astype(np.float64), B[idx].astype(np.float64)
     bound = (len(idx) + 2) * eps * (np.abs(a64) @ np.abs(b64))
     assert np.all(np.abs(C - a64 @ b64) <= bound + 1e-30)
@@ -349,7 +352,7 @@ def test_gemm_over_a_subset_of_columns(cy, m, n, span):
     B = rng.standard_normal((k, n)).astype(np.float32)
     A[:, out] = np.nan
     C = np.full((span, n), 7.0, np.float32)
-    _dense._gemm_columns(A, B, C, True, idx)
+    _dense._gemm_columns(A, B, C, True, idx, gathered)
     a64, b64 = A[:, idx].T.astype(np.float64), B.astype(np.float64)
     bound = (k + 2) * eps * (np.abs(a64) @ np.abs(b64))
     assert np.all(np.abs(C[idx] - a64 @ b64) <= bound + 1e-30)
@@ -389,8 +392,9 @@ def _sparse_inputs(n, n_in, batch_size, seed):
 def test_training_on_inputs_with_zero_features_matches_the_reference(
     kernel, cy, threads, n_in, batch_size, monkeypatch
 ):
-    """The input layer skips the features zero throughout a batch on the own
-    kernels (and not on BLAS): the same training as the reference either way."""
+    """The input layer skips the features zero throughout a batch, on the own
+    kernels or gathered onto BLAS: the same training as the reference either
+    way."""
     import fastnn.reference as ref
 
     from fastnn.activations import Activation as A
