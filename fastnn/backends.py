@@ -134,6 +134,9 @@ def show_backends(file=None) -> dict[str, str | None]:
     for name, reason in report.items():
         status = "available" if reason is None else f"unavailable: {reason}"
         print(f"{name:8s} {status}", file=file)
+        describe = getattr(_load(name), "describe", None) if reason is None else None
+        if describe is not None:
+            print(f"{'':8s} {describe()}", file=file)
     picked = next((name for name in AUTO_ORDER if report[name] is None), None)
     if picked is not None:
         print(f"{'auto':8s} -> {picked} ({AUTO_REASON})", file=file)

@@ -269,6 +269,21 @@ def own_gemm_pays() -> bool:
     return own_sgemm() and not _blas_wins
 
 
+def describe() -> str:
+    """One line for ``fastnn backends``: the training loop's float32 GEMM here
+    and why (:func:`gemm_policy`, :func:`own_gemm_pays`)."""
+    kernels = ", ".join(blas_kernels()) or "no BLAS found"
+    if _gemm_policy != "auto":
+        return f"float32 GEMM in fit: forced {_gemm_policy!r} (BLAS: {kernels})"
+    if own_gemm_pays():
+        return (
+            "float32 GEMM in fit: fastnn's own AVX2 kernels (they beat "
+            f"BLAS's non-AVX-512 kernels: {kernels})"
+        )
+    why = "this CPU lacks AVX2/FMA" if not own_sgemm() else "it beats the own kernels"
+    return f"float32 GEMM in fit: BLAS ({kernels}; {why})"
+
+
 def gemm_counts(reset: bool = False) -> dict[str, int]:
     """How many products ran on each path since the last reset, over every
     extension: ``{"own": ..., "sgemm": ..., "dgemm": ...}`` (fastnn's own

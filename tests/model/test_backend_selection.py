@@ -57,8 +57,13 @@ def test_auto_takes_the_first_that_loads(monkeypatch):
 
 def test_backends_says_what_auto_picks_and_why(capsys):
     report = fastnn.show_backends()
-    lines = capsys.readouterr().out.splitlines()
+    printed = capsys.readouterr().out.splitlines()
+    lines = [line for line in printed if not line.startswith(" ")]  # details indented
     assert [line.split()[0] for line in lines] == [*backends.BACKEND_NAMES, "auto"]
+    details = [line.strip() for line in printed if line.startswith(" ")]
+    if report["cython"] is None:  # which GEMM fit runs on, and why
+        assert details == [backends.get_backend("cython").describe()]
+        assert details[0].startswith("float32 GEMM in fit: ")
     picked = next(name for name in backends.AUTO_ORDER if report[name] is None)
     assert lines[-1].startswith(f"auto     -> {picked} (the first that loads of ")
     assert "docs/peers.md" in lines[-1]
