@@ -145,6 +145,9 @@ def summarize(first: list[float], second: list[float]) -> dict:
         )
     ratios = sorted(b / a for a, b in zip(first, second, strict=True))
     q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    # Of two ratios the (exclusive) quartiles extrapolate past them, below
+    # zero even: keep them within the ratios measured.
+    q = [min(max(v, ratios[0]), ratios[-1]) for v in q]
     return {
         "pairs": len(ratios),
         "ratio_median": statistics.median(ratios),

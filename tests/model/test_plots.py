@@ -354,12 +354,12 @@ def test_sweep_png_is_readable(saved_figures, tmp_path, learning_rates, hiddens)
 
 
 def test_peers_png_is_readable(saved_figures, tmp_path, monkeypatch):
-    """docs/peers.png, from benchmarks/peers/run_peers.py."""
+    """docs/peers.png, from benchmarks/peers/report.py."""
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
-    from benchmarks.peers import run_peers
+    from benchmarks.peers import report
 
     times = {"fastnn-cython": 0.4, "fastnn-numpy": 1.1, "jax": 1.0, "keras": 5.8}
-    run_peers._plot({c: dict(times) for c in ("S", "L64", "L256")}, tmp_path / "p.png")
+    report.plot({c: dict(times) for c in ("S", "L64", "L256")}, tmp_path / "p.png")
     (fig,) = saved_figures
     assert_readable(fig)
     assert "lower is better" in fig.get_suptitle()

@@ -27,6 +27,9 @@ def test_summary_is_the_median_of_per_pair_ratios():
     assert result["ratio_median"] == result["ratio_q1"] == result["ratio_q3"] == 2.0
     assert result["pairs"] == 5
     assert result["first_median_s"] == 2.0 and result["second_median_s"] == 4.0
+    # Two pairs: the quartiles stay within the two ratios measured.
+    two = paired.summarize([1.0, 1.0], [0.5, 3.0])
+    assert (two["ratio_q1"], two["ratio_median"], two["ratio_q3"]) == (0.5, 1.75, 3.0)
     with pytest.raises(ValueError, match="^first, second: expected equal"):
         paired.summarize([1.0], [])
 
