@@ -27,6 +27,27 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def cpu_info() -> dict[str, Any]:
+    """The CPU's model name and the SIMD features the kernels care about
+    (Linux's /proc/cpuinfo; elsewhere only ``platform.processor()``)."""
+    import platform
+
+    model, flags = platform.processor() or None, set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model in (None, "", "x86_64"):
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f")
+    return {"model": model, "features": [f for f in wanted if f in flags]}
+
+
 def environment_info() -> dict[str, Any]:
     """Versions, BLAS and its threads, recorded environment variables, numba threads.
 
@@ -63,6 +84,7 @@ def environment_info() -> dict[str, Any]:
             for pool in threadpool_info()
         ],
         "env": {name: os.environ.get(name) for name in RECORDED_ENV},
+        "cpu": cpu_info(),
         "cpu_count": os.cpu_count(),
     }
     # numpy and scipy may each bring their own BLAS: record every one loaded.
@@ -91,4 +113,5 @@ def environment_info() -> dict[str, Any]:
         # The split training step's float32 products: fastnn's AVX2/FMA
         # kernels (True) or BLAS's sgemm.
         info["cython_own_sgemm"] = cython.own_sgemm()
+        info["cython_gemm"] = cython.describe()
     return info
