@@ -42,9 +42,10 @@ _HOW_TO_FIX = {
     ),
 }
 #: Order tried by ``backend="auto"``: fastest first, as measured side by side
-#: in docs/peers.md (one MNIST epoch, float32; cython 0.424 / 4.074 / 3.110 s,
-#: numba 0.489 / 6.008 / 3.684 s, numpy 1.056 / 10.061 / 4.448 s on S / L64 /
-#: L256). tests/model/test_backend_selection.py holds this order to that table.
+#: (paired) in docs/peers.md (one MNIST epoch, float32; cython 0.212 / 1.790 /
+#: 1.387 s, numba 0.324 / 2.407 / 1.530 s, numpy 0.529 / 3.796 / 1.938 s on
+#: S / L64 / L256). tests/model/test_backend_selection.py holds this order to
+#: that table.
 AUTO_ORDER = ("cython", "numba", "numpy")
 #: Why ``auto`` takes the first of ``AUTO_ORDER`` that loads, for the user.
 AUTO_REASON = (
