@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from fastnn._kernels import _checks
+from fastnn._kernels._blas_threads import BLAS_AT_ONE_THREAD as _BLAS_AT_ONE_THREAD
 from fastnn.activations import Activation
 from fastnn.contract import FUNCTIONS
 from fastnn.losses import Loss
@@ -390,83 +391,6 @@ def last_train_threads() -> int:
     """How many threads the latest ``train_steps`` call split its steps over
     (0 before any): tests read it to observe that the split path ran."""
     return _last_train_threads
-
-
-def _set_blas_threads(lib, n: int) -> None:
-    """Set ``lib``'s thread limit from any Python thread.
-
-    threadpoolctl (>= 3.6) lets only one "controlling" Python thread set
-    OpenBLAS's process-wide limit and silently ignores the others; fit may run
-    in any thread, and ``_BlasAtOneThread`` restores what it changed under its
-    own lock, so it calls the library itself where threadpoolctl allows it.
-    """
-    getattr(lib, "_real_set_num_threads", lib.set_num_threads)(n)
-
-
-class _BlasAtOneThread:
-    """Holds every loaded BLAS at one thread while split training calls run.
-
-    The training threads each call BLAS; a multithreaded BLAS under them would
-    oversubscribe the cores. Reentrant across Python threads: the first to
-    enter saves the limits, the last to leave restores them. A BLAS on OpenMP
-    keeps one limit per thread: ``in_this_thread`` sets it in a helper thread.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._active = 0
-        self._saved = None
-        self._libs = None
-
-    def libs(self):
-        with self._lock:
-            return self._libs_locked()
-
-    def _libs_locked(self):
-        if self._libs is None:
-            from threadpoolctl import ThreadpoolController
-
-            self._libs = [
-                lib
-                for lib in ThreadpoolController().lib_controllers
-                if lib.user_api == "blas"
-            ]
-        return self._libs
-
-    def threads(self) -> int:
-        """BLAS's thread limit (the one saved while calls hold it at one)."""
-        with self._lock:
-            if self._saved is not None:
-                return max(self._saved, default=1)
-            return max((lib.num_threads for lib in self._libs_locked()), default=1)
-
-    def in_this_thread(self) -> None:
-        """One BLAS thread for calls from this (helper) thread, where the
-        limit is per thread (OpenMP); process-wide limits are already held."""
-        for lib in self.libs():
-            if getattr(lib, "threading_layer", None) == "openmp":
-                _set_blas_threads(lib, 1)
-
-    def __enter__(self):
-        with self._lock:
-            if self._active == 0:
-                libs = self._libs_locked()
-                self._saved = [lib.num_threads for lib in libs]
-                for lib in libs:
-                    _set_blas_threads(lib, 1)
-            self._active += 1
-
-    def __exit__(self, *exc):
-        with self._lock:
-            self._active -= 1
-            if self._active == 0:
-                for lib, n in zip(self._libs, self._saved, strict=True):
-                    _set_blas_threads(lib, n)
-                self._saved = None
-        return False
-
-
-_BLAS_AT_ONE_THREAD = _BlasAtOneThread()
 
 
 def _train_threads(rows: int, update_per_layer: bool, layout, loss) -> int:

@@ -149,3 +149,44 @@ def test_missing_numba_raises_a_clear_import_error():
     run = run_program("numba_missing", cwd=ROOT, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "clear error ok" in run.stdout
+
+
+@pytest.mark.parametrize("small", [True, False])
+def test_small_steps_run_with_blas_at_one_thread(nb, monkeypatch, small):
+    """Below ``SMALL_STEP_FLOPS`` a step's products are too small for BLAS's
+    threads: the call holds BLAS at one thread (the holder the cython backend
+    shares) and lets go after; larger steps keep BLAS's threads. Observed
+    from inside the call."""
+    import fastnn
+    from fastnn._kernels import _blas_threads
+
+    held, real = [], nb._k
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def train_steps(self, *args):
+            held.append(_blas_threads.BLAS_AT_ONE_THREAD._active)
+            limits = [
+                lib.num_threads for lib in _blas_threads.BLAS_AT_ONE_THREAD.libs()
+            ]
+            held.append(max(limits, default=1))
+            return real.train_steps(*args)
+
+    monkeypatch.setattr(nb, "_k", Spy())
+    monkeypatch.setattr(nb, "SMALL_STEP_FLOPS", 1e18 if small else 0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 8)).astype(np.float32)
+    y = rng.integers(0, 3, 64)
+    model = fastnn.Sequential(
+        [fastnn.Dense(4, activation="relu"), fastnn.Dense(3, activation="softmax")],
+        input_dim=8,
+        backend="numba",
+        seed=0,
+    )
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert held[0] == (1 if small else 0), held
+    if small:
+        assert held[1] == 1, held
+    assert _blas_threads.BLAS_AT_ONE_THREAD._active == 0  # let go after the call

@@ -1,0 +1,88 @@
+"""BLAS held at one thread while a training call runs, shared by the compiled
+backends: the cython backend's split steps (one BLAS thread per training
+thread) and the numba backend's small steps (where BLAS's threads cost more
+than they bring)."""
+
+from __future__ import annotations
+
+import threading
+
+
+def _set_blas_threads(lib, n: int) -> None:
+    """Set ``lib``'s thread limit from any Python thread.
+
+    threadpoolctl (>= 3.6) lets only one "controlling" Python thread set
+    OpenBLAS's process-wide limit and silently ignores the others; fit may run
+    in any thread, and ``BlasAtOneThread`` restores what it changed under its
+    own lock, so it calls the library itself where threadpoolctl allows it.
+    """
+    getattr(lib, "_real_set_num_threads", lib.set_num_threads)(n)
+
+
+class BlasAtOneThread:
+    """Holds every loaded BLAS at one thread while training calls run.
+
+    The cython backend's training threads each call BLAS, and a multithreaded
+    BLAS under them would oversubscribe the cores; the numba backend's steps
+    too small for BLAS's threads to pay run with BLAS at one thread. Reentrant
+    across Python threads and backends: the first to enter saves the limits,
+    the last to leave restores them. A BLAS on OpenMP
+    keeps one limit per thread: ``in_this_thread`` sets it in a helper thread.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._active = 0
+        self._saved = None
+        self._libs = None
+
+    def libs(self):
+        with self._lock:
+            return self._libs_locked()
+
+    def _libs_locked(self):
+        if self._libs is None:
+            from threadpoolctl import ThreadpoolController
+
+            self._libs = [
+                lib
+                for lib in ThreadpoolController().lib_controllers
+                if lib.user_api == "blas"
+            ]
+        return self._libs
+
+    def threads(self) -> int:
+        """BLAS's thread limit (the one saved while calls hold it at one)."""
+        with self._lock:
+            if self._saved is not None:
+                return max(self._saved, default=1)
+            return max((lib.num_threads for lib in self._libs_locked()), default=1)
+
+    def in_this_thread(self) -> None:
+        """One BLAS thread for calls from this (helper) thread, where the
+        limit is per thread (OpenMP); process-wide limits are already held."""
+        for lib in self.libs():
+            if getattr(lib, "threading_layer", None) == "openmp":
+                _set_blas_threads(lib, 1)
+
+    def __enter__(self):
+        with self._lock:
+            if self._active == 0:
+                libs = self._libs_locked()
+                self._saved = [lib.num_threads for lib in libs]
+                for lib in libs:
+                    _set_blas_threads(lib, 1)
+            self._active += 1
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._active -= 1
+            if self._active == 0:
+                for lib, n in zip(self._libs, self._saved, strict=True):
+                    _set_blas_threads(lib, n)
+                self._saved = None
+        return False
+
+
+#: The one holder every backend shares (its count spans them all).
+BLAS_AT_ONE_THREAD = BlasAtOneThread()
