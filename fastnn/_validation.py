@@ -7,6 +7,7 @@ names the argument, what was expected and what was received.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -141,3 +142,25 @@ def check_targets(
     if not np.isfinite(out).all():
         raise ValueError(f"{name}: expected finite values; received NaN or inf")
     return out
+
+
+def check_number(name, value, low=None, high=None, low_open=False, high_open=False):
+    """``value`` as a finite float within the bounds (open or closed), else
+    ``TypeError`` (not a number) or ``ValueError`` (out of range), naming
+    ``name``, what was expected and what was received."""
+    if isinstance(value, bool) or not isinstance(
+        value, (int, float, np.floating, np.integer)
+    ):
+        raise TypeError(f"{name}: expected a number; received {value!r}")
+    value = float(value)
+    bad = not math.isfinite(value)
+    if low is not None:
+        bad |= value <= low if low_open else value < low
+    if high is not None:
+        bad |= value >= high if high_open else value > high
+    if bad:
+        lo = "" if low is None else ("> " if low_open else ">= ") + str(low)
+        hi = "" if high is None else ("< " if high_open else "<= ") + str(high)
+        rng = " and ".join(s for s in (lo, hi) if s)
+        raise ValueError(f"{name}: expected a finite number {rng}; received {value!r}")
+    return value

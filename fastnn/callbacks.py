@@ -250,21 +250,20 @@ class ReduceLROnPlateau(Callback):
         cooldown: int = 0,
         min_lr: float = 0.0,
     ) -> None:
-        from fastnn._validation import check_positive_int
-        from fastnn.schedules import _check_number
+        from fastnn._validation import check_number, check_positive_int
 
         if not isinstance(monitor, str):
             raise TypeError(f"monitor: expected a str; received {monitor!r}")
         self.monitor = monitor
-        self.factor = _check_number(
+        self.factor = check_number(
             "factor", factor, low=0, high=1, low_open=True, high_open=True
         )
         self.patience = check_positive_int(patience, "patience", 0)
         self.verbose = check_positive_int(verbose, "verbose", 0)
         self.mode = _monitor_mode(monitor, mode)
-        self.min_delta = _check_number("min_delta", min_delta, low=0)
+        self.min_delta = check_number("min_delta", min_delta, low=0)
         self.cooldown = check_positive_int(cooldown, "cooldown", 0)
-        self.min_lr = _check_number("min_lr", min_lr, low=0)
+        self.min_lr = check_number("min_lr", min_lr, low=0)
         self._restored = False
         self._reset()
 
@@ -370,7 +369,7 @@ class ReduceLROnPlateau(Callback):
     def set_state(self, state: dict) -> None:
         """The inverse of :meth:`get_state`; ``ValueError`` when malformed.
         The next ``on_train_begin`` keeps this state instead of resetting."""
-        from fastnn.schedules import _check_number
+        from fastnn._validation import check_number
 
         if not isinstance(state, dict) or set(state) != {
             "wait",
@@ -394,7 +393,7 @@ class ReduceLROnPlateau(Callback):
             best = math.inf if self.mode == "min" else -math.inf
         else:
             try:
-                best = _check_number("state['best']", best)
+                best = check_number("state['best']", best)
             except TypeError as err:
                 raise ValueError(str(err)) from None
         self.wait = counters["wait"]

@@ -27,8 +27,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from fastnn import contract as c
+from fastnn._validation import check_number as _number
 from fastnn.schedules import ExponentialDecay, LearningRateSchedule
-from fastnn.schedules import _check_number as _number
 from fastnn.schedules import get as _get_schedule
 
 __all__ = [

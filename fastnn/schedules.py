@@ -22,12 +22,11 @@ it, and :func:`get` builds a schedule back from such a dict.
 from __future__ import annotations
 
 import inspect
-import math
 from typing import Any
 
 import numpy as np
 
-from fastnn._validation import check_positive_int
+from fastnn._validation import check_number, check_positive_int
 
 __all__ = [
     "CosineDecay",
@@ -36,28 +35,6 @@ __all__ = [
     "StepDecay",
     "get",
 ]
-
-
-def _check_number(name, value, low=None, high=None, low_open=False, high_open=False):
-    """``value`` as a finite float within the bounds (open or closed), else
-    ``TypeError`` (not a number) or ``ValueError`` (out of range), naming
-    ``name``, what was expected and what was received."""
-    if isinstance(value, bool) or not isinstance(
-        value, (int, float, np.floating, np.integer)
-    ):
-        raise TypeError(f"{name}: expected a number; received {value!r}")
-    value = float(value)
-    bad = not math.isfinite(value)
-    if low is not None:
-        bad |= value <= low if low_open else value < low
-    if high is not None:
-        bad |= value >= high if high_open else value > high
-    if bad:
-        lo = "" if low is None else ("> " if low_open else ">= ") + str(low)
-        hi = "" if high is None else ("< " if high_open else "<= ") + str(high)
-        rng = " and ".join(s for s in (lo, hi) if s)
-        raise ValueError(f"{name}: expected a finite number {rng}; received {value!r}")
-    return value
 
 
 def _as_steps(steps) -> np.ndarray:
@@ -123,10 +100,10 @@ class ExponentialDecay(LearningRateSchedule):
         staircase: bool = False,
         min_learning_rate: float = 0.0,
     ) -> None:
-        self.initial_learning_rate = _check_number(
+        self.initial_learning_rate = check_number(
             "initial_learning_rate", initial_learning_rate, low=0, low_open=True
         )
-        self.decay_rate = _check_number(
+        self.decay_rate = check_number(
             "decay_rate", decay_rate, low=0, high=1, low_open=True
         )
         if (
@@ -139,7 +116,7 @@ class ExponentialDecay(LearningRateSchedule):
             )
         self.decay_steps = int(decay_steps)
         self.staircase = bool(staircase)
-        self.min_learning_rate = _check_number(
+        self.min_learning_rate = check_number(
             "min_learning_rate", min_learning_rate, low=0
         )
 
@@ -178,12 +155,12 @@ class StepDecay(LearningRateSchedule):
         gamma: float = 0.1,
         min_learning_rate: float = 0.0,
     ) -> None:
-        self.initial_learning_rate = _check_number(
+        self.initial_learning_rate = check_number(
             "initial_learning_rate", initial_learning_rate, low=0, low_open=True
         )
         self.step_size = check_positive_int(step_size, "step_size")
-        self.gamma = _check_number("gamma", gamma, low=0, high=1, low_open=True)
-        self.min_learning_rate = _check_number(
+        self.gamma = check_number("gamma", gamma, low=0, high=1, low_open=True)
+        self.min_learning_rate = check_number(
             "min_learning_rate", min_learning_rate, low=0
         )
 
@@ -236,18 +213,18 @@ class CosineDecay(LearningRateSchedule):
         warmup_target: float | None = None,
         warmup_steps: int = 0,
     ) -> None:
-        self.initial_learning_rate = _check_number(
+        self.initial_learning_rate = check_number(
             "initial_learning_rate",
             initial_learning_rate,
             low=0,
             low_open=warmup_target is None,
         )
         self.decay_steps = check_positive_int(decay_steps, "decay_steps")
-        self.alpha = _check_number("alpha", alpha, low=0, high=1)
+        self.alpha = check_number("alpha", alpha, low=0, high=1)
         self.warmup_target = (
             None
             if warmup_target is None
-            else _check_number("warmup_target", warmup_target, low=0, low_open=True)
+            else check_number("warmup_target", warmup_target, low=0, low_open=True)
         )
         self.warmup_steps = check_positive_int(warmup_steps, "warmup_steps", 0)
         if self.warmup_target is None and self.warmup_steps > 0:
