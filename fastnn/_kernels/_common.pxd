@@ -131,6 +131,7 @@ cdef inline bint gemm_columns(
     const int* idx,     # IN  ascending: nn, k of them; tn, m of them
     bint own=True,      # float32 on fastnn's own kernels where they run
     floating* scratch=NULL,  # SCRATCH columns_scratch(trans_a, m, n, k) entries
+    bint gathered=False,  # tn: scratch already holds A[:, idx] (the nn call's)
 ) noexcept nogil:
     """The products over a subset ``idx`` of an input layer's features (its
     columns of A): nn ``C = A[:, idx] @ B[idx]`` (k = len(idx)); tn ``C[idx] =
@@ -139,7 +140,9 @@ cdef inline bint gemm_columns(
     else, given ``scratch``, on BLAS: A's columns idx (and, nn, B's rows idx)
     gathered into it, one whole product, then (tn) its rows put into C's rows
     idx. False when not done (a dimension < 1, or neither path): then the
-    caller takes the whole product."""
+    caller takes the whole product. The nn gather leaves A[:, idx] at the
+    start of scratch, in the layout tn reads: a tn call over the same A and
+    idx passes ``gathered`` and skips gathering it again."""
     cdef Py_ssize_t r, j
     cdef Py_ssize_t cnt = m if trans_a else k  # the indices
     cdef Py_ssize_t rows = k if trans_a else m  # A's rows
@@ -153,9 +156,10 @@ cdef inline bint gemm_columns(
             return True
     if scratch == NULL:
         return False
-    for r in range(rows):
-        for j in range(cnt):
-            Ac[r * cnt + j] = A[r * lda + idx[j]]
+    if not (trans_a and gathered):
+        for r in range(rows):
+            for j in range(cnt):
+                Ac[r * cnt + j] = A[r * lda + idx[j]]
     if not trans_a:
         for j in range(k):
             memcpy(&Bc[j * n], &B[<Py_ssize_t>idx[j] * ldb], n * sizeof(floating))

@@ -285,13 +285,14 @@ cdef bint forward_layer(
         n_cols[0] = -1
         if skip_zero and i1 > i0:
             n_cols[0] = nonzero_columns(Xl, m, n_in, i0, i1, cols)
+            if not team.own_columns and 8 * n_cols[0] > 7 * (i1 - i0):
+                n_cols[0] = -1  # gathering would cost more than it saves
             for t in range(n_cols[0], i1 - i0):  # skipped rows of W finite?
+                if n_cols[0] < 0:
+                    break
                 c = cols[t]
                 if not all_finite(W, c * n_out, (c + 1) * n_out):
                     n_cols[0] = -1
-                    break
-            if not team.own_columns and 8 * n_cols[0] > 7 * (i1 - i0):
-                n_cols[0] = -1  # gathering would cost more than it saves
             if n_cols[0] <= 0 or not gemm_columns(
                     False, <int>m, <int>n_out, <int>n_cols[0], &Xl[0], <int>n_in,
                     &W[0], <int>n_out, &Pl[0], <int>n_out, team.work, &cols[0],
@@ -410,9 +411,10 @@ cdef void backward_layer(
             c = cols[t]
             for r in range(c * n_out, (c + 1) * n_out):
                 dW[r] = 0
+        # (on BLAS the forward product left X[:, cols] gathered in scratch)
         gemm_columns(True, <int>n_cols, <int>n_out, <int>m, &Xl[0], <int>n_in,
                      &G[0], <int>n_out, &dW[0], <int>n_out, team.work, &cols[0],
-                     team.own_columns, <floating*>team.scratch)
+                     team.own_columns, <floating*>team.scratch, True)
     elif i1 > i0:
         # dW[i0:i1] = X[:, i0:i1]^T @ dZ
         gemm(True, False, <int>(i1 - i0), <int>n_out, <int>m, 1, &Xl[i0],
