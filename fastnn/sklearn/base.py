@@ -13,7 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from fastnn import trainer
+from fastnn import inference, trainer
 from fastnn.model import Sequential
 from fastnn.sklearn.config import build_model, check_params
 
@@ -135,9 +135,12 @@ class BaseMLP(BaseEstimator):
                 )
             batch_size = min(batch_size, X.shape[0])
         model = self._model
-        args = trainer.check_fit_arguments(
-            model, X, y, 1, batch_size, None, None, 0, None
-        )
+        # validate_data checked X (2-D, finite, n_features_in_) and X is a
+        # contiguous array of the model's dtype: only the answers are left to
+        # check, which spares fit a second pass over X for NaN and inf.
+        labels, Y = inference.answers(model, y, X.shape[0])
+        xs = np.ascontiguousarray(X)
+        args = trainer.FitArguments(xs, labels, Y, 1, batch_size, None, [], None)
         best = None
         for _ in range(1 if incremental else self.max_iter):
             history = trainer.run(
