@@ -7,8 +7,10 @@ documented in ``fastnn.reference`` (``dense_forward``, ``dense_backward``,
 
 Selection, first match wins: the model's ``backend=`` argument, an enclosing
 ``with fastnn.use_backend(name):`` block, the ``FASTNN_BACKEND`` environment
-variable, then ``"auto"`` (the fastest available backend, in ``AUTO_ORDER``).
-An explicit request never falls back silently.
+variable, then ``"auto"``: the backend measured fastest on this machine where
+``fastnn backends --measure`` has measured it (:mod:`fastnn.autoselect`), else
+the first that loads of ``AUTO_ORDER``. An explicit request never falls back
+silently.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from types import ModuleType
 
 __all__ = [
     "BackendUnavailableError",
+    "auto_order",
     "available_backends",
     "get_backend",
     "resolve_backend_name",
@@ -94,13 +97,28 @@ def resolve_backend_name(name: str | None = None) -> str:
     name = _check_name(name)
     if name != "auto":
         return name
-    for candidate in AUTO_ORDER:
+    for candidate in auto_order()[0]:
         try:
             _load(candidate)
         except BackendUnavailableError:
             continue
         return candidate
     raise BackendUnavailableError("no backend could be loaded")  # pragma: no cover
+
+
+def auto_order() -> tuple[tuple[str, ...], str]:
+    """``(backends in the order auto tries them, why)``: fastest first as
+    measured on this machine (:mod:`fastnn.autoselect`), the backends the
+    measurement did not score after them in ``AUTO_ORDER``'s order; without
+    a measurement for this machine, ``AUTO_ORDER``."""
+    from fastnn import autoselect
+
+    measured, why = autoselect.measured_choice(BACKEND_NAMES)
+    if measured is None:
+        hint = "; fastnn backends --measure measures it"
+        return AUTO_ORDER, f"{why}: {AUTO_REASON}{hint}"
+    rest = tuple(n for n in AUTO_ORDER if n not in measured)
+    return tuple(measured) + rest, why
 
 
 @contextlib.contextmanager
@@ -138,7 +156,8 @@ def show_backends(file=None) -> dict[str, str | None]:
         describe = getattr(_load(name), "describe", None) if reason is None else None
         if describe is not None:
             print(f"{'':8s} {describe()}", file=file)
-    picked = next((name for name in AUTO_ORDER if report[name] is None), None)
+    order, why = auto_order()
+    picked = next((name for name in order if report[name] is None), None)
     if picked is not None:
-        print(f"{'auto':8s} -> {picked} ({AUTO_REASON})", file=file)
+        print(f"{'auto':8s} -> {picked} ({why})", file=file)
     return report

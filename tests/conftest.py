@@ -27,6 +27,27 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _auto_unmeasured(tmp_path_factory):
+    """``backend="auto"`` as on a machine never measured: a measurement cached
+    on the machine running the tests (``fastnn backends --measure``) must not
+    change what they see. Tests of the measurement pass their own folder."""
+    from fastnn import autoselect
+
+    folder = tmp_path_factory.mktemp("auto-unmeasured")
+    original = autoselect.cache_file
+    patch = pytest.MonkeyPatch()
+    patch.setattr(
+        autoselect,
+        "cache_file",
+        lambda cache_dir=None: original(folder if cache_dir is None else cache_dir),
+    )
+    autoselect.forget()
+    yield folder
+    patch.undo()
+    autoselect.forget()
+
+
 @pytest.fixture(params=BACKEND_NAMES)
 def backend_name(request) -> str:
     """Every backend name; the module is loaded (or the test skipped/failed)."""

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from fastnn._machine import cpu_info
+
 __all__ = ["RECORDED_ENV", "environment_info"]
 
 #: Environment variables recorded (never set) with every result.
@@ -25,27 +27,6 @@ def _version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
-
-
-def cpu_info() -> dict[str, Any]:
-    """The CPU's model name and the SIMD features the kernels care about
-    (Linux's /proc/cpuinfo; elsewhere only ``platform.processor()``)."""
-    import platform
-
-    model, flags = platform.processor() or None, set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and model in (None, "", "x86_64"):
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-                    break
-    except OSError:
-        pass
-    wanted = ("avx2", "fma", "avx512f")
-    return {"model": model, "features": [f for f in wanted if f in flags]}
 
 
 def environment_info() -> dict[str, Any]:

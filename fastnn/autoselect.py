@@ -1,0 +1,157 @@
+"""``backend="auto"`` by measurement: the backend measured fastest on this
+machine, cached per machine and version.
+
+:func:`fastnn.bench.measure.measure_backends` (``fastnn backends --measure``)
+trains the same two networks with every backend that loads, paired, and
+scores each by its time over the fastest's (see there).
+
+The result is written (atomically, as JSON) to ``auto-backend.json`` in
+fastnn's cache folder (:func:`fastnn.datasets.get_cache_dir`) with the key it
+holds for: the CPU's model and SIMD features, its core count, the versions of
+fastnn, its kernels, NumPy, SciPy and numba, and the environment variables
+that change BLAS's kernels or threads. :func:`measured_choice` returns the
+cached pick only where the key matches this machine as it is now; anywhere
+else ``auto`` keeps its fixed order (:data:`fastnn.backends.AUTO_ORDER`).
+``auto`` never measures on its own: a model's constructor stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+
+__all__ = ["AUTO_FILE", "machine_key", "measured_choice", "read_record"]
+
+#: The cache file's name, in fastnn's cache folder.
+AUTO_FILE = "auto-backend.json"
+#: Version of the file's layout.
+FORMAT_VERSION = 1
+#: Environment variables that change BLAS's kernels or thread counts.
+KEY_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+
+_memo: dict[str, Any] = {}
+
+
+def cache_file(cache_dir=None):
+    from fastnn.datasets.cache import get_cache_dir
+
+    return get_cache_dir(cache_dir) / AUTO_FILE
+
+
+def machine_key() -> dict[str, Any]:
+    """What a measurement holds for: CPU, cores, versions, BLAS variables.
+
+    Read without importing a backend, so that it is the same before and
+    after one is loaded."""
+    from importlib import metadata
+
+    from fastnn._machine import cpu_info
+
+    def version(dist):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    import fastnn
+
+    return {
+        "cpu": cpu_info(),
+        "cpu_count": os.cpu_count(),
+        "versions": {
+            "fastnn": fastnn.__version__,
+            "kernels": _kernel_api_version(),
+            "numpy": np.__version__,
+            "scipy": version("scipy"),
+            "numba": version("numba"),
+        },
+        "env": {name: os.environ.get(name) for name in KEY_ENV},
+    }
+
+
+def _kernel_api_version() -> int:
+    """The compiled kernels' interface version, read from the source of the
+    backend module (importing it would load its extensions)."""
+    from pathlib import Path
+
+    source = Path(__file__).parent / "_kernels" / "cython_backend.py"
+    for line in source.read_text(encoding="utf-8").splitlines():
+        if line.startswith("KERNEL_API_VERSION ="):
+            return int(line.split("=")[1])
+    raise RuntimeError(f"no KERNEL_API_VERSION in {source}")  # pragma: no cover
+
+
+def read_record(names, cache_dir=None) -> tuple[dict[str, Any] | None, str, bool]:
+    """``(record, why, damaged)``: the cached measurement if it holds for this
+    machine as it is now and scores only backends among ``names``, else
+    ``None``, the reason and whether the file is damaged (not merely absent
+    or made elsewhere)."""
+    path = cache_file(cache_dir)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, "not measured on this machine", False
+    except (OSError, ValueError) as err:
+        return None, f"{path} is unreadable ({err})", True
+    if not isinstance(record, dict) or record.get("format") != FORMAT_VERSION:
+        return None, f"{path} is not a measurement this fastnn reads", True
+    if record.get("key") != machine_key():
+        return None, "measured on another machine or version", False
+    scores = record.get("scores")
+    ok = (
+        isinstance(scores, dict)
+        and scores
+        and all(
+            name in names and isinstance(v, (int, float)) and math.isfinite(v)
+            for name, v in scores.items()
+        )
+        and record.get("choice") in scores
+    )
+    if not ok:
+        return None, f"{path} holds no valid scores", True
+    return record, f"measured on this machine at {record.get('when')}", False
+
+
+def measured_choice(names, cache_dir=None) -> tuple[list[str] | None, str]:
+    """``(backends fastest first, why)`` from the cached measurement of the
+    backends ``names``, or ``(None, why not)``. Read once per process and
+    cache folder (:func:`forget` reads it again)."""
+    where = str(cache_file(cache_dir))
+    if where not in _memo:
+        record, why, damaged = read_record(names, cache_dir)
+        if record is None:
+            if damaged:
+                warnings.warn(f"backend='auto': {why}; using the fixed order",
+                              RuntimeWarning, stacklevel=3)  # fmt: skip
+            _memo[where] = (None, why)
+        else:
+            scores = record["scores"]
+            order = sorted(scores, key=scores.get)
+            detail = ", ".join(f"{n} {scores[n]:.2f}" for n in order)
+            _memo[where] = (
+                order,
+                f"{why}; time over the fastest's, geometric mean over an S "
+                f"and an L network: {detail}",
+            )
+    return _memo[where]
+
+
+def forget() -> None:
+    """Drop what :func:`measured_choice` read (a new measurement was saved)."""
+    _memo.clear()
+
+
+def save_record(record: dict[str, Any], cache_dir=None) -> None:
+    """Write a measurement to the cache, atomically, readable by all."""
+    from fastnn.io import atomic_write
+
+    path = cache_file(cache_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(record, indent=1) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()), mode=0o644)
+    forget()
