@@ -114,7 +114,8 @@ def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out
         return 0
     layout = plan.layout
     step_flops = 6 * plan.batch_size * int((layout[:, 0] * layout[:, 1]).sum())
-    blas = BLAS_AT_ONE_THREAD if step_flops < SMALL_STEP_FLOPS else nullcontext()
+    small = step_flops < SMALL_STEP_FLOPS
+    blas = BLAS_AT_ONE_THREAD if small else nullcontext()
     fpenv = flush_subnormals()  # this thread, for the loop only
     try:
         with blas:
@@ -143,6 +144,10 @@ def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out
                 # each layer updated right after its backward pass: needs the
                 # whole gradient for clipping, and the decay on the weights only
                 plan.hyper[_c.CLIPNORM] == 0 and plan.decay_is_weights,
+                # the input layer's zero-feature skip: its gathers run on one
+                # thread, and pay where the products do too (S: 0.90x the
+                # epoch, paired; L64 with BLAS on two threads: 1.02x)
+                small,
             )
     finally:
         restore_fpenv(fpenv)

@@ -190,3 +190,39 @@ def test_small_steps_run_with_blas_at_one_thread(nb, monkeypatch, small):
     if small:
         assert held[1] == 1, held
     assert _blas_threads.BLAS_AT_ONE_THREAD._active == 0  # let go after the call
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_zero_feature_skip_finds_the_columns(kernels, dtype):
+    """The input layer's skip: the columns not zero throughout first, then the
+    others; -1 where fewer than an eighth are zero, where all are, or where a
+    skipped feature's weight is not finite (0 * inf must stay NaN)."""
+    X = np.zeros((3, 16), dtype)
+    X[0, [1, 4]] = 1.0
+    X[2, [4, 9]] = -2.0  # a negative value counts, as does -0.0 not
+    X[1, 11] = -0.0
+    W = np.ones((16, 5), dtype)
+    peak = np.empty(16, dtype)
+    cols = np.full(16, -7, np.int64)
+    assert kernels._nonzero_columns(X, W, peak, cols) == 3
+    assert cols[:3].tolist() == [1, 4, 9]
+    assert sorted(cols[3:].tolist()) == sorted(set(range(16)) - {1, 4, 9})
+    W[11, 2] = np.inf  # a skipped feature's weight
+    assert kernels._nonzero_columns(X, W, peak, cols) == -1
+    W[11, 2] = 1.0
+    W[4, 0] = np.nan  # a kept feature's: the product sees it anyway
+    assert kernels._nonzero_columns(X, W, peak, cols) == 3
+    X[:, :15] = 1.0  # one in 16 zero: not worth the gathers
+    assert kernels._nonzero_columns(X, W, peak, cols) == -1
+    assert kernels._nonzero_columns(np.zeros((3, 16), dtype), W, peak, cols) == -1
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_all_finite_sees_nan_and_inf(kernels, bad):
+    """The check before dW's product skips features: it must see every
+    non-finite dZ (fastmath keeps NaN and inf semantics)."""
+    dZ = np.ones((7, 9), np.float32)
+    assert kernels._all_finite(dZ)
+    dZ[6, 8] = bad
+    assert not kernels._all_finite(dZ)
+    assert kernels._all_finite(np.full((2, 3), np.finfo(np.float64).max))

@@ -68,8 +68,7 @@ def test_backends_says_what_auto_picks_and_why(capsys):
         assert details[0].startswith("float32 GEMM in fit: ")
     picked = next(name for name in backends.AUTO_ORDER if report[name] is None)
     assert lines[-1].startswith(
-        f"auto     -> {picked} (not measured on this machine: the first that "
-        "loads of "
+        f"auto     -> {picked} (not measured on this machine: the first that loads of "
     )
     assert lines[-1].endswith("fastnn backends --measure measures it)")
     assert "docs/peers.md" in lines[-1]

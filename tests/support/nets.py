@@ -114,3 +114,17 @@ def train_small_net(backend, X, labels, order, params, layout, spans, steps=3):
         losses,
     )
     return done, params, losses
+
+
+def sparse_inputs(n, n_in, batch_size, seed, dtype=np.float32):
+    """MNIST-like inputs in order: a border of features zero in every sample,
+    others zero in most, and the first half of the features zero throughout
+    the second batch only (a thread's whole share; and weight-gradient rows
+    skipped in one step after being computed in the step before)."""
+    X, labels, Y, order = training_data(dtype, n=n, n_in=n_in, k=10, seed=seed)
+    rng = np.random.default_rng(seed)
+    X[:, : n_in // 8] = 0
+    X[:, -(n_in // 8) :] = 0
+    X[rng.random(X.shape) < 0.6] = 0
+    X[batch_size : 2 * batch_size, : n_in // 2] = 0
+    return X, labels, Y, np.arange(n)
