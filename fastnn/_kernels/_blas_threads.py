@@ -6,6 +6,7 @@ than they bring)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 
 def _set_blas_threads(lib, n: int) -> None:
@@ -51,6 +52,13 @@ class BlasAtOneThread:
             ]
         return self._libs
 
+    def forget_libs(self) -> None:
+        """Find the loaded BLAS libraries again at the next use (a backend
+        loaded another one: numba calls SciPy's, which NumPy does not load)."""
+        with self._lock:
+            if self._active == 0:
+                self._libs = None
+
     def threads(self) -> int:
         """BLAS's thread limit (the one saved while calls hold it at one)."""
         with self._lock:
@@ -86,3 +94,49 @@ class BlasAtOneThread:
 
 #: The one holder every backend shares (its count spans them all).
 BLAS_AT_ONE_THREAD = BlasAtOneThread()
+
+
+def run_team(call: Callable[[int], int], n_threads: int, abort: Callable[[], None]):
+    """A training team: ``call(0)`` in this thread and ``call(t)`` for t = 1
+    .. n_threads - 1 in new threads, BLAS at one thread each (the compiled
+    calls release the GIL and meet at their barriers). A thread that fails
+    calls ``abort()`` (its partners leave at their next barrier) and its
+    error is raised here, after every thread is joined; returns ``call(0)``."""
+    failed: list[BaseException | None] = [None] * n_threads
+
+    def helper(t):
+        try:
+            BLAS_AT_ONE_THREAD.in_this_thread()
+            call(t)
+        except BaseException as err:  # noqa: BLE001 (re-raised below)
+            failed[t] = err
+            abort()
+
+    threads = [
+        threading.Thread(target=helper, args=(t,), name=f"fastnn-train-{t}")
+        for t in range(1, n_threads)
+    ]
+    with BLAS_AT_ONE_THREAD:
+        for thread in threads:
+            thread.start()
+        try:
+            done = call(0)
+        except BaseException:
+            abort()
+            raise
+        finally:
+            for thread in threads:
+                thread.join()
+    for err in failed:
+        if err is not None:
+            raise err
+    return done
+
+
+def team_size(rows: int, forced: int | None, min_rows: int, most: int) -> int:
+    """Threads for a training team with batches of up to ``rows`` samples:
+    ``forced`` if given (tests), else as many as BLAS may use, at most one
+    per ``min_rows`` rows and ``most`` in all, and at least one."""
+    if forced is not None:
+        return forced
+    return max(1, min(BLAS_AT_ONE_THREAD.threads(), rows // min_rows, most))

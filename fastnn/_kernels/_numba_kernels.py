@@ -36,11 +36,12 @@ Design
   (``dA`` in one, ``dZ`` in the other, then ``dX`` back into the first): an
   in-place ``dZ`` would defeat LLVM's alias check and run scalar. The caller's
   ``X``, ``labels``, ``Y``, ``order`` are only read; ``grads`` is scratch.
-* **No parallel=True.** The GEMMs, which are nearly all the work, already run on
-  BLAS's threads; the fused passes are small, memory-bound tiles where starting
-  a parallel region per pass costs more than it saves. Serial kernels are also
-  re-entrant under ``nogil`` (thread-safe without a numba threading layer) and
-  give results independent of the thread count.
+* **The step split over threads** (``train_steps_split``): a team of Python
+  threads, each on its rows of every W and their columns of the layer
+  inputs, meeting at barriers (``_numba_team``); its docstring says how.
+  ``parallel=True`` is not used: the fused passes are small, memory-bound
+  tiles where starting a parallel region per pass costs more than it saves,
+  and serial kernels stay re-entrant under ``nogil``.
 * **error_model="numpy"**: a division by zero gives inf or NaN as in NumPy,
   never a raised ``ZeroDivisionError``; numba's default check on every ``/``
   stops LLVM from vectorizing the loops that divide (the adaptive optimizers,
@@ -64,6 +65,7 @@ from numba import njit
 
 from fastnn import contract as _c
 from fastnn._kernels._numba_philox import dropout_keep_span
+from fastnn._kernels._numba_team import barrier
 from fastnn.activations import Activation
 from fastnn.losses import Loss
 
@@ -253,9 +255,17 @@ def softmax_cross_entropy(Z, labels, dZ_out):
 
     One pass per row; the loss is accumulated in float64 as the reference does.
     """
+    return _softmax_cross_entropy_rows(Z, labels, dZ_out, Z.shape[0]) / Z.shape[0]
+
+
+@njit(**_JIT_ORDERED)
+def _softmax_cross_entropy_rows(Z, labels, dZ_out, batch):
+    """The loss summed over the rows of ``Z`` (float64) and its gradient, of
+    the mean over a batch of ``batch`` rows that these are some of (a
+    training thread's share)."""
     n, k = Z.shape
     one = Z.dtype.type(1)
-    dn = Z.dtype.type(n)
+    dn = Z.dtype.type(batch)
     total = 0.0
     for i in range(n):
         m = Z[i, 0]  # subtract the row max for stability
@@ -275,14 +285,22 @@ def softmax_cross_entropy(Z, labels, dZ_out):
         dZ_out[i, y] -= one
         for j in range(k):
             dZ_out[i, j] = dZ_out[i, j] / dn
-    return total / n
+    return total
 
 
 @njit(**_JIT)
 def mean_squared_error(A, Y, dA_out):
     """Same contract as ``fastnn.reference.mean_squared_error`` (float64 sum)."""
     n, k = A.shape
-    scale = A.dtype.type(2.0 / (n * k))
+    return _squared_error_rows(A, Y, dA_out, n) / (n * k)
+
+
+@njit(**_JIT)
+def _squared_error_rows(A, Y, dA_out, batch):
+    """The squared error summed over the rows of ``A`` (float64) and the
+    gradient of its mean over a batch of ``batch`` rows (these are some)."""
+    n, k = A.shape
+    scale = A.dtype.type(2.0 / (batch * k))
     total = 0.0
     for i in range(n):
         for j in range(k):
@@ -290,7 +308,7 @@ def mean_squared_error(A, Y, dA_out):
             d64 = np.float64(d)
             total += d64 * d64
             dA_out[i, j] = d * scale
-    return total / (n * k)
+    return total
 
 
 # --------------------------------------------------------------------------- #
@@ -795,3 +813,410 @@ def train_steps(
             sq = update(params, grads, slots, kind, h, sc, decay_spans)
         losses_out[i] = value + 0.5 * h[H_WEIGHT_DECAY] * sq
     return step_end - step_begin
+
+
+# --------------------------------------------------------------------------- #
+# The training loop split over a team of threads
+# --------------------------------------------------------------------------- #
+@njit(**_JIT)
+def _part(n, t, T):
+    """Where thread ``t``'s share of ``n`` (of ``T`` threads) starts."""
+    return (n * t) // T
+
+
+@njit(**_JIT)
+def _column_sums(P, t_count, m, n_out, c0, c1, out):
+    """``out[r, j] = sum over t of P[t, r, c0 + j]``, in thread order: the
+    shares of a layer's product added on this thread's columns."""
+    for r in range(m):
+        for j in range(c1 - c0):
+            out[r, j] = P[0, r, c0 + j]
+    for t in range(1, t_count):
+        for r in range(m):
+            for j in range(c1 - c0):
+                out[r, j] = out[r, j] + P[t, r, c0 + j]
+
+
+@njit(**_JIT)
+def _row_sums(P, t_count, q0, q1, out):
+    """``out[r] = sum over t of P[t, q0 + r]`` (whole rows), in thread order."""
+    for r in range(q1 - q0):
+        for j in range(P.shape[2]):
+            out[r, j] = P[0, q0 + r, j]
+    for t in range(1, t_count):
+        for r in range(q1 - q0):
+            for j in range(P.shape[2]):
+                out[r, j] = out[r, j] + P[t, q0 + r, j]
+
+
+@njit(**_JIT)
+def _bias_column_sums(dZ, c0, c1, db):
+    """``db[j] = dZ[:, c0 + j].sum()``, row after row (the output layer's db on
+    this thread's columns)."""
+    zero = dZ.dtype.type(0)
+    for j in range(c1 - c0):
+        db[j] = zero
+    for r in range(dZ.shape[0]):
+        for j in range(c1 - c0):
+            db[j] = db[j] + dZ[r, c0 + j]
+
+
+@njit(**_JIT)
+def train_steps_split(
+    X,
+    labels,
+    Y,
+    order,
+    batch_size,
+    step_begin,
+    step_end,
+    params,
+    grads,
+    slots,
+    first_step,
+    layout,
+    loss,
+    kind,
+    h,
+    scalars,
+    dropout_thresholds,
+    dropout_scales,
+    seed,
+    losses_out,
+    skip_zero_features,
+    tid,
+    T,
+    sync,
+    shares,
+    dZ_all,
+    keep_all,
+    parts,
+):
+    """``train_steps`` split over ``T`` threads, this one ``tid`` (the wrapper
+    starts them; each calls this with the same arguments).
+
+    The cython backend's split (``_train.pyx``), in numba: thread t owns rows
+    ``i0 .. i1`` (``_part``) of every W, a contiguous range of ``params``,
+    and the matching columns of the layer inputs; W never leaves its core.
+    Per step:
+
+    * forward, layer by layer: its input columns times its rows of W, a share
+      of the product (into ``shares[l][t]``) | barrier | its columns of the
+      output: the shares added in thread order, the bias, the activation, the
+      next layer's dropout; they are the next layer's input columns, kept in
+      this thread's own block (no copy). The output layer's shares are added
+      by rows instead (the softmax needs whole rows): its rows of the logits,
+      the loss and dZ into the shared ``dZ_all`` | barrier; the loss parts
+      are added in thread order, and every thread stops alike on a
+      non-finite loss, before any update.
+    * backward, last layer first, the whole dZ of the layer shared: its rows
+      of dW (its input columns' transpose times dZ) and its input columns of
+      dX (dZ times its rows of W, before they change), then the update of its
+      rows of W and columns of b while they are in cache; dX's dropout and
+      the activation's derivative on its columns give the layer below its
+      columns of dZ (and of db), copied into the shared dZ | barrier.
+
+    dW and dX entries are the same dot products as one thread's (the split
+    never cuts their sum); the forward products are summed in T shares and
+    db row after row, so results agree with one thread to rounding, and are
+    the same from run to run for one T. With clipping the updates wait for
+    the whole gradient's norm (its squares' parts added in thread order |
+    barrier). Needs the decay on the weights only and no hidden softmax (the
+    wrapper sees to it).
+    """
+    n = X.shape[0]
+    n_layers = layout.shape[0]
+    ce = loss == CROSS_ENTROPY
+    coupled = kind != K_ADAMW and h[H_WEIGHT_DECAY] != 0.0
+    clip = h[H_CLIPNORM] > 0.0  # the update waits for the whole gradient
+    rows = min(batch_size, n)  # the largest batch (the wrapper's buffers)
+    k_out = layout[n_layers - 1, N_OUT]
+    zero = params.dtype.type(0)
+    empty = params[:0]
+
+    # Offsets of each layer's shares, dZ, masks and of this thread's blocks.
+    s_off = np.zeros(n_layers + 1, np.int64)
+    z_off = np.zeros(n_layers + 1, np.int64)
+    k_off = np.zeros(n_layers + 1, np.int64)
+    b_off_ = np.zeros(n_layers + 1, np.int64)  # this thread's output blocks
+    d_off = np.zeros(n_layers + 1, np.int64)  # its dropped input blocks
+    widest = 1
+    for l in range(n_layers):
+        n_in = layout[l, N_IN]
+        n_out = layout[l, N_OUT]
+        s_off[l + 1] = s_off[l] + T * rows * n_out
+        z_off[l + 1] = z_off[l] + rows * n_out
+        k_off[l + 1] = k_off[l] + (rows * n_in if dropout_thresholds[l] > 0 else 0)
+        share_out = _part(n_out, tid + 1, T) - _part(n_out, tid, T)
+        share_in = _part(n_in, tid + 1, T) - _part(n_in, tid, T)
+        b_off_[l + 1] = b_off_[l] + rows * share_out
+        d_off[l + 1] = d_off[l] + (rows * share_in if dropout_thresholds[l] > 0 else 0)
+        widest = max(widest, share_in, share_out)
+    blocks = np.empty(b_off_[n_layers], X.dtype)
+    dropped = np.empty(d_off[n_layers], X.dtype)
+    n_in0 = layout[0, N_IN]
+    x0 = _part(n_in0, tid, T)
+    share0 = _part(n_in0, tid + 1, T) - x0
+    Xb_flat = np.empty(rows * share0, X.dtype)
+    tile_a = np.empty(rows * widest, X.dtype)
+    tile_b = np.empty(rows * widest, X.dtype)
+    q_rows = -(-rows // T)  # the most loss rows a thread takes
+    Zq_flat = np.empty(q_rows * k_out, X.dtype)
+    dAq_flat = np.empty(q_rows * k_out, X.dtype)
+    lb_buf = np.empty(q_rows if ce else 0, np.int64)
+    Yq_flat = np.empty(0 if ce else q_rows * k_out, X.dtype)
+    db_scratch = np.empty(k_out, X.dtype)
+    # The input layer's zero-feature skip, on this thread's input columns.
+    peak = np.empty(share0, X.dtype)
+    cols = np.empty(share0, np.int64)
+    Xc_flat = np.empty(rows * share0, X.dtype)
+    Wc_flat = np.empty(share0 * layout[0, N_OUT], X.dtype)
+    n_cols = -1
+
+    for i in range(step_end - step_begin):
+        start = (step_begin + i) * batch_size
+        m = min(n, start + batch_size) - start
+        q0 = _part(m, tid, T)
+        q1 = _part(m, tid + 1, T)
+        step = first_step + i
+        sc = scalars[i]
+
+        # Gather this thread's input columns of the batch rows, and the
+        # targets of its loss rows.
+        Xb = Xb_flat[: m * share0].reshape(m, share0)
+        for r in range(m):
+            src = order[start + r]
+            for j in range(share0):
+                Xb[r, j] = X[src, x0 + j]
+        if ce:
+            for r in range(q1 - q0):
+                lb_buf[r] = labels[order[start + q0 + r]]
+        else:
+            Yq = Yq_flat[: (q1 - q0) * k_out].reshape(q1 - q0, k_out)
+            for r in range(q1 - q0):
+                src = order[start + q0 + r]
+                for c in range(k_out):
+                    Yq[r, c] = Y[src, c]
+
+        # Forward.
+        X_in = Xb
+        value = 0.0
+        for l in range(n_layers):
+            n_in = layout[l, N_IN]
+            n_out = layout[l, N_OUT]
+            w_off = layout[l, W_OFF]
+            b_off = layout[l, B_OFF]
+            act = layout[l, ACT]
+            last = l == n_layers - 1
+            if ce and last:
+                act = LINEAR
+            i0 = _part(n_in, tid, T)
+            i1 = _part(n_in, tid + 1, T)
+            if dropout_thresholds[l] > 0:
+                keep = keep_all[k_off[l] : k_off[l] + m * n_in].reshape(m, n_in)
+                dropout_keep_span(np.uint64(seed), step, l, 0, m, n_in, i0, i1,
+                                  dropout_thresholds[l], keep)  # fmt: skip
+                D = dropped[d_off[l] : d_off[l] + m * (i1 - i0)].reshape(m, i1 - i0)
+                scale = dropout_scales[l]
+                for r in range(m):
+                    for j in range(i1 - i0):
+                        D[r, j] = X_in[r, j] * scale if keep[r, i0 + j] else zero
+                X_in = D
+            P = shares[s_off[l] : s_off[l] + T * m * n_out].reshape(T, m, n_out)
+            Pt = P[tid]
+            W_rows = params[w_off + i0 * n_out : w_off + i1 * n_out].reshape(
+                i1 - i0, n_out
+            )
+            if l == 0:
+                n_cols = -1
+                if skip_zero_features and i1 > i0:
+                    n_cols = _nonzero_columns(X_in, W_rows, peak, cols)
+            if l == 0 and n_cols > 0:
+                Xc = Xc_flat[: m * n_cols].reshape(m, n_cols)
+                Wc = Wc_flat[: n_cols * n_out].reshape(n_cols, n_out)
+                _gather_columns(X_in, W_rows, cols, n_cols, Xc, Wc)
+                np.dot(Xc, Wc, Pt)
+            elif i1 > i0:
+                np.dot(X_in, W_rows, Pt)
+            else:  # no inputs here: an empty sum
+                Pt[:, :] = zero
+            if barrier(sync, T) < 0:
+                return i
+            if not last:
+                c0 = _part(n_out, tid, T)
+                c1 = _part(n_out, tid + 1, T)
+                A = blocks[b_off_[l] : b_off_[l] + m * (c1 - c0)].reshape(m, c1 - c0)
+                _column_sums(P, T, m, n_out, c0, c1, A)
+                b = params[b_off + c0 : b_off + c1] if b_off >= 0 else empty
+                bias_activation(A, b, act)
+                X_in = A
+            else:
+                # This thread's rows of the output, the loss and its dZ.
+                Zq = Zq_flat[: (q1 - q0) * n_out].reshape(q1 - q0, n_out)
+                _row_sums(P, T, q0, q1, Zq)
+                b = params[b_off : b_off + n_out] if b_off >= 0 else empty
+                bias_activation(Zq, b, act)
+                dZ = dZ_all[z_off[l] : z_off[l] + m * n_out].reshape(m, n_out)
+                dZq = dZ[q0:q1]
+                if ce:
+                    value = _softmax_cross_entropy_rows(Zq, lb_buf[: q1 - q0],
+                                                        dZq, m)  # fmt: skip
+                elif act == LINEAR:
+                    value = _squared_error_rows(Zq, Yq, dZq, m)
+                else:
+                    dAq = dAq_flat[: (q1 - q0) * n_out].reshape(q1 - q0, n_out)
+                    value = _squared_error_rows(Zq, Yq, dAq, m)
+                    activation_grad(dAq, Zq, act, dZq, db_scratch[:0])
+        parts[tid, 0] = value
+        if barrier(sync, T) < 0:
+            return i
+        value = 0.0
+        for t in range(T):  # in thread order: the same sum in every thread
+            value += parts[t, 0]
+        value = value / (m if ce else m * k_out)
+        if not math.isfinite(value):
+            return i
+
+        # Backward, last layer first; each thread's rows of W updated as soon
+        # as its gradient is done.
+        sq = 0.0
+        for l in range(n_layers - 1, -1, -1):
+            n_in = layout[l, N_IN]
+            n_out = layout[l, N_OUT]
+            w_off = layout[l, W_OFF]
+            b_off = layout[l, B_OFF]
+            i0 = _part(n_in, tid, T)
+            i1 = _part(n_in, tid + 1, T)
+            c0 = _part(n_out, tid, T)
+            c1 = _part(n_out, tid + 1, T)
+            dZ = dZ_all[z_off[l] : z_off[l] + m * n_out].reshape(m, n_out)
+            if l == n_layers - 1 and b_off >= 0:
+                _bias_column_sums(dZ, c0, c1, grads[b_off + c0 : b_off + c1])
+            if l == 0:
+                X_in = Xb
+            else:  # the layer below's output columns i0 .. i1, this thread's
+                lp = l - 1
+                X_in = blocks[b_off_[lp] : b_off_[lp] + m * (i1 - i0)].reshape(
+                    m, i1 - i0
+                )
+            if dropout_thresholds[l] > 0:
+                X_in = dropped[d_off[l] : d_off[l] + m * (i1 - i0)].reshape(m, i1 - i0)
+            W_rows = params[w_off + i0 * n_out : w_off + i1 * n_out].reshape(
+                i1 - i0, n_out
+            )
+            dW = grads[w_off + i0 * n_out : w_off + i1 * n_out].reshape(i1 - i0, n_out)
+            if l > 0 and i1 > i0:  # dX on its input columns, with the old W
+                dX = tile_a[: m * (i1 - i0)].reshape(m, i1 - i0)
+                np.dot(dZ, W_rows.T, dX)
+            if l == 0 and n_cols > 0 and _all_finite(dZ):
+                Xc = Xc_flat[: m * n_cols].reshape(m, n_cols)
+                dWc = Wc_flat[: n_cols * n_out].reshape(n_cols, n_out)
+                np.dot(Xc.T, dZ, dWc)
+                _scatter_rows(dWc, cols, n_cols, dW)
+            elif i1 > i0:
+                np.dot(X_in.T, dZ, dW)
+            if not clip:  # its rows of W and columns of b, while in cache
+                sq += _update_own(params, grads, slots, layout, l, tid, T, kind,
+                                  h, sc, coupled)  # fmt: skip
+            if l == 0:
+                break
+            # The layer below: its dZ (and db) on this thread's columns.
+            lp = l - 1
+            if i1 > i0:
+                dX = tile_a[: m * (i1 - i0)].reshape(m, i1 - i0)
+                if dropout_thresholds[l] > 0:
+                    keep = keep_all[k_off[l] : k_off[l] + m * n_in].reshape(m, n_in)
+                    scale = dropout_scales[l]
+                    for r in range(m):
+                        for j in range(i1 - i0):
+                            dX[r, j] = dX[r, j] * scale if keep[r, i0 + j] else zero
+                A = blocks[b_off_[lp] : b_off_[lp] + m * (i1 - i0)].reshape(m, i1 - i0)
+                bp = layout[lp, B_OFF]
+                db = grads[bp + i0 : bp + i1] if bp >= 0 else empty
+                act = layout[lp, ACT]
+                dZb = dX
+                if act != LINEAR:
+                    dZb = tile_b[: m * (i1 - i0)].reshape(m, i1 - i0)
+                activation_grad(dX, A, act, dZb, db)
+                dZp = dZ_all[z_off[lp] : z_off[lp] + m * n_in].reshape(m, n_in)
+                for r in range(m):
+                    for j in range(i1 - i0):
+                        dZp[r, i0 + j] = dZb[r, j]
+            if barrier(sync, T) < 0:
+                return i
+        if clip:
+            # clip_grad_norm_ over the whole gradient: its squares' parts
+            # added in thread order, then each thread's share scaled alike.
+            gsq = 0.0
+            for l in range(n_layers):
+                gsq += _own_squares(grads, layout, l, tid, T)
+            parts[tid, 2] = gsq
+            if barrier(sync, T) < 0:
+                return i
+            gsq = 0.0
+            for t in range(T):
+                gsq += parts[t, 2]
+            coef = h[H_CLIPNORM] / (math.sqrt(gsq) + 1e-6)
+            for l in range(n_layers):
+                if coef < 1.0:
+                    _own_scale(grads, layout, l, tid, T, grads.dtype.type(coef))
+                sq += _update_own(params, grads, slots, layout, l, tid, T, kind,
+                                  h, sc, coupled)  # fmt: skip
+        if coupled:
+            parts[tid, 1] = sq
+            if barrier(sync, T) < 0:
+                return i
+            sq = 0.0
+            for t in range(T):
+                sq += parts[t, 1]
+        if tid == 0:
+            losses_out[i] = value + 0.5 * h[H_WEIGHT_DECAY] * sq
+    return step_end - step_begin
+
+
+@njit(**_JIT)
+def _own_ranges(layout, l, tid, T):
+    """This thread's ranges of ``params`` in layer ``l``: its rows of W and its
+    columns of b (``b_lo == b_hi`` without a bias)."""
+    n_in = layout[l, N_IN]
+    n_out = layout[l, N_OUT]
+    w_off = layout[l, W_OFF]
+    b_off = layout[l, B_OFF]
+    w_lo = w_off + _part(n_in, tid, T) * n_out
+    w_hi = w_off + _part(n_in, tid + 1, T) * n_out
+    b_lo = b_hi = 0
+    if b_off >= 0:
+        b_lo = b_off + _part(n_out, tid, T)
+        b_hi = b_off + _part(n_out, tid + 1, T)
+    return w_lo, w_hi, b_lo, b_hi
+
+
+@njit(**_JIT_EXACT)
+def _update_own(params, grads, slots, layout, l, tid, T, kind, h, sc, coupled):
+    """The update of this thread's share of layer ``l`` (the decay on W);
+    returns the coupled L2 term's sum of squares of its W rows."""
+    w_lo, w_hi, b_lo, b_hi = _own_ranges(layout, l, tid, T)
+    sq = 0.0
+    if coupled:
+        sq = _sum_squares(params[w_lo:w_hi])
+    _step_range(params, grads, slots, w_lo, w_hi, kind, h, sc, True)
+    if b_hi > b_lo:
+        _step_range(params, grads, slots, b_lo, b_hi, kind, h, sc, False)
+    return sq
+
+
+@njit(**_JIT)
+def _own_squares(grads, layout, l, tid, T):
+    """The sum of squares of this thread's share of layer ``l``'s gradient."""
+    w_lo, w_hi, b_lo, b_hi = _own_ranges(layout, l, tid, T)
+    return _sum_squares(grads[w_lo:w_hi]) + _sum_squares(grads[b_lo:b_hi])
+
+
+@njit(**_JIT)
+def _own_scale(grads, layout, l, tid, T, c):
+    """This thread's share of layer ``l``'s gradient times ``c``."""
+    w_lo, w_hi, b_lo, b_hi = _own_ranges(layout, l, tid, T)
+    for t in range(w_lo, w_hi):
+        grads[t] = grads[t] * c
+    for t in range(b_lo, b_hi):
+        grads[t] = grads[t] * c

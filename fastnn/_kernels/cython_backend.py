@@ -36,7 +36,6 @@ from __future__ import annotations
 import importlib
 import importlib.machinery
 import importlib.util
-import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -44,6 +43,7 @@ import numpy as np
 
 from fastnn._kernels import _checks
 from fastnn._kernels._blas_threads import BLAS_AT_ONE_THREAD as _BLAS_AT_ONE_THREAD
+from fastnn._kernels._blas_threads import run_team, team_size
 from fastnn.activations import Activation
 from fastnn.contract import FUNCTIONS
 from fastnn.losses import Loss
@@ -403,14 +403,7 @@ def _train_threads(rows: int, update_per_layer: bool, layout, loss) -> int:
         # The general update runs once, after the backward pass; a layer's
         # softmax needs whole rows of A, and the threads own its columns.
         return 1
-    if TRAIN_THREADS is not None:
-        return TRAIN_THREADS
-    n = min(
-        _BLAS_AT_ONE_THREAD.threads(),
-        rows // MIN_ROWS_PER_THREAD,
-        MAX_TRAIN_THREADS,
-    )
-    return max(n, 1)
+    return team_size(rows, TRAIN_THREADS, MIN_ROWS_PER_THREAD, MAX_TRAIN_THREADS)
 
 
 def train_threads_for(batch_size: int) -> int:
@@ -418,39 +411,6 @@ def train_threads_for(batch_size: int) -> int:
     network without a layer softmax, as ``fastnn bench`` records it)."""
     layout = np.array([[1, 1, 0, 1, int(Activation.RELU)]])
     return _train_threads(batch_size, True, layout, Loss.CROSS_ENTROPY)
-
-
-def _run_threads(call, n_threads, sync):
-    """``call(0)`` here and ``call(t)`` in new threads, BLAS at one thread each."""
-    failed = [None] * n_threads
-
-    def helper(t):
-        try:
-            _BLAS_AT_ONE_THREAD.in_this_thread()
-            call(t)
-        except BaseException as err:  # noqa: BLE001 (re-raised below)
-            failed[t] = err
-            _train.abort(sync)
-
-    threads = [
-        threading.Thread(target=helper, args=(t,), name=f"fastnn-train-{t}")
-        for t in range(1, n_threads)
-    ]
-    with _BLAS_AT_ONE_THREAD:
-        for thread in threads:
-            thread.start()
-        try:
-            done = call(0)
-        except BaseException:
-            _train.abort(sync)
-            raise
-        finally:
-            for thread in threads:
-                thread.join()
-    for err in failed:
-        if err is not None:
-            raise err
-    return done
 
 
 def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out):
@@ -526,7 +486,10 @@ def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out
     def call(tid):
         return _train.train_steps(*args, tid, n_threads, own_gemm, *shared)
 
-    done = call(0) if n_threads == 1 else _run_threads(call, n_threads, sync)
+    if n_threads == 1:
+        done = call(0)
+    else:
+        done = run_team(call, n_threads, lambda: _train.abort(sync))
     state.step += done
     if a.out is not losses_out:
         losses_out[:done] = a.out[:done]

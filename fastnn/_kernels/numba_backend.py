@@ -7,13 +7,19 @@ scalars to the array dtype and calls the kernel. Public fastnn entry points
 validate user input before they get here; the checks raise
 ``ValueError``/``TypeError`` with what was expected and what was received.
 
-Threads. No kernel uses ``parallel=True``: the GEMMs (nearly all the work) run
-on BLAS's own threads, and the fused elementwise passes are too small for a
-parallel region to pay off. So numba's threading layer is never started and
-this module leaves ``numba.config.THREADING_LAYER`` alone (it is process-wide).
-Every kernel is ``nogil`` and keeps no global state, so several Python threads
-may call any function at once; results do not depend on the thread count.
-BLAS threads are controlled with threadpoolctl (``fastnn.set_num_threads``).
+Threads. ``train_steps`` splits each step over a team of Python threads (as
+many as BLAS may use, at most one per ``MIN_ROWS_PER_THREAD`` rows of a
+batch), each running the nogil loop ``_numba_kernels.train_steps_split`` on
+its share with BLAS at one thread, meeting at spinning barriers
+(``_numba_team``, atomics emitted as LLVM instructions); the cython backend's
+split, in numba. One thread runs ``_numba_kernels.train_steps``. Results
+agree across thread counts to rounding and repeat bit for bit for a given
+count. numba's own threading layer (``parallel=True``) is never started: the
+fused elementwise passes are too small for a parallel region to pay, and
+this module leaves ``numba.config.THREADING_LAYER`` alone (it is
+process-wide). Every kernel is ``nogil`` and keeps no global state, so
+several Python threads may call any function at once. BLAS threads are
+controlled with threadpoolctl (``fastnn.set_num_threads``).
 
 Compilation happens on the first call per dtype and is cached on disk
 (``cache=True``); ``NUMBA_DISABLE_JIT=1`` runs the same kernels as Python.
@@ -22,7 +28,7 @@ Compilation happens on the first call per dtype and is cached on disk
 from __future__ import annotations
 
 try:
-    import numba  # noqa: F401
+    import numba
 except ImportError as err:  # the registry adds the install hint
     raise ImportError(
         f"the numba backend needs the numba package, which failed to import ({err})"
@@ -31,12 +37,21 @@ except ImportError as err:  # the registry adds the install hint
 from contextlib import nullcontext
 
 import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401 (see BLAS_AT_ONE_THREAD below)
 
 from fastnn import contract as _c
 from fastnn._kernels import _checks
 from fastnn._kernels import _numba_kernels as _k
-from fastnn._kernels._blas_threads import BLAS_AT_ONE_THREAD
+from fastnn._kernels import _numba_team as _team
+from fastnn._kernels._blas_threads import BLAS_AT_ONE_THREAD, run_team, team_size
 from fastnn._kernels._numba_fpenv import flush_subnormals, restore_fpenv
+from fastnn.activations import Activation
+
+# numba's np.dot calls SciPy's BLAS, which NumPy does not load: it is loaded
+# now, so that BLAS_AT_ONE_THREAD holds it too (a product on its threads under
+# a training team oversubscribes the cores: S's split step took 2 ms, not 0.3,
+# while it was missed).
+BLAS_AT_ONE_THREAD.forget_libs()
 
 __all__ = list(_c.FUNCTIONS)
 
@@ -105,6 +120,42 @@ def update(plan, state, learning_rate):
     return float(sq) if plan.coupled_decay else 0.0
 
 
+#: Rows of a batch per training thread, at least (as the cython backend).
+MIN_ROWS_PER_THREAD = 32
+#: Upper bound on training threads.
+MAX_TRAIN_THREADS = 8
+#: Tests set this to force a thread count (None: chosen as below).
+TRAIN_THREADS: int | None = None
+#: The thread count of the latest ``train_steps`` call (see last_train_threads).
+_last_train_threads = 0
+
+
+def last_train_threads() -> int:
+    """How many threads the latest ``train_steps`` call split its steps over
+    (0 before the first call)."""
+    return _last_train_threads
+
+
+def _train_threads(rows: int, decay_is_weights: bool, layout, loss) -> int:
+    """How many threads a ``train_steps`` call with batches of up to ``rows``
+    samples splits its steps over: as many as BLAS may use, at most one per
+    ``MIN_ROWS_PER_THREAD`` rows; one where the decay is not exactly on the
+    weights (the general update), a hidden layer has a softmax (it needs
+    whole rows; the threads own columns) or numba's JIT is off (the
+    barrier's atomics are compiled code)."""
+    hidden_softmax = bool((layout[:-1, 4] == Activation.SOFTMAX).any())
+    if not decay_is_weights or hidden_softmax or numba.config.DISABLE_JIT:
+        return 1
+    return team_size(rows, TRAIN_THREADS, MIN_ROWS_PER_THREAD, MAX_TRAIN_THREADS)
+
+
+def train_threads_for(batch_size: int) -> int:
+    """Threads ``fit`` splits each step over at this batch size (a dense
+    network without clipping, as ``fastnn bench`` records it)."""
+    layout = np.array([[1, 1, 0, 1, int(Activation.RELU)]])
+    return _train_threads(batch_size, True, layout, None)
+
+
 def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out):
     """Same contract as ``fastnn.reference.train_steps``, fused in compiled code."""
     a = _checks.check_train_steps(
@@ -113,46 +164,94 @@ def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out
     if a is None:
         return 0
     layout = plan.layout
+    dtype = state.dtype
     step_flops = 6 * plan.batch_size * int((layout[:, 0] * layout[:, 1]).sum())
     small = step_flops < SMALL_STEP_FLOPS
-    blas = BLAS_AT_ONE_THREAD if small else nullcontext()
-    fpenv = flush_subnormals()  # this thread, for the loop only
-    try:
-        with blas:
-            done = _k.train_steps(
-                data.X,
-                data.labels,
-                data.Y,
-                a.order,
-                plan.batch_size,
-                int(begin),
-                int(end),
-                state.params,
-                state.grads,
-                state.slots,
-                state.step,
-                plan.layout,
-                plan.loss,
-                int(plan.optimizer),
-                plan.hyper,
-                a.scalars,
-                plan.decay_spans,
-                plan.drop_thresholds,
-                plan.drop_scales.astype(state.dtype),
-                np.uint64(plan.seed),
-                a.out,
-                # each layer updated right after its backward pass: needs the
-                # whole gradient for clipping, and the decay on the weights only
-                plan.hyper[_c.CLIPNORM] == 0 and plan.decay_is_weights,
-                # the input layer's zero-feature skip: its gathers run on one
-                # thread, and pay where the products do too (S: 0.90x the
-                # epoch, paired; L64 with BLAS on two threads: 1.02x)
-                small,
-            )
-    finally:
-        restore_fpenv(fpenv)
+    # each layer updated right after its backward pass: needs the whole
+    # gradient for clipping, and the decay on the weights only
+    per_layer = bool(plan.hyper[_c.CLIPNORM] == 0 and plan.decay_is_weights)
+    rows = min(plan.batch_size, data.n)
+    n_threads = _train_threads(rows, plan.decay_is_weights, layout, plan.loss)
+    global _last_train_threads
+    _last_train_threads = n_threads
+    common = (
+        data.X,
+        data.labels,
+        data.Y,
+        a.order,
+        plan.batch_size,
+        int(begin),
+        int(end),
+        state.params,
+        state.grads,
+        state.slots,
+        state.step,
+        layout,
+        plan.loss,
+        int(plan.optimizer),
+        plan.hyper,
+        a.scalars,
+    )
+    if n_threads == 1:
+        fpenv = flush_subnormals()  # this thread, for the loop only
+        try:
+            with BLAS_AT_ONE_THREAD if small else nullcontext():
+                done = _k.train_steps(
+                    *common,
+                    plan.decay_spans,
+                    plan.drop_thresholds,
+                    plan.drop_scales.astype(dtype),
+                    np.uint64(plan.seed),
+                    a.out,
+                    per_layer,
+                    # the input layer's zero-feature skip: its gathers run on
+                    # one thread, and pay where the products do too (S: 0.90x
+                    # the epoch, paired; L64 with BLAS on two threads: 1.02x)
+                    small,
+                )
+        finally:
+            restore_fpenv(fpenv)
+    else:
+        done = _train_split(plan, a, common, n_threads, rows)
     done = int(done)
     state.step += done
     if a.out is not losses_out:
         losses_out[:done] = a.out[:done]
     return done
+
+
+def _train_split(plan, a, common, n_threads, rows):
+    """``train_steps`` split over ``n_threads`` threads (``_k.train_steps_split``
+    says how): the buffers they share, then the team."""
+    layout = plan.layout
+    dtype = common[7].dtype
+    outs = int(layout[:, 1].sum())
+    dropped_inputs = int(layout[:, 0][plan.drop_thresholds > 0].sum())
+    sync = np.zeros(3, np.int64)  # the barrier (_numba_team)
+    shared = (
+        sync,
+        np.empty(n_threads * rows * outs, dtype),  # the products' shares
+        np.empty(rows * outs, dtype),  # each layer's dZ, whole
+        np.empty(rows * dropped_inputs, np.uint8),  # dropout masks, whole
+        np.zeros((n_threads, 3), np.float64),  # loss, L2, gradient parts
+    )
+    drop_scales = plan.drop_scales.astype(dtype)
+
+    def call(tid):
+        fpenv = flush_subnormals()  # this thread, for the loop only
+        try:
+            return _k.train_steps_split(
+                *common,
+                plan.drop_thresholds,
+                drop_scales,
+                np.uint64(plan.seed),
+                a.out,
+                True,  # the zero-feature skip: products on one thread each
+                tid,
+                n_threads,
+                *shared,
+            )
+        finally:
+            restore_fpenv(fpenv)
+
+    return run_team(call, n_threads, lambda: _team.abort(sync))

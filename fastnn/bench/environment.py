@@ -85,6 +85,12 @@ def environment_info() -> dict[str, Any]:
             "threading_layer": layer,
             "num_threads": numba.get_num_threads(),
         }
+    numba_backend = sys.modules.get("fastnn._kernels.numba_backend")
+    if numba_backend is not None:
+        # Threads the numba backend's fit splits a step over, per batch size.
+        info["numba_train_threads"] = {
+            bs: numba_backend.train_threads_for(bs) for bs in (32, 64, 256)
+        }
     cython = sys.modules.get("fastnn._kernels.cython_backend")
     if cython is not None:
         # Threads the cython backend's fit splits a step over, per batch size.

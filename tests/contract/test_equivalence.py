@@ -355,7 +355,7 @@ def test_train_steps_with_linear_hidden_layers_and_other_outputs(
 
 #: The fused loops every optimizer runs through: numba's, and cython's on one
 #: thread and split over two (its own update path per thread).
-FUSED_PATHS = ["numba", "cython-1", "cython-2"]
+FUSED_PATHS = ["numba-1", "numba-2", "numba-3", "cython-1", "cython-2"]
 
 
 def fused_path(path, monkeypatch):

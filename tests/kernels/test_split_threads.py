@@ -1,5 +1,6 @@
-"""The Cython training loop split over T threads (``_train.pyx``, the split
-and the barriers; ``cython_backend._run_threads``, ``_train_threads``).
+"""The compiled training loops split over T threads: cython's
+(``_train.pyx``) and numba's (``_numba_kernels.train_steps_split``), their
+barriers, ``_blas_threads.run_team`` and each backend's ``_train_threads``.
 
 Whatever T, dX and dW entries are the same dot products as in one whole-batch
 GEMM and A is the sum of T shares of its dot products, so params and
@@ -30,6 +31,7 @@ from support.nets import SGD_CONFIGS, SPLIT_NETS, make_net, training_data
 from support.tolerance import SPLIT_ULPS, assert_close, assert_training_matches
 
 import fastnn
+from fastnn._kernels._blas_threads import run_team
 from fastnn.activations import Activation
 from fastnn.losses import Loss
 
@@ -42,6 +44,15 @@ def cy():
     before = cb.TRAIN_THREADS
     yield cb
     cb.TRAIN_THREADS = before
+
+
+@pytest.fixture(params=["cython", "numba"])
+def team(request):
+    """Each compiled backend, whose loop splits a step over threads."""
+    kb = load_backend_or_skip(request.param)
+    before = kb.TRAIN_THREADS
+    yield kb
+    kb.TRAIN_THREADS = before
 
 
 def train(cb, threads, *args, **kw):
@@ -69,7 +80,7 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("threads", [2, 3, 5])
 @pytest.mark.parametrize("batch_size", [1, 2, 7, 64])
-def test_threads_give_the_single_thread_result(cy, dtype, case, threads, batch_size):
+def test_threads_give_the_single_thread_result(team, dtype, case, threads, batch_size):
     """Batches smaller than T (threads with no rows), uneven shares, a short
     last batch (n = 203), layers narrower than T (4 outputs over 5 threads)."""
     sizes, acts, loss, bias = CASES[case]
@@ -77,8 +88,10 @@ def test_threads_give_the_single_thread_result(cy, dtype, case, threads, batch_s
     params, layout, spans = make_net(sizes, acts, dtype, bias)
     args = (X, labels, Y, order, batch_size, params, layout, loss, spans)
     kw = {"step_end": min(12, -(-203 // batch_size)), "nesterov": case == "ce_no_bias"}
-    one = train(cy, 1, *args, **kw)
-    assert_same_training(one, train(cy, threads, *args, **kw), dtype)
+    one = train(team, 1, *args, **kw)
+    many = train(team, threads, *args, **kw)
+    assert team.last_train_threads() == threads
+    assert_same_training(one, many, dtype)
     # ... and both are the reference's training.
     expected = run_train_steps(ref.train_steps, *args, **kw)
     assert_training_matches(one, expected, dtype, "reference", ulps=SPLIT_ULPS)
@@ -97,8 +110,11 @@ def test_threads_give_the_single_thread_result(cy, dtype, case, threads, batch_s
     threads=st.integers(2, 6),
     seed=st.integers(0, 2**16),
 )
-def test_threads_sweep(widths, hidden, loss, bias, n, batch_size, threads, seed):
-    cb = load_backend_or_skip("cython")
+@pytest.mark.parametrize("backend", ["cython", "numba"])
+def test_threads_sweep(
+    backend, widths, hidden, loss, bias, n, batch_size, threads, seed
+):
+    cb = load_backend_or_skip(backend)
     dtype = np.float64
     sizes = [5, *widths]
     output = A.SOFTMAX if loss == CE else A.TANH
@@ -200,7 +216,7 @@ def raw_train(cy, threads, X, labels, order, params, layout, loss, spans, bs,
         if threads == 1:
             call(0)
         else:
-            cy._run_threads(call, threads, sync)
+            run_team(call, threads, lambda: _train.abort(sync))
     except Exception as err:  # noqa: BLE001 (returned to the test)
         return err, p, losses, sync
     return None, p, losses, sync
@@ -239,14 +255,14 @@ def test_a_bad_label_in_the_second_threads_rows(cy):
     assert two[2][0] != -1 and (two[2][1:] == -1).all()
 
 
-def test_threads_stop_before_a_non_finite_loss(cy):
+def test_threads_stop_before_a_non_finite_loss(team):
     dtype = np.float32
     sizes, acts, loss, bias = CASES["mse_sigmoid_linear"]
     X, labels, Y, order = training_data(dtype, n=40, n_in=sizes[0], k=sizes[-1])
     X[order[26]] = np.inf  # step 2, thread 1's rows
     params, layout, spans = make_net(sizes, acts, dtype, bias)
     args = (X, labels, Y, order, 10, params, layout, loss, spans)
-    one, two = train(cy, 1, *args), train(cy, 2, *args)
+    one, two = train(team, 1, *args), train(team, 2, *args)
     assert one[0] == two[0] == 2
     assert_same_training(one, two, dtype)
 
@@ -348,19 +364,19 @@ def test_blas_held_at_one_thread_and_restored_across_python_threads(cy):
         assert blas_threads() == before
 
 
-def test_model_fit_on_two_threads_equals_one(cy):
+def test_model_fit_on_two_threads_equals_one(team):
     """Through the public API, on real shapes: a 784-64-10 net, batch 64."""
     rng = np.random.default_rng(0)
     x = rng.random((640, 784), dtype=np.float32)
     y = rng.integers(0, 10, 640)
     out = []
     for threads in (1, 2):
-        cy.TRAIN_THREADS = threads
+        team.TRAIN_THREADS = threads
         layers = [
             fastnn.Dense(64, activation="relu"),
             fastnn.Dense(10, activation="softmax"),
         ]
-        model = fastnn.Sequential(layers, input_dim=784, backend="cython", seed=0)
+        model = fastnn.Sequential(layers, input_dim=784, backend=team.NAME, seed=0)
         history = model.fit(x, y, epochs=2, batch_size=64, verbose=0)
         out.append(([p.copy() for p in model.get_weights()], history.history["loss"]))
     for a, b in zip(out[0][0], out[1][0], strict=True):
@@ -368,21 +384,26 @@ def test_model_fit_on_two_threads_equals_one(cy):
     assert_close(out[0][1], out[1][1], np.float32)
 
 
+@pytest.mark.parametrize(
+    "backend,policy", [("cython", "own"), ("cython", "blas"), ("numba", None)]
+)
 @pytest.mark.parametrize("threads", [2, 3])
-@pytest.mark.parametrize("policy", ["own", "blas"])
-def test_split_training_is_bit_identical_from_run_to_run(cy, threads, policy):
+def test_split_training_is_bit_identical_from_run_to_run(backend, threads, policy):
     """The README's promise: for a given thread count, runs repeat bit for
     bit (the threads add their shares in a fixed order, never as they
     finish). Three runs, each split as asked (observed)."""
+    cy = load_backend_or_skip(backend)
     if policy == "own":
         skip_without_own_kernels()
     rng = np.random.default_rng(4)
     x = rng.random((400, 100), dtype=np.float32)
     y = rng.integers(0, 10, 400)
+    before = cy.TRAIN_THREADS
     cy.TRAIN_THREADS = threads
     runs = []
     try:
-        cy.gemm_policy(policy)
+        if policy is not None:
+            cy.gemm_policy(policy)
         for _ in range(3):
             model = fastnn.Sequential(
                 [
@@ -391,7 +412,7 @@ def test_split_training_is_bit_identical_from_run_to_run(cy, threads, policy):
                     fastnn.Dense(10, activation="softmax"),
                 ],
                 input_dim=100,
-                backend="cython",
+                backend=backend,
                 seed=0,
                 optimizer=fastnn.SGD(0.05, momentum=0.9, weight_decay=1e-4),
             )
@@ -399,7 +420,9 @@ def test_split_training_is_bit_identical_from_run_to_run(cy, threads, policy):
             assert cy.last_train_threads() == threads
             runs.append((model.params.copy(), history.history["loss"]))
     finally:
-        cy.gemm_policy("auto")
+        cy.TRAIN_THREADS = before
+        if policy is not None:
+            cy.gemm_policy("auto")
     for params, losses in runs[1:]:
         np.testing.assert_array_equal(params, runs[0][0])
         assert losses == runs[0][1]
