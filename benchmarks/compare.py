@@ -5,12 +5,15 @@ Usage::
     pytest benchmarks --benchmark-only --benchmark-json results.json
     python benchmarks/compare.py results.json [--require numba,cython]
                                               [--fail-slower-than-reference]
+                                              [--numba-over-cython RATIO]
 
 Prints one table per benchmark group: backend, median seconds, the time ratio
 to the reference (numpy) backend (below 1: faster) and samples/s. Exit status 1
 when a ``--require``\\ d backend has no result (it was skipped or failed), and,
 with ``--fail-slower-than-reference``, when a compiled backend (numba, cython)
-is slower than numpy on S or L64 in float32. The gate and the reading of
+is slower than numpy on S or L64 in float32, and, with
+``--numba-over-cython RATIO``, when numba's time there is above RATIO times
+cython's (the numba backend kept level with the cython one). The gate and the reading of
 pytest-benchmark JSON live here, with CI, not in the installed package; the
 tables come from :mod:`fastnn.bench`.
 """
@@ -72,6 +75,7 @@ def check_results(
     require: Sequence[str] = (),
     fail_slower_than_reference: bool = False,
     noise: float = 0.0,
+    numba_over_cython: float | None = None,
 ) -> list[str]:
     """Failure messages (empty: all good) for the CI gate.
 
@@ -80,7 +84,9 @@ def check_results(
     * with ``fail_slower_than_reference``, each compiled backend must be faster
       than ``numpy`` in every gate group, and the gate groups must hold a
       ``numpy`` result. ``noise`` allows that fraction of slack (a compiled
-      backend fails when its median is above ``(1 + noise)`` times numpy's).
+      backend fails when its median is above ``(1 + noise)`` times numpy's);
+    * with ``numba_over_cython``, numba's median in every gate group holding
+      both must be at most that many times cython's.
     """
     rows = list(rows)
     by_group: dict[str, dict[str, BenchRow]] = {}
@@ -116,6 +122,17 @@ def check_results(
                         f"{r.median_s:.4g} s vs {ref.median_s:.4g} s "
                         f"({r.ratio_to_numpy:.2f}x the numpy time)"
                     )
+    if numba_over_cython is not None:
+        for g in gates:
+            nb, cy = by_group[g].get("numba"), by_group[g].get("cython")
+            if nb is None or cy is None:
+                continue
+            if nb.median_s > numba_over_cython * cy.median_s:
+                failures.append(
+                    f"{g}: numba takes {nb.median_s / cy.median_s:.2f}x cython's "
+                    f"time ({nb.median_s:.4g} s vs {cy.median_s:.4g} s), above "
+                    f"{numba_over_cython}"
+                )
     return failures
 
 
@@ -143,7 +160,20 @@ def main(argv: list[str] | None = None) -> int:
         "fraction slower than numpy before failing (shared machines are noisy; "
         "default 0)",
     )
+    parser.add_argument(
+        "--numba-over-cython",
+        type=float,
+        default=None,
+        metavar="RATIO",
+        help=f"exit 1 if numba's median is above RATIO times cython's on "
+        f"{' or '.join(GATE_GROUPS)}",
+    )
     args = parser.parse_args(argv)
+    if args.numba_over_cython is not None and not args.numba_over_cython > 0:
+        parser.error(
+            "--numba-over-cython: expected a positive ratio; received "
+            f"{args.numba_over_cython}"
+        )
     if not 0 <= args.noise < 1:
         parser.error(f"--noise: expected a fraction in [0, 1); received {args.noise}")
     try:
@@ -160,7 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no fastnn benchmark results in {args.results}")
     require = [b.strip() for b in args.require.split(",") if b.strip()]
     failures = check_results(
-        rows, require, args.fail_slower_than_reference, noise=args.noise
+        rows,
+        require,
+        args.fail_slower_than_reference,
+        noise=args.noise,
+        numba_over_cython=args.numba_over_cython,
     )
     for message in failures:
         print(f"FAIL: {message}", file=sys.stderr)

@@ -89,3 +89,27 @@ def test_table_footnote_names_what_cut_the_samples():
     named = format_table(rows, cut_by="FASTNN_BENCH_SAMPLES")
     assert "  (FASTNN_BENCH_SAMPLES: 2000 samples, not a real measurement)" in named
     assert "not a real measurement" not in format_table(_rows(0.5, 0.7))
+
+
+def test_numba_is_held_level_with_cython():
+    assert check_results(_rows(0.65, 0.5), (), numba_over_cython=1.3) == []
+    failures = check_results(_rows(0.66, 0.5), (), numba_over_cython=1.3)
+    assert len(failures) == 2
+    assert all("numba takes 1.32x cython's time" in f for f in failures)
+    assert check_results(_rows(0.66, 0.5), ()) == []  # off unless asked
+    rows = [r for r in _rows(0.9, 0.5) if r.backend != "cython"]
+    assert check_results(rows, (), numba_over_cython=1.3) == []  # nothing to hold
+
+
+def test_numba_over_cython_must_be_a_positive_ratio(tmp_path, capsys):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"benchmarks": []}), encoding="utf-8")
+    try:
+        compare.main([str(path), "--numba-over-cython", "0"])
+    except SystemExit as exit_:
+        assert exit_.code == 2
+    else:  # pragma: no cover
+        raise AssertionError("--numba-over-cython 0 was accepted")
+    assert "--numba-over-cython: expected a positive ratio; received 0.0" in (
+        capsys.readouterr().err
+    )
