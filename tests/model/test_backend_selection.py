@@ -5,6 +5,7 @@ its predictions."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -36,15 +37,17 @@ def _measured_seconds() -> dict[str, list[float]]:
 
 
 def test_auto_order_is_the_measured_order():
-    """AUTO_ORDER lists the backends fastest first in every configuration of
-    the side-by-side run in docs/peers.md: when a new run reorders them, this
-    fails until AUTO_ORDER (and the README) follow."""
+    """AUTO_ORDER lists the backends by their epoch time over the three
+    configurations of the side-by-side run in docs/peers.md, geometric mean
+    (the criterion ``fastnn backends --measure`` uses), numba's counted
+    JIT_ALLOWANCE times slower for its compilation at first use: when a new
+    run reorders them, this fails until AUTO_ORDER (and the README) follow."""
     seconds = _measured_seconds()
     assert set(seconds) == set(backends.BACKEND_NAMES), seconds
     assert all(len(s) == 3 for s in seconds.values()), seconds  # S, L64, L256
-    for column in range(3):
-        measured = sorted(seconds, key=lambda name: seconds[name][column])
-        assert tuple(measured) == backends.AUTO_ORDER, (column, seconds)
+    score = {name: math.prod(s) ** (1 / 3) for name, s in seconds.items()}
+    score["numba"] *= backends.JIT_ALLOWANCE
+    assert tuple(sorted(score, key=score.get)) == backends.AUTO_ORDER, score
 
 
 def test_auto_takes_the_first_that_loads(monkeypatch):
