@@ -2,7 +2,7 @@
 backend's kernels called from four threads at once, the thread limit
 (``set_num_threads``) bounding every pool, and results that do not depend on
 the thread count. (The cython backend's own split of a step over threads:
-kernels/test_cython_threads.py.)"""
+kernels/test_split_threads.py.)"""
 
 from __future__ import annotations
 

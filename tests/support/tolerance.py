@@ -32,7 +32,7 @@ Two kinds of comparison:
     (rtol 1e-2, atol 1e-3), let the decay bug and the MSE learning-rate bug
     through.
   - ``SPLIT_ULPS = 128``: the step split over T threads against one thread or
-    the reference (``kernels/test_cython_threads.py``), and the hypothesis
+    the reference (``kernels/test_split_threads.py``), and the hypothesis
     sweeps over random shapes. The split adds the forward sums of 784 terms in T shares,
     another order again. Measured: at most 37 eps (float32), 52 eps
     (float64); so a 2.5-3.5x margin (1.5e-5 relative in float32).
