@@ -11,6 +11,7 @@ lets progress bars, callbacks and divergence checks see progress.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -19,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastnn import _validation, contract, inference
+from fastnn._kernels._blas_threads import BLAS_AT_ONE_THREAD
 from fastnn.callbacks import (
     Callback,
     History,
@@ -267,11 +269,13 @@ def run(
         seconds = time.perf_counter() - start_time
         model.epoch += 1
         logs = {"loss": float(np.dot(losses, sizes) / n)}
-        if "accuracy" in model.metrics:
-            logs["accuracy"] = inference.scores(model, xs, labels, Y)["accuracy"]
-        if val is not None:
-            scores = inference.scores(model, *val)
-            logs["val_loss"], logs["val_accuracy"] = scores["loss"], scores["accuracy"]
+        with _between_epochs(model):
+            if "accuracy" in model.metrics:
+                logs["accuracy"] = inference.scores(model, xs, labels, Y)["accuracy"]
+            if val is not None:
+                scores = inference.scores(model, *val)
+                logs["val_loss"] = scores["loss"]
+                logs["val_accuracy"] = scores["accuracy"]
         logs["seconds"] = seconds
         logs["samples_per_second"] = n / seconds if seconds > 0 else math.inf
         logs["learning_rate"] = float(opt.learning_rates(model.step, 1)[0])
@@ -284,6 +288,20 @@ def run(
     for cb in cbs:
         cb.on_train_end()
     return model.history
+
+
+def _between_epochs(model):
+    """Where the scores fit computes between epochs run: with BLAS at one
+    thread when the backend split the epoch's steps over a team of threads.
+    After a product on several threads OpenBLAS's idle threads spin for about
+    0.1 s, and the next epoch's team would share the cores with them: S's
+    epoch with validation data took 0.26-0.27 s, 0.20-0.21 s with the scores
+    on one BLAS thread (0.18-0.21 s without validation; docs/performance.md).
+    """
+    last = getattr(model.kernels, "last_train_threads", None)
+    if last is not None and last() > 1:
+        return BLAS_AT_ONE_THREAD
+    return contextlib.nullcontext()
 
 
 def _diverged(model, cbs, epoch, step, chunk, verbose, terminate_on_nan):

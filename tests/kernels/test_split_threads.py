@@ -31,7 +31,7 @@ from support.nets import SGD_CONFIGS, SPLIT_NETS, make_net, training_data
 from support.tolerance import SPLIT_ULPS, assert_close, assert_training_matches
 
 import fastnn
-from fastnn._kernels._blas_threads import run_team
+from fastnn._kernels._blas_threads import BLAS_AT_ONE_THREAD, run_team
 from fastnn.activations import Activation
 from fastnn.losses import Loss
 
@@ -465,3 +465,36 @@ def test_the_loop_refuses_short_shared_buffers(cy, short):
             *no_dropout(layout), 0, np.zeros(4), tid, T, True, *buffers.values(),
         )  # fmt: skip
     np.testing.assert_array_equal(p, params)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_scores_between_split_epochs_run_with_blas_at_one_thread(
+    team, threads, monkeypatch
+):
+    """After a split epoch, fit's validation scores run with BLAS at one
+    thread (OpenBLAS's idle threads would otherwise spin into the next
+    epoch's team); after a one-thread epoch, on BLAS's threads as usual."""
+    from fastnn import inference
+
+    seen = []
+    scores = inference.scores
+
+    def spy(*args, **kwargs):
+        seen.append(max(lib.num_threads for lib in BLAS_AT_ONE_THREAD.libs()))
+        return scores(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "scores", spy)
+    team.TRAIN_THREADS = threads
+    rng = np.random.default_rng(1)
+    x, y = rng.random((256, 20), dtype=np.float32), rng.integers(0, 3, 256)
+    model = fastnn.Sequential(
+        [fastnn.Dense(16, activation="relu"), fastnn.Dense(3, activation="softmax")],
+        input_dim=20,
+        backend=team.NAME,
+        seed=0,
+        metrics=["accuracy"],
+    )
+    with fastnn.set_num_threads(2):
+        model.fit(x, y, epochs=2, batch_size=64, verbose=0, validation_data=(x, y))
+    assert team.last_train_threads() == threads
+    assert seen == [1 if threads > 1 else 2] * 4  # accuracy and validation, twice
