@@ -212,7 +212,7 @@ def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out
         finally:
             restore_fpenv(fpenv)
     else:
-        done = _train_split(plan, a, common, n_threads, rows)
+        done = _train_split(plan, a, common, n_threads, rows, dtype)
     done = int(done)
     state.step += done
     if a.out is not losses_out:
@@ -220,11 +220,11 @@ def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out
     return done
 
 
-def _train_split(plan, a, common, n_threads, rows):
+def _train_split(plan, a, common, n_threads, rows, dtype):
     """``train_steps`` split over ``n_threads`` threads (``_k.train_steps_split``
-    says how): the buffers they share, then the team."""
+    says how): the buffers they share, sized for batches of up to ``rows``
+    samples as the loop expects, then the team."""
     layout = plan.layout
-    dtype = common[7].dtype
     outs = int(layout[:, 1].sum())
     dropped_inputs = int(layout[:, 0][plan.drop_thresholds > 0].sum())
     sync = np.zeros(3, np.int64)  # the barrier (_numba_team)
