@@ -12,6 +12,10 @@ fastnn, its kernels, NumPy, SciPy and numba, and the environment variables
 that change BLAS's kernels or threads. :func:`measured_choice` returns the
 cached pick only where the key matches this machine as it is now; anywhere
 else ``auto`` keeps its fixed order (:data:`fastnn.backends.AUTO_ORDER`).
+Where the CPU runs fastnn's own float32 kernels, the measurement also times
+the cython loop on them against BLAS's sgemm, and the loop's ``auto`` GEMM
+policy follows that choice on this machine (:func:`measured_gemm`); without
+it the policy goes by BLAS's kernels (``cython_backend.own_gemm_pays``).
 ``auto`` never measures on its own: a model's constructor stays instant.
 """
 
@@ -25,7 +29,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AUTO_FILE", "machine_key", "measured_choice", "read_record"]
+__all__ = [
+    "AUTO_FILE",
+    "machine_key",
+    "measured_choice",
+    "measured_gemm",
+    "read_record",
+]
 
 #: The cache file's name, in fastnn's cache folder.
 AUTO_FILE = "auto-backend.json"
@@ -33,6 +43,9 @@ AUTO_FILE = "auto-backend.json"
 FORMAT_VERSION = 1
 #: Environment variables that change BLAS's kernels or thread counts.
 KEY_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+
+#: The cython loop's float32 GEMMs a measurement may choose between.
+GEMM_CHOICES = ("own", "blas")
 
 _memo: dict[str, Any] = {}
 
@@ -114,6 +127,11 @@ def read_record(names, cache_dir=None) -> tuple[dict[str, Any] | None, str, bool
     )
     if not ok:
         return None, f"{path} holds no valid scores", True
+    gemm = record.get("cython_gemm")
+    if gemm is not None and not (
+        isinstance(gemm, dict) and gemm.get("choice") in GEMM_CHOICES
+    ):
+        return None, f"{path} holds no valid cython_gemm", True
     return record, f"measured on this machine at {record.get('when')}", False
 
 
@@ -138,6 +156,23 @@ def measured_choice(names, cache_dir=None) -> tuple[list[str] | None, str]:
                 f"{why}; time over the fastest's, geometric mean over an S "
                 f"and an L network: {detail}",
             )
+    return _memo[where]
+
+
+def measured_gemm(names, cache_dir=None) -> tuple[str | None, str]:
+    """``(choice, why)``: the cython loop's float32 GEMM (``"own"`` or
+    ``"blas"``) measured faster on this machine, or ``(None, why not)``:
+    no measurement holds for this machine, or it did not time the two (the
+    CPU cannot run fastnn's own kernels)."""
+    where = "gemm:" + str(cache_file(cache_dir))
+    if where not in _memo:
+        record, why, _ = read_record(names, cache_dir)
+        gemm = None if record is None else record.get("cython_gemm")
+        if gemm is None:
+            _memo[where] = (None, why if record is None else "not measured")
+        else:
+            times = ", ".join(f"{k} {gemm[k]:.3f} s" for k in GEMM_CHOICES if k in gemm)
+            _memo[where] = (gemm["choice"], f"{why}: {times}")
     return _memo[where]
 
 

@@ -258,7 +258,12 @@ def own_gemm_pays() -> bool:
     and BLAS is an OpenBLAS on kernels without AVX-512 (Haswell, Zen, ...),
     where the own kernels measured faster. The BLAS side is decided once, from
     the kernels OpenBLAS chose for this CPU (``OPENBLAS_CORETYPE`` included);
-    MKL, BLIS or an unknown BLAS keep BLAS."""
+    MKL, BLIS or an unknown BLAS keep BLAS. Where ``fastnn backends
+    --measure`` timed both on this machine (:mod:`fastnn.autoselect`), its
+    choice decides instead."""
+    measured, _ = _measured_gemm()
+    if measured is not None:
+        return own_sgemm() and measured == "own"
     global _blas_wins
     if _blas_wins is None:
         kernels = blas_kernels()
@@ -270,12 +275,24 @@ def own_gemm_pays() -> bool:
     return own_sgemm() and not _blas_wins
 
 
+def _measured_gemm() -> tuple[str | None, str]:
+    """The GEMM ``fastnn backends --measure`` found faster here, if any."""
+    from fastnn import autoselect
+    from fastnn.backends import BACKEND_NAMES
+
+    return autoselect.measured_gemm(BACKEND_NAMES)
+
+
 def describe() -> str:
     """One line for ``fastnn backends``: the training loop's float32 GEMM here
     and why (:func:`gemm_policy`, :func:`own_gemm_pays`)."""
     kernels = ", ".join(blas_kernels()) or "no BLAS found"
     if _gemm_policy != "auto":
         return f"float32 GEMM in fit: forced {_gemm_policy!r} (BLAS: {kernels})"
+    measured, why = _measured_gemm()
+    if measured is not None and own_sgemm():
+        which = "fastnn's own AVX2 kernels" if measured == "own" else "BLAS"
+        return f"float32 GEMM in fit: {which} ({why}; BLAS: {kernels})"
     if own_gemm_pays():
         return (
             "float32 GEMM in fit: fastnn's own AVX2 kernels (they beat "

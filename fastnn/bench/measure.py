@@ -99,6 +99,7 @@ def measure_backends(
         )
         for name in names
     }
+    gemm = _measure_cython_gemm(names, networks, rounds, pause)
     record = {
         "format": autoselect.FORMAT_VERSION,
         "key": autoselect.machine_key(),
@@ -107,6 +108,46 @@ def measure_backends(
         "scores": scores,
         "choice": min(scores, key=scores.get),
     }
+    if gemm is not None:
+        record["cython_gemm"] = gemm
     if save:
         autoselect.save_record(record, cache_dir)
     return record
+
+
+def _measure_cython_gemm(names, networks, rounds, pause):
+    """The cython loop's float32 products on fastnn's own kernels against
+    BLAS's, where the CPU can run both: ``{"own": s, "blas": s, "choice"}``
+    (seconds: geometric mean over the networks of the median fit), or None.
+    Paired as the backends are; the ``auto`` policy then follows the choice
+    on this machine (``cython_backend.own_gemm_pays``)."""
+    if "cython" not in names:
+        return None
+    from fastnn._kernels import cython_backend as cy
+
+    policy = cy.gemm_policy()
+    try:
+        try:
+            cy.gemm_policy("own")
+        except RuntimeError:  # no AVX2 and FMA: nothing to choose
+            return None
+        logs: dict[str, list[float]] = {"own": [], "blas": []}
+        for hidden, batch, steps in networks.values():
+            x, y = _data(batch * steps)
+            model = _model("cython", hidden)
+            times: dict[str, list[float]] = {"own": [], "blas": []}
+            for r in range(rounds + 1):  # round 0 warms each path up
+                for choice in ("own", "blas") if r % 2 == 0 else ("blas", "own"):
+                    cy.gemm_policy(choice)
+                    time.sleep(pause)
+                    start = time.perf_counter()
+                    model.fit(x, y, epochs=1, batch_size=batch, verbose=0)
+                    if r:
+                        times[choice].append(time.perf_counter() - start)
+            for choice, t in times.items():
+                logs[choice].append(math.log(statistics.median(t)))
+    finally:
+        cy.gemm_policy(policy)
+    gemm: dict[str, Any] = {k: math.exp(statistics.fmean(v)) for k, v in logs.items()}
+    gemm["choice"] = min(("own", "blas"), key=gemm.get)
+    return gemm

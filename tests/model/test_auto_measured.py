@@ -10,6 +10,7 @@ import math
 import stat
 
 import pytest
+from support.backends import load_backend_or_skip, skip_without_own_kernels
 from support.models import make_model
 
 import fastnn
@@ -180,3 +181,35 @@ def test_cli_backends_measure(auto_file, monkeypatch, capsys):
     assert cli_main(["backends", "--measure", "--rounds", "0"]) == 2
     err = capsys.readouterr().err
     assert "--rounds: expected a positive integer; received '0'" in err
+
+
+def test_measure_times_the_cython_gemms_and_auto_follows(auto_file):
+    """Where the CPU runs fastnn's own kernels, the measurement also times the
+    cython loop's float32 products on them against BLAS's, and the ``auto``
+    GEMM policy follows that choice on this machine."""
+    cy = load_backend_or_skip("cython")
+    skip_without_own_kernels()
+    record = measure.measure_backends(rounds=1, networks=TINY, pause=0.0)
+    gemm = record["cython_gemm"]
+    assert set(gemm) == {"own", "blas", "choice"} and gemm["own"] > 0
+    assert gemm["choice"] == min(("own", "blas"), key=gemm.get)
+    assert cy.gemm_policy() == "auto"  # restored
+    for choice in ("own", "blas"):
+        _write(auto_file, {**record, "cython_gemm": {**gemm, "choice": choice}})
+        assert cy.own_gemm_pays() == (choice == "own")
+        assert "measured on this machine" in cy.describe()
+    # Without a measurement: the rule by BLAS kernel, as before.
+    auto_file.unlink()
+    autoselect.forget()
+    assert "measured" not in cy.describe()
+
+
+def test_a_damaged_gemm_choice_is_not_trusted(auto_file):
+    cy = load_backend_or_skip("cython")
+    record = _record({n: 1.0 for n in _loading()})
+    record["cython_gemm"] = {"own": 1.0, "blas": 2.0, "choice": "fast"}
+    _write(auto_file, record)
+    with pytest.warns(RuntimeWarning, match="no valid cython_gemm"):
+        assert backends.auto_order()[0] == backends.AUTO_ORDER
+    assert autoselect.measured_gemm(backends.BACKEND_NAMES)[0] is None
+    cy.describe()  # the rule by kernel, no error
