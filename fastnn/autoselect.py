@@ -119,20 +119,27 @@ def read_record(names, cache_dir=None) -> tuple[dict[str, Any] | None, str, bool
     ok = (
         isinstance(scores, dict)
         and scores
-        and all(
-            name in names and isinstance(v, (int, float)) and math.isfinite(v)
-            for name, v in scores.items()
-        )
+        and all(name in names and _finite_number(v) for name, v in scores.items())
         and record.get("choice") in scores
     )
     if not ok:
         return None, f"{path} holds no valid scores", True
     gemm = record.get("cython_gemm")
     if gemm is not None and not (
-        isinstance(gemm, dict) and gemm.get("choice") in GEMM_CHOICES
+        isinstance(gemm, dict)
+        and gemm.get("choice") in GEMM_CHOICES
+        and all(_finite_number(gemm.get(k)) for k in GEMM_CHOICES)
     ):
         return None, f"{path} holds no valid cython_gemm", True
     return record, f"measured on this machine at {record.get('when')}", False
+
+
+def _finite_number(value) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
 
 
 def measured_choice(names, cache_dir=None) -> tuple[list[str] | None, str]:
@@ -171,7 +178,7 @@ def measured_gemm(names, cache_dir=None) -> tuple[str | None, str]:
         if gemm is None:
             _memo[where] = (None, why if record is None else "not measured")
         else:
-            times = ", ".join(f"{k} {gemm[k]:.3f} s" for k in GEMM_CHOICES if k in gemm)
+            times = ", ".join(f"{k} {gemm[k]:.3f} s" for k in GEMM_CHOICES)
             _memo[where] = (gemm["choice"], f"{why}: {times}")
     return _memo[where]
 

@@ -204,12 +204,23 @@ def test_measure_times_the_cython_gemms_and_auto_follows(auto_file):
     assert "measured" not in cy.describe()
 
 
-def test_a_damaged_gemm_choice_is_not_trusted(auto_file):
+@pytest.mark.parametrize(
+    "gemm",
+    [
+        {"own": 1.0, "blas": 2.0, "choice": "fast"},
+        {"own": "quick", "blas": 2.0, "choice": "own"},
+        {"own": 1.0, "choice": "own"},
+        {"own": 1.0, "blas": True, "choice": "blas"},
+        ["own"],
+    ],
+    ids=["choice", "not-a-number", "missing", "bool", "not-a-dict"],
+)
+def test_a_damaged_gemm_choice_is_not_trusted(auto_file, gemm):
     cy = load_backend_or_skip("cython")
     record = _record({n: 1.0 for n in _loading()})
-    record["cython_gemm"] = {"own": 1.0, "blas": 2.0, "choice": "fast"}
+    record["cython_gemm"] = gemm
     _write(auto_file, record)
     with pytest.warns(RuntimeWarning, match="no valid cython_gemm"):
         assert backends.auto_order()[0] == backends.AUTO_ORDER
     assert autoselect.measured_gemm(backends.BACKEND_NAMES)[0] is None
-    cy.describe()  # the rule by kernel, no error
+    assert "measured" not in cy.describe()  # the rule by kernel, no error
