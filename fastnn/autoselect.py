@@ -47,7 +47,7 @@ KEY_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 #: The cython loop's float32 GEMMs a measurement may choose between.
 GEMM_CHOICES = ("own", "blas")
 
-_memo: dict[str, Any] = {}
+_memo: dict[Any, Any] = {}
 
 
 def cache_file(cache_dir=None):
@@ -142,28 +142,36 @@ def _finite_number(value) -> bool:
     )
 
 
+def _read_once(names, cache_dir) -> tuple[str, dict[str, Any] | None, str]:
+    """``(path, record, why)``: :func:`read_record`, read once per process and
+    cache folder for every reader (:func:`forget` reads it again); a damaged
+    file warns, once."""
+    path = str(cache_file(cache_dir))
+    if path not in _memo:
+        record, why, damaged = read_record(names, cache_dir)
+        if damaged:
+            warnings.warn(f"backend='auto': {why}; using the fixed order",
+                          RuntimeWarning, stacklevel=4)  # fmt: skip
+        _memo[path] = (record, why)
+    return (path, *_memo[path])
+
+
 def measured_choice(names, cache_dir=None) -> tuple[list[str] | None, str]:
     """``(backends fastest first, why)`` from the cached measurement of the
-    backends ``names``, or ``(None, why not)``. Read once per process and
-    cache folder (:func:`forget` reads it again)."""
-    where = str(cache_file(cache_dir))
-    if where not in _memo:
-        record, why, damaged = read_record(names, cache_dir)
-        if record is None:
-            if damaged:
-                warnings.warn(f"backend='auto': {why}; using the fixed order",
-                              RuntimeWarning, stacklevel=3)  # fmt: skip
-            _memo[where] = (None, why)
-        else:
-            scores = record["scores"]
-            order = sorted(scores, key=scores.get)
-            detail = ", ".join(f"{n} {scores[n]:.2f}" for n in order)
-            _memo[where] = (
-                order,
-                f"{why}; time over the fastest's, geometric mean over an S "
-                f"and an L network: {detail}",
-            )
-    return _memo[where]
+    backends ``names``, or ``(None, why not)``."""
+    path, record, why = _read_once(names, cache_dir)
+    if record is None:
+        return None, why
+    if ("order", path) not in _memo:
+        scores = record["scores"]
+        order = sorted(scores, key=scores.get)
+        detail = ", ".join(f"{n} {scores[n]:.2f}" for n in order)
+        _memo["order", path] = (
+            order,
+            f"{why}; time over the fastest's, geometric mean over an S "
+            f"and an L network: {detail}",
+        )
+    return _memo["order", path]
 
 
 def measured_gemm(names, cache_dir=None) -> tuple[str | None, str]:
@@ -171,20 +179,18 @@ def measured_gemm(names, cache_dir=None) -> tuple[str | None, str]:
     ``"blas"``) measured faster on this machine, or ``(None, why not)``:
     no measurement holds for this machine, or it did not time the two (the
     CPU cannot run fastnn's own kernels)."""
-    where = "gemm:" + str(cache_file(cache_dir))
-    if where not in _memo:
-        record, why, _ = read_record(names, cache_dir)
-        gemm = None if record is None else record.get("cython_gemm")
-        if gemm is None:
-            _memo[where] = (None, why if record is None else "not measured")
-        else:
-            times = ", ".join(f"{k} {gemm[k]:.3f} s" for k in GEMM_CHOICES)
-            _memo[where] = (gemm["choice"], f"{why}: {times}")
-    return _memo[where]
+    path, record, why = _read_once(names, cache_dir)
+    gemm = None if record is None else record.get("cython_gemm")
+    if gemm is None:
+        return None, why if record is None else "not measured"
+    if ("gemm", path) not in _memo:
+        times = ", ".join(f"{k} {gemm[k]:.3f} s" for k in GEMM_CHOICES)
+        _memo["gemm", path] = (gemm["choice"], f"{why}: {times}")
+    return _memo["gemm", path]
 
 
 def forget() -> None:
-    """Drop what :func:`measured_choice` read (a new measurement was saved)."""
+    """Drop what was read of the cache (a new measurement was saved)."""
     _memo.clear()
 
 

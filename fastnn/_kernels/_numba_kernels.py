@@ -965,7 +965,6 @@ def train_steps_split(
     dAq_flat = np.empty(q_rows * k_out, X.dtype)
     lb_buf = np.empty(q_rows if ce else 0, np.int64)
     Yq_flat = np.empty(0 if ce else q_rows * k_out, X.dtype)
-    db_scratch = np.empty(k_out, X.dtype)
     # The input layer's zero-feature skip, on this thread's input columns.
     peak = np.empty(share0, X.dtype)
     cols = np.empty(share0, np.int64)
@@ -1066,7 +1065,7 @@ def train_steps_split(
                 else:
                     dAq = dAq_flat[: (q1 - q0) * n_out].reshape(q1 - q0, n_out)
                     value = _squared_error_rows(Zq, Yq, dAq, m)
-                    activation_grad(dAq, Zq, act, dZq, db_scratch[:0])
+                    activation_grad(dAq, Zq, act, dZq, empty)  # db: by columns, below
         parts[tid, 0] = value
         if barrier(sync, T) < 0:
             return i
