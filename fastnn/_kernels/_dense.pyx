@@ -33,7 +33,7 @@ from fastnn._kernels._common cimport (
     own_sgemm_set,
 )
 
-KERNEL_API_VERSION = 7
+KERNEL_API_VERSION = 8
 
 
 def _own_sgemm(on=None):

@@ -19,7 +19,7 @@ from libc.stdint cimport int64_t
 
 from fastnn._kernels._common cimport exp_
 
-KERNEL_API_VERSION = 7
+KERNEL_API_VERSION = 8
 
 
 cdef double softmax_cross_entropy_rows(

@@ -38,7 +38,11 @@ Design
   ``X``, ``labels``, ``Y``, ``order`` are only read; ``grads`` is scratch.
 * **The step split over threads** (``train_steps_split``): a team of Python
   threads, each on its rows of every W and their columns of the layer
-  inputs, meeting at barriers (``_numba_team``); its docstring says how.
+  inputs (or, with ``col0``, on its columns of the input layer), meeting at
+  barriers (``_numba_team``); ``_split_loop``'s docstring says how. Loops
+  that index ``c0 + j`` take a slice view of the row first: numba's
+  negative-index wrap on an index not known to be positive stays in the
+  loop, which LLVM vectorizes as a gather (``_column_sums``).
   ``parallel=True`` is not used: the fused passes are small, memory-bound
   tiles where starting a parallel region per pass costs more than it saves,
   and serial kernels stay re-entrant under ``nogil``.
@@ -828,25 +832,33 @@ def _part(n, t, T):
 def _column_sums(P, t_count, m, n_out, c0, c1, out):
     """``out[r, j] = sum over t of P[t, r, c0 + j]``, in thread order: the
     shares of a layer's product added on this thread's columns."""
+    # (each row through a slice view: an index like ``c0 + j``, not known to
+    # be positive, keeps numba's negative-index wrap in the loop, which LLVM
+    # then vectorizes as a gather: the batch's gather this way was 13% of
+    # the 100-256-5 split step's samples)
     for r in range(m):
+        src = P[0, r, c0:c1]
         for j in range(c1 - c0):
-            out[r, j] = P[0, r, c0 + j]
+            out[r, j] = src[j]
     for t in range(1, t_count):
         for r in range(m):
+            src = P[t, r, c0:c1]
             for j in range(c1 - c0):
-                out[r, j] = out[r, j] + P[t, r, c0 + j]
+                out[r, j] = out[r, j] + src[j]
 
 
 @njit(**_JIT)
 def _row_sums(P, t_count, q0, q1, out):
     """``out[r] = sum over t of P[t, q0 + r]`` (whole rows), in thread order."""
     for r in range(q1 - q0):
+        src = P[0, q0 + r]
         for j in range(P.shape[2]):
-            out[r, j] = P[0, q0 + r, j]
+            out[r, j] = src[j]
     for t in range(1, t_count):
         for r in range(q1 - q0):
+            src = P[t, q0 + r]
             for j in range(P.shape[2]):
-                out[r, j] = out[r, j] + P[t, q0 + r, j]
+                out[r, j] = out[r, j] + src[j]
 
 
 @njit(**_JIT)
@@ -857,12 +869,13 @@ def _bias_column_sums(dZ, c0, c1, db):
     for j in range(c1 - c0):
         db[j] = zero
     for r in range(dZ.shape[0]):
+        src = dZ[r, c0:c1]  # (a view: see _column_sums)
         for j in range(c1 - c0):
-            db[j] = db[j] + dZ[r, c0 + j]
+            db[j] = db[j] + src[j]
 
 
 @njit(**_JIT)
-def train_steps_split(
+def _split_loop(
     X,
     labels,
     Y,
@@ -884,6 +897,7 @@ def train_steps_split(
     seed,
     losses_out,
     skip_zero_features,
+    col0,
     tid,
     T,
     sync,
@@ -891,6 +905,9 @@ def train_steps_split(
     dZ_all,
     keep_all,
     parts,
+    Wp,
+    Gp,
+    Sp,
 ):
     """``train_steps`` split over ``T`` threads, this one ``tid`` (the wrapper
     starts them; each calls this with the same arguments).
@@ -923,6 +940,19 @@ def train_steps_split(
     the whole gradient's norm (its squares' parts added in thread order |
     barrier). Needs the decay on the weights only and no hidden softmax (the
     wrapper sees to it).
+
+    ``col0``: the input layer is split by its output columns instead (each
+    thread the whole batch times its columns of W, then their bias and
+    activation; its dW columns from its dZ columns), which are the rows of
+    the next layer's W it owns: that layer's product needs no sum of shares
+    and its dZ never leaves the thread, two barriers a step fewer. Each thread
+    reads the whole batch: it pays where the input is narrow next to the
+    layer's output (make_classification's 100-256-5). Its columns of W, dW
+    and the optimizer's slots are private contiguous blocks ``Wp``, ``Gp``,
+    ``Sp`` for the call (``train_steps_split`` copies them in and back): its
+    products and update run on whole contiguous arrays (on strided columns
+    of ``params`` the update alone took 40 us a step on 100-256-5, one call
+    per row, against 13). Not with dropout on the input, nor on one layer.
     """
     n = X.shape[0]
     n_layers = layout.shape[0]
@@ -955,11 +985,17 @@ def train_steps_split(
     blocks = np.empty(b_off_[n_layers], X.dtype)
     dropped = np.empty(d_off[n_layers], X.dtype)
     n_in0 = layout[0, N_IN]
+    n_out0 = layout[0, N_OUT]
     x0 = _part(n_in0, tid, T)
     share0 = _part(n_in0, tid + 1, T) - x0
+    w_cols = n_out0  # the input layer's W: this thread's rows, or columns
+    if col0:
+        x0, share0 = 0, n_in0
+        w_cols = _part(n_out0, tid + 1, T) - _part(n_out0, tid, T)
     Xb_flat = np.empty(rows * share0, X.dtype)
     tile_a = np.empty(rows * widest, X.dtype)
     tile_b = np.empty(rows * widest, X.dtype)
+    dZ0_flat = tile_b  # col0: the input layer's dZ columns (tile_a or tile_b)
     q_rows = -(-rows // T)  # the most loss rows a thread takes
     Zq_flat = np.empty(q_rows * k_out, X.dtype)
     dAq_flat = np.empty(q_rows * k_out, X.dtype)
@@ -969,7 +1005,7 @@ def train_steps_split(
     peak = np.empty(share0, X.dtype)
     cols = np.empty(share0, np.int64)
     Xc_flat = np.empty(rows * share0, X.dtype)
-    Wc_flat = np.empty(share0 * layout[0, N_OUT], X.dtype)
+    Wc_flat = np.empty(share0 * w_cols, X.dtype)
     n_cols = -1
 
     for i in range(step_end - step_begin):
@@ -984,9 +1020,9 @@ def train_steps_split(
         # targets of its loss rows.
         Xb = Xb_flat[: m * share0].reshape(m, share0)
         for r in range(m):
-            src = order[start + r]
+            x_row = X[order[start + r], x0 : x0 + share0]  # (see _column_sums)
             for j in range(share0):
-                Xb[r, j] = X[src, x0 + j]
+                Xb[r, j] = x_row[j]
         if ce:
             for r in range(q1 - q0):
                 lb_buf[r] = labels[order[start + q0 + r]]
@@ -1009,6 +1045,27 @@ def train_steps_split(
             last = l == n_layers - 1
             if ce and last:
                 act = LINEAR
+            if l == 0 and col0:
+                # The whole batch times this thread's columns of W: its
+                # columns of the output, whole sums, no barrier.
+                c0 = _part(n_out, tid, T)
+                c1 = _part(n_out, tid + 1, T)
+                A = blocks[b_off_[0] : b_off_[0] + m * (c1 - c0)].reshape(m, c1 - c0)
+                n_cols = -1
+                if c1 > c0:
+                    if skip_zero_features:
+                        n_cols = _nonzero_columns(X_in, Wp, peak, cols)
+                    if n_cols > 0:
+                        Xc = Xc_flat[: m * n_cols].reshape(m, n_cols)
+                        Wc = Wc_flat[: n_cols * (c1 - c0)].reshape(n_cols, c1 - c0)
+                        _gather_columns(X_in, Wp, cols, n_cols, Xc, Wc)
+                        np.dot(Xc, Wc, A)
+                    else:
+                        np.dot(X_in, Wp, A)
+                b = params[b_off + c0 : b_off + c1] if b_off >= 0 else empty
+                bias_activation(A, b, act)
+                X_in = A
+                continue
             i0 = _part(n_in, tid, T)
             i1 = _part(n_in, tid + 1, T)
             if dropout_thresholds[l] > 0:
@@ -1018,8 +1075,9 @@ def train_steps_split(
                 D = dropped[d_off[l] : d_off[l] + m * (i1 - i0)].reshape(m, i1 - i0)
                 scale = dropout_scales[l]
                 for r in range(m):
+                    kept = keep[r, i0:i1]  # (see _column_sums)
                     for j in range(i1 - i0):
-                        D[r, j] = X_in[r, j] * scale if keep[r, i0 + j] else zero
+                        D[r, j] = X_in[r, j] * scale if kept[j] else zero
                 X_in = D
             P = shares[s_off[l] : s_off[l] + T * m * n_out].reshape(T, m, n_out)
             Pt = P[tid]
@@ -1088,6 +1146,22 @@ def train_steps_split(
             i1 = _part(n_in, tid + 1, T)
             c0 = _part(n_out, tid, T)
             c1 = _part(n_out, tid + 1, T)
+            if l == 0 and col0:
+                # dW's columns c0 .. c1: the batch's transpose times this
+                # thread's dZ columns (kept from the layer above).
+                if c1 > c0:
+                    dZo = dZ0_flat[: m * (c1 - c0)].reshape(m, c1 - c0)
+                    if n_cols > 0 and _all_finite(dZo):
+                        Xc = Xc_flat[: m * n_cols].reshape(m, n_cols)
+                        dWc = Wc_flat[: n_cols * (c1 - c0)].reshape(n_cols, c1 - c0)
+                        np.dot(Xc.T, dZo, dWc)
+                        _scatter_rows(dWc, cols, n_cols, Gp)
+                    else:
+                        np.dot(Xb.T, dZo, Gp)
+                if not clip:
+                    sq += _update_private(params, grads, slots, layout, tid, T,
+                                          Wp, Gp, Sp, kind, h, sc, coupled)  # fmt: skip
+                break
             dZ = dZ_all[z_off[l] : z_off[l] + m * n_out].reshape(m, n_out)
             if l == n_layers - 1 and b_off >= 0:
                 _bias_column_sums(dZ, c0, c1, grads[b_off + c0 : b_off + c1])
@@ -1127,8 +1201,9 @@ def train_steps_split(
                     keep = keep_all[k_off[l] : k_off[l] + m * n_in].reshape(m, n_in)
                     scale = dropout_scales[l]
                     for r in range(m):
+                        kept = keep[r, i0:i1]  # (see _column_sums)
                         for j in range(i1 - i0):
-                            dX[r, j] = dX[r, j] * scale if keep[r, i0 + j] else zero
+                            dX[r, j] = dX[r, j] * scale if kept[j] else zero
                 A = blocks[b_off_[lp] : b_off_[lp] + m * (i1 - i0)].reshape(m, i1 - i0)
                 bp = layout[lp, B_OFF]
                 db = grads[bp + i0 : bp + i1] if bp >= 0 else empty
@@ -1137,10 +1212,16 @@ def train_steps_split(
                 if act != LINEAR:
                     dZb = tile_b[: m * (i1 - i0)].reshape(m, i1 - i0)
                 activation_grad(dX, A, act, dZb, db)
+                if lp == 0 and col0:  # stays with this thread: no barrier
+                    dZ0_flat = tile_a if act == LINEAR else tile_b
+                    continue
                 dZp = dZ_all[z_off[lp] : z_off[lp] + m * n_in].reshape(m, n_in)
                 for r in range(m):
+                    dst = dZp[r, i0:i1]  # (see _column_sums)
                     for j in range(i1 - i0):
-                        dZp[r, i0 + j] = dZb[r, j]
+                        dst[j] = dZb[r, j]
+            elif lp == 0 and col0:
+                continue
             if barrier(sync, T) < 0:
                 return i
         if clip:
@@ -1148,7 +1229,12 @@ def train_steps_split(
             # added in thread order, then each thread's share scaled alike.
             gsq = 0.0
             for l in range(n_layers):
-                gsq += _own_squares(grads, layout, l, tid, T)
+                if l == 0 and col0:
+                    gsq += _sum_squares(Gp.ravel()) + _own_squares(
+                        grads, layout, 0, tid, T, True
+                    )
+                else:
+                    gsq += _own_squares(grads, layout, l, tid, T, False)
             parts[tid, 2] = gsq
             if barrier(sync, T) < 0:
                 return i
@@ -1157,8 +1243,18 @@ def train_steps_split(
                 gsq += parts[t, 2]
             coef = h[H_CLIPNORM] / (math.sqrt(gsq) + 1e-6)
             for l in range(n_layers):
+                c = grads.dtype.type(coef)
+                if l == 0 and col0:
+                    if coef < 1.0:
+                        _own_scale(grads, layout, 0, tid, T, c, True)
+                        for r in range(Gp.shape[0]):
+                            for j in range(Gp.shape[1]):
+                                Gp[r, j] = Gp[r, j] * c
+                    sq += _update_private(params, grads, slots, layout, tid, T,
+                                          Wp, Gp, Sp, kind, h, sc, coupled)  # fmt: skip
+                    continue
                 if coef < 1.0:
-                    _own_scale(grads, layout, l, tid, T, grads.dtype.type(coef))
+                    _own_scale(grads, layout, l, tid, T, c, False)
                 sq += _update_own(params, grads, slots, layout, l, tid, T, kind,
                                   h, sc, coupled)  # fmt: skip
         if coupled:
@@ -1171,6 +1267,61 @@ def train_steps_split(
         if tid == 0:
             losses_out[i] = value + 0.5 * h[H_WEIGHT_DECAY] * sq
     return step_end - step_begin
+
+
+@njit(**_JIT)
+def train_steps_split(
+    X,
+    labels,
+    Y,
+    order,
+    batch_size,
+    step_begin,
+    step_end,
+    params,
+    grads,
+    slots,
+    first_step,
+    layout,
+    loss,
+    kind,
+    h,
+    scalars,
+    dropout_thresholds,
+    dropout_scales,
+    seed,
+    losses_out,
+    skip_zero_features,
+    col0,
+    tid,
+    T,
+    sync,
+    shares,
+    dZ_all,
+    keep_all,
+    parts,
+):
+    """The split loop (``_split_loop`` says how) of thread ``tid``; with
+    ``col0`` its columns of the input layer's W, gradient and slots live in
+    private contiguous blocks for the call (copied in, and back at the end).
+    Returns the steps done."""
+    col0 = col0 and layout.shape[0] > 1 and not dropout_thresholds[0] > 0
+    n_in = layout[0, N_IN]
+    n_out = layout[0, N_OUT]
+    w = _part(n_out, tid + 1, T) - _part(n_out, tid, T) if col0 else 0
+    Wp = np.empty((n_in if col0 else 0, w), params.dtype)
+    Gp = np.empty_like(Wp)
+    Sp = np.empty((slots.shape[0], Wp.shape[0], w), params.dtype)
+    if col0:
+        _private_columns(params, grads, slots, layout, tid, T, Wp, Gp, Sp, False)
+    done = _split_loop(X, labels, Y, order, batch_size, step_begin, step_end,
+                       params, grads, slots, first_step, layout, loss, kind, h,
+                       scalars, dropout_thresholds, dropout_scales, seed,
+                       losses_out, skip_zero_features, col0, tid, T, sync,
+                       shares, dZ_all, keep_all, parts, Wp, Gp, Sp)  # fmt: skip
+    if col0:
+        _private_columns(params, grads, slots, layout, tid, T, Wp, Gp, Sp, True)
+    return done
 
 
 @njit(**_JIT)
@@ -1205,17 +1356,69 @@ def _update_own(params, grads, slots, layout, l, tid, T, kind, h, sc, coupled):
 
 
 @njit(**_JIT)
-def _own_squares(grads, layout, l, tid, T):
-    """The sum of squares of this thread's share of layer ``l``'s gradient."""
+def _own_squares(grads, layout, l, tid, T, bias_only):
+    """The sum of squares of this thread's share of layer ``l``'s gradient
+    (``bias_only``: of its columns of db; its W is private, ``col0``)."""
     w_lo, w_hi, b_lo, b_hi = _own_ranges(layout, l, tid, T)
+    if bias_only:
+        w_hi = w_lo
     return _sum_squares(grads[w_lo:w_hi]) + _sum_squares(grads[b_lo:b_hi])
 
 
 @njit(**_JIT)
-def _own_scale(grads, layout, l, tid, T, c):
+def _own_scale(grads, layout, l, tid, T, c, bias_only):
     """This thread's share of layer ``l``'s gradient times ``c``."""
     w_lo, w_hi, b_lo, b_hi = _own_ranges(layout, l, tid, T)
+    if bias_only:
+        w_hi = w_lo
     for t in range(w_lo, w_hi):
         grads[t] = grads[t] * c
     for t in range(b_lo, b_hi):
         grads[t] = grads[t] * c
+
+
+@njit(**_JIT_EXACT)
+def _update_private(params, grads, slots, layout, tid, T, Wp, Gp, Sp, kind, h, sc,
+                    coupled):  # fmt: skip
+    """``_update_own`` of the input layer with ``col0``: its columns of W from
+    the private blocks, its columns of b in place."""
+    _, _, b_lo, b_hi = _own_ranges(layout, 0, tid, T)
+    w = Wp.ravel()
+    sq = 0.0
+    if coupled:
+        sq = _sum_squares(w)
+    _step_range(w, Gp.ravel(), Sp.reshape(Sp.shape[0], w.shape[0]), 0, w.shape[0],
+                kind, h, sc, True)  # fmt: skip
+    if b_hi > b_lo:
+        _step_range(params, grads, slots, b_lo, b_hi, kind, h, sc, False)
+    return sq
+
+
+@njit(**_JIT)
+def _column_block(flat, w_off, n_in, n_out, c0, c1, block, store):
+    """Columns ``c0 .. c1`` of the (n_in, n_out) matrix at ``flat[w_off]``
+    copied into the contiguous ``block`` (n_in, c1 - c0), or back (``store``)."""
+    W = flat[w_off : w_off + n_in * n_out].reshape(n_in, n_out)
+    for r in range(n_in):
+        row = W[r, c0:c1]  # (a view: see _column_sums)
+        if store:
+            for j in range(c1 - c0):
+                row[j] = block[r, j]
+        else:
+            for j in range(c1 - c0):
+                block[r, j] = row[j]
+
+
+@njit(**_JIT)
+def _private_columns(params, grads, slots, layout, tid, T, Wp, Gp, Sp, store):
+    """This thread's columns of the input layer's W, gradient and optimizer
+    slots copied into its private contiguous blocks (``col0``), or back."""
+    n_in = layout[0, N_IN]
+    n_out = layout[0, N_OUT]
+    w_off = layout[0, W_OFF]
+    c0 = _part(n_out, tid, T)
+    c1 = _part(n_out, tid + 1, T)
+    _column_block(params, w_off, n_in, n_out, c0, c1, Wp, store)
+    _column_block(grads, w_off, n_in, n_out, c0, c1, Gp, store)
+    for k in range(slots.shape[0]):
+        _column_block(slots[k], w_off, n_in, n_out, c0, c1, Sp[k], store)

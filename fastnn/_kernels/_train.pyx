@@ -42,6 +42,15 @@
 # to rounding (float32 or float64 of the dot products, tested), not bit for
 # bit; the float64 loss and sums of squares are added up in thread order.
 # With T = 1 the barriers are no-ops and there is one share: the plain loop.
+# ``input_by_columns`` (the wrapper's rule: an input layer no wider than its
+# output, a layer above it, no input dropout): the input layer is split by
+# its output columns instead. Each thread multiplies the whole gathered batch
+# by its columns c0..c1 of W0, which are the rows of W1 it owns, so the input
+# layer needs no sum of shares, and its dZ and dW columns never leave the
+# thread: the barriers after the input layer's forward pass and after the
+# backward pass of the layer above go. Its columns of W0, dW0 and their
+# optimizer slots are private contiguous blocks for the call (copied in,
+# and back at the end), so its products and update run on whole arrays.
 # The split needs the layers' weight and bias ranges to tile ``params``
 # exactly, the decay spans sorted and disjoint, and no softmax activation in
 # training (it needs whole rows); otherwise T is 1 (the wrapper sees to it)
@@ -91,7 +100,7 @@ from fastnn._kernels._update cimport (
     update_range,
 )
 
-KERNEL_API_VERSION = 7
+KERNEL_API_VERSION = 8
 
 
 def _own_sgemm(on=None):
@@ -142,6 +151,11 @@ cdef enum:
     LOSS_CROSS_ENTROPY = 0
     LOSS_MSE = 1
 
+# The one optimizer whose weight decay is not L2 on the gradient (as
+# fastnn.contract.OptimizerKind.ADAMW).
+cdef enum:
+    OPT_ADAMW = 2
+
 
 
 cdef extern from "_fpenv.h" nogil:
@@ -176,8 +190,12 @@ cdef struct Layer:
 
 
 # The calling thread's place in the team and what it shares with the others.
+# ``rows``: the largest batch; with the input layer split by columns thread
+# t's block of that layer's output (and of its dA and dropped copy) starts at
+# ``rows * part(n_out, t, T)``, so the blocks of a short batch stay where no
+# other thread's block of the step before was (no barrier ends a step then).
 cdef struct Team:
-    Py_ssize_t tid, T
+    Py_ssize_t tid, T, rows
     int64_t* sync
     bint own_gemm
     unsigned char* work  # this thread's work space for _sgemm.h
@@ -249,10 +267,13 @@ cdef bint forward_layer(
     uint64_t seed,
     int64_t step,
     Py_ssize_t layer,
+    bint in_block,                    # Xl in blocks: thread t's columns (m, share)
     Team* team,
 ) noexcept nogil:
     """This thread's share of one layer's forward pass (see the top of the
-    file); returns False when a thread failed (leave at once)."""
+    file); returns False when a thread failed (leave at once). ``in_block``:
+    the input layer was split by columns, and its output (this layer's input)
+    is held as T contiguous blocks, thread t's (m, share) at ``rows * i0``."""
     cdef Py_ssize_t tid = team.tid, T = team.T
     cdef Py_ssize_t n_in = L.n_in, n_out = L.n_out
     cdef Py_ssize_t c0 = part(n_out, tid, T), c1 = part(n_out, tid + 1, T)
@@ -300,6 +321,10 @@ cdef bint forward_layer(
                 n_cols[0] = -1  # run the whole product
     if first_layer and n_cols[0] >= 0:
         pass  # done: its share over the features not zero throughout
+    elif i1 > i0 and in_block:
+        gemm(False, False, <int>m, <int>n_out, <int>(i1 - i0), 1, &Xl[team.rows * i0],
+             <int>(i1 - i0), &W[i0 * n_out], <int>n_out, 0, &Pl[0], <int>n_out,
+             team.work, team.own_gemm)
     elif i1 > i0:
         gemm(False, False, <int>m, <int>n_out, <int>(i1 - i0), 1, &Xl[i0],
              <int>n_in, &W[i0 * n_out], <int>n_out, 0, &Pl[0], <int>n_out,
@@ -348,6 +373,23 @@ cdef void drop_gradient(
             dX[c] = dX[c] * s if keep[c] else zero
 
 
+cdef void drop_gradient_block(
+    floating[::1] dX,                 # IN/OUT (m, c1 - c0) this thread's block
+    const unsigned char* keep,        # IN (m, n): the masks, whole rows
+    Py_ssize_t m,
+    Py_ssize_t n,
+    Py_ssize_t c0,
+    Py_ssize_t c1,
+    double scale,
+) noexcept nogil:
+    """``drop_gradient`` on a block of columns [c0, c1)."""
+    cdef Py_ssize_t r, c, w = c1 - c0
+    cdef floating s = <floating>scale, zero = 0
+    for r in range(m):
+        for c in range(w):
+            dX[r * w + c] = dX[r * w + c] * s if keep[r * n + c0 + c] else zero
+
+
 cdef void backward_layer(
     const Layer* L,
     const Layer* below,               # the layer below, or NULL for layer 0
@@ -362,10 +404,14 @@ cdef void backward_layer(
     Py_ssize_t n_cols,                # layer 0: the zero-feature skip's count
     int[::1] cols,
     bint last,
+    bint below_block,                 # the layer below's output in blocks
     Team* team,
 ) noexcept nogil:
     """This thread's rows i0..i1 of W_l: dX (old W), dropout, dZ and db of the
-    layer below on those columns, and dW (see the top of the file)."""
+    layer below on those columns, and dW (see the top of the file). With
+    ``below_block`` the layer below's output, its dropped copy and its dA are
+    in blocks (``forward_layer``'s ``in_block``): this thread's is (m, i1 - i0)
+    at ``rows * i0``."""
     cdef Py_ssize_t tid = team.tid, T = team.T
     cdef Py_ssize_t n_in = L.n_in, n_out = L.n_out
     cdef Py_ssize_t i0 = part(n_in, tid, T), i1 = part(n_in, tid + 1, T)
@@ -389,6 +435,27 @@ cdef void backward_layer(
         Xl = A_all[below.a_off : below.a_off + m * n_in]
     else:
         Xl = Xb[: m * n_in]
+    if below_block and i1 > i0:
+        # The same on this thread's blocks: (m, i1 - i0), contiguous.
+        Al = A_all[below.a_off + team.rows * i0 : below.a_off + team.rows * i0
+                   + m * (i1 - i0)]
+        dXl = dA_all[below.a_off + team.rows * i0 : below.a_off + team.rows * i0
+                     + m * (i1 - i0)]
+        gemm(False, True, <int>m, <int>(i1 - i0), <int>n_out, 1, &G[0],
+             <int>n_out, &W[i0 * n_out], <int>n_out, 0, &dXl[0], <int>(i1 - i0),
+             team.work, team.own_gemm)
+        if L.d_off >= 0:
+            drop_gradient_block(dXl, &keep_all[L.d_off], m, n_in, i0, i1, L.scale)
+        if below.b_off >= 0:
+            db_below = grads[below.b_off + i0 : below.b_off + i1]
+        else:
+            db_below = empty
+        activation_grad_span(dXl, Al, dXl, db_below, m, i1 - i0, 0, i1 - i0,
+                             below.act)
+        gemm(True, False, <int>(i1 - i0), <int>n_out, <int>m, 1, &Xl[team.rows * i0],
+             <int>(i1 - i0), &G[0], <int>n_out, 0, &dW[i0 * n_out], <int>n_out,
+             team.work, team.own_gemm)
+        return
     if below != NULL and i1 > i0:
         Al = A_all[below.a_off : below.a_off + m * n_in]
         dXl = dA_all[below.a_off : below.a_off + m * n_in]
@@ -438,6 +505,18 @@ cdef double layer_grad_squares(
     return sq
 
 
+cdef double bias_grad_squares(
+    const Layer* L,
+    floating[::1] grads,
+    Team* team,
+) noexcept nogil:
+    """The sum of squares of this thread's columns of a layer's db."""
+    if L.b_off < 0:
+        return 0.0
+    return sum_squares(grads, L.b_off + part(L.n_out, team.tid, team.T),
+                       L.b_off + part(L.n_out, team.tid + 1, team.T))
+
+
 cdef double update_layer(
     const Layer* L,
     floating[::1] params,
@@ -465,6 +544,172 @@ cdef double update_layer(
         sq += update_range(params, grads, slots, L.b_off + c0, L.b_off + c1, rule,
                            spans)
     return sq
+
+
+cdef void forward_input_columns(
+    const Layer* L,
+    const Layer* next_layer,          # the layer above (there is one)
+    const floating[::1] Xl,           # IN  (m, n_in) the whole batch
+    floating[::1] params,
+    floating[::1] Wp,                 # IN  (n_in, c1 - c0) its columns of W
+    floating[::1] A_all,
+    floating[::1] D_all,
+    unsigned char[::1] keep_all,
+    Py_ssize_t m,
+    bint skip_zero,
+    int[::1] cols,
+    Py_ssize_t* n_cols,
+    uint64_t seed,
+    int64_t step,
+    Team* team,
+) noexcept nogil:
+    """The input layer's forward pass on this thread's output columns c0..c1
+    (``input_by_columns``): the whole batch times its private columns of W
+    into its block of A (m, c1 - c0) at ``rows * c0``, then their bias,
+    activation and the next layer's dropout. No barrier: the layer above
+    reads only this block, in this thread."""
+    cdef Py_ssize_t tid = team.tid, T = team.T
+    cdef Py_ssize_t n_in = L.n_in, n_out = L.n_out
+    cdef Py_ssize_t c0 = part(n_out, tid, T), c1 = part(n_out, tid + 1, T)
+    cdef Py_ssize_t w = c1 - c0
+    cdef Py_ssize_t t, r, c
+    cdef floating[::1] b, D
+    cdef Py_ssize_t at = L.a_off + team.rows * c0  # its block
+    cdef floating[::1] Al = A_all[at : at + m * w]
+    cdef unsigned char* keep
+    cdef floating scale, zero = 0
+    if L.b_off >= 0:
+        b = params[L.b_off + c0 : L.b_off + c1]
+    else:
+        b = params[:0]
+    n_cols[0] = -1
+    if w > 0 and skip_zero:  # the zero-feature skip, as in forward_layer
+        n_cols[0] = nonzero_columns(Xl, m, n_in, 0, n_in, cols)
+        if not team.own_columns and 8 * n_cols[0] > 7 * n_in:
+            n_cols[0] = -1
+        if n_cols[0] > 0:
+            for t in range(n_cols[0], n_in):
+                c = cols[t]
+                if not all_finite(Wp, c * w, (c + 1) * w):
+                    n_cols[0] = -1
+                    break
+        if n_cols[0] <= 0 or not gemm_columns(
+                False, <int>m, <int>w, <int>n_cols[0], &Xl[0], <int>n_in,
+                &Wp[0], <int>w, &Al[0], <int>w, team.work, &cols[0],
+                team.own_columns, <floating*>team.scratch):
+            n_cols[0] = -1
+    if w > 0 and n_cols[0] < 0:
+        gemm(False, False, <int>m, <int>w, <int>n_in, 1, &Xl[0], <int>n_in,
+             &Wp[0], <int>w, 0, &Al[0], <int>w, team.work, team.own_gemm)
+    if w > 0:
+        bias_activation_span(Al, b, m, w, 0, w, L.act)
+    if next_layer.d_off >= 0 and w > 0:
+        # The next layer's dropped input, in blocks too; masks in whole rows.
+        D = D_all[next_layer.d_off + team.rows * c0 :
+                  next_layer.d_off + team.rows * c0 + m * w]
+        keep = &keep_all[next_layer.d_off]
+        dropout_keep(seed, step, 1, 0, m, n_out, c0, c1, next_layer.threshold, keep)
+        scale = <floating>next_layer.scale
+        for r in range(m):
+            for c in range(w):
+                D[r * w + c] = Al[r * w + c] * scale if keep[r * n_out + c0 + c] else zero
+
+
+cdef void backward_input_columns(
+    const Layer* L,
+    floating[::1] Xb,                 # IN  (m, n_in) the whole batch
+    floating[::1] dA_all,             # IN  dZ of the input layer: its block
+    floating[::1] Gp,                 # OUT (n_in, c1 - c0) its columns of dW
+    Py_ssize_t m,
+    Py_ssize_t n_cols,
+    int[::1] cols,
+    Team* team,
+) noexcept nogil:
+    """dW's columns c0..c1 of the input layer (``input_by_columns``): the
+    batch's transpose times this thread's block of dZ, which it computed
+    itself (no other thread's is read)."""
+    cdef Py_ssize_t n_in = L.n_in, n_out = L.n_out
+    cdef Py_ssize_t c0 = part(n_out, team.tid, team.T)
+    cdef Py_ssize_t w = part(n_out, team.tid + 1, team.T) - c0
+    cdef Py_ssize_t at = L.a_off + team.rows * c0  # its block
+    cdef floating[::1] G = dA_all[at : at + m * w]
+    cdef Py_ssize_t r, c, t
+    if w <= 0:
+        return
+    if n_cols >= 0 and all_finite(G, 0, m * w):
+        for t in range(n_cols, n_in):  # features zero throughout the batch
+            c = cols[t]
+            for r in range(c * w, (c + 1) * w):
+                Gp[r] = 0
+        gemm_columns(True, <int>n_cols, <int>w, <int>m, &Xb[0], <int>n_in,
+                     &G[0], <int>w, &Gp[0], <int>w, team.work, &cols[0],
+                     team.own_columns, <floating*>team.scratch, True)
+    else:
+        gemm(True, False, <int>n_in, <int>w, <int>m, 1, &Xb[0], <int>n_in,
+             &G[0], <int>w, 0, &Gp[0], <int>w, team.work, team.own_gemm)
+
+
+cdef double update_input_columns(
+    const Layer* L,
+    floating[::1] params,
+    floating[::1] grads,
+    floating[:, ::1] slots,
+    floating[::1] Wp,
+    floating[::1] Gp,
+    floating[:, ::1] Sp,
+    const Rule* rule,
+    const int64_t[:, ::1] spans,      # the input layer's W decay: [[0, len]] or none
+    const int64_t[:, ::1] all_spans,
+    double clip,
+    Team* team,
+) noexcept nogil:
+    """``update_layer`` of the input layer with ``input_by_columns``: its
+    private columns of W, and its columns of b in place."""
+    cdef Py_ssize_t c0 = part(L.n_out, team.tid, team.T)
+    cdef Py_ssize_t c1 = part(L.n_out, team.tid + 1, team.T)
+    cdef Py_ssize_t size = Wp.shape[0]
+    cdef double sq
+    if clip < 1:
+        scale_range(Gp, 0, size, clip)
+    sq = update_range(Wp, Gp, Sp, 0, size, rule, spans)
+    if L.b_off >= 0:
+        if clip < 1:
+            scale_range(grads, L.b_off + c0, L.b_off + c1, clip)
+        sq += update_range(params, grads, slots, L.b_off + c0, L.b_off + c1, rule,
+                           all_spans)
+    return sq
+
+
+cdef void private_columns(
+    const Layer* L,
+    floating[::1] params,
+    floating[::1] grads,
+    floating[:, ::1] slots,
+    floating[::1] Wp,
+    floating[::1] Gp,
+    floating[:, ::1] Sp,
+    bint store,
+    Team* team,
+) noexcept nogil:
+    """This thread's columns of the input layer's W, dW and slots into its
+    private blocks, or (``store``) back."""
+    cdef Py_ssize_t c0 = part(L.n_out, team.tid, team.T)
+    cdef Py_ssize_t w = part(L.n_out, team.tid + 1, team.T) - c0
+    cdef Py_ssize_t r, j, s, src
+    if w <= 0:
+        return
+    for r in range(L.n_in):
+        src = L.w_off + r * L.n_out + c0
+        if store:
+            memcpy(&params[src], &Wp[r * w], w * sizeof(floating))
+            memcpy(&grads[src], &Gp[r * w], w * sizeof(floating))
+            for s in range(slots.shape[0]):
+                memcpy(&slots[s, src], &Sp[s, r * w], w * sizeof(floating))
+        else:
+            memcpy(&Wp[r * w], &params[src], w * sizeof(floating))
+            memcpy(&Gp[r * w], &grads[src], w * sizeof(floating))
+            for s in range(slots.shape[0]):
+                memcpy(&Sp[s, r * w], &slots[s, src], w * sizeof(floating))
 
 
 def train_steps(
@@ -495,6 +740,7 @@ def train_steps(
     Py_ssize_t tid,                    # this thread, 0 <= tid < n_threads
     Py_ssize_t n_threads,              # 1 unless update_per_layer
     bint own_gemm,                     # float32 products on _sgemm.h (one thread each)
+    bint input_by_columns,             # the input layer split by output columns
     # rows = min(batch_size, n): the largest batch
     floating[::1] Xb,                  # SHARED scratch (rows * n_in,)
     int64_t[::1] lb,                   # SHARED scratch (rows,) for CE
@@ -572,9 +818,9 @@ def train_steps(
         return _loop(X, n, labels, Y, order, batch_size, step_begin, step_end,
                      params, grads, slots, first_step, layers, n_layers, ce, kind,
                      hyper, scalars, spans, spans_disjoint, update_per_layer,
-                     clipping, clipnorm, seed, losses_out, tid, T, own_gemm, Xb,
-                     lb, Yb, A_all, dA_all, D_all, keep_all, partials, p_size,
-                     sync, parts, errors, rows)
+                     clipping, clipnorm, seed, losses_out, tid, T, own_gemm,
+                     input_by_columns, Xb, lb, Yb, A_all, dA_all, D_all,
+                     keep_all, partials, p_size, sync, parts, errors, rows)
     finally:
         free(layers)
 
@@ -588,7 +834,8 @@ cdef object _loop(
     const double[::1] hyper, const double[:, ::1] scalars,
     const int64_t[:, ::1] spans, bint spans_disjoint, bint update_per_layer,
     bint clipping, double clipnorm, uint64_t seed, double[::1] losses_out,
-    Py_ssize_t tid, Py_ssize_t T, bint own_gemm, floating[::1] Xb,
+    Py_ssize_t tid, Py_ssize_t T, bint own_gemm, bint input_by_columns,
+    floating[::1] Xb,
     int64_t[::1] lb, floating[::1] Yb, floating[::1] A_all,
     floating[::1] dA_all, floating[::1] D_all, unsigned char[::1] keep_all,
     floating[::1] partials, Py_ssize_t p_size, int64_t[::1] sync,
@@ -618,6 +865,27 @@ cdef object _loop(
     cdef bint own_columns = sizeof(floating) == 4 and own_gemm and own_sgemm_ready()
     cdef bint skip_zero = True
     cdef Py_ssize_t share = part(n_in0, tid + 1, T) - part(n_in0, tid, T)
+    # The input layer split by its output columns: a layer above, no dropout
+    # on the input, the update per layer, and W0 decayed whole or not at all.
+    cdef Py_ssize_t w_lo = layers[0].w_off, w_hi = w_lo + n_in0 * layers[0].n_out
+    cdef Py_ssize_t covered = 0
+    cdef Py_ssize_t s_
+    for s_ in range(spans.shape[0]):
+        covered += max(0, min(spans[s_, 1], w_hi) - max(spans[s_, 0], w_lo))
+    cdef bint col0 = (input_by_columns and n_layers > 1 and update_per_layer
+                      and layers[0].threshold == 0
+                      and (covered == 0 or covered == w_hi - w_lo))
+    cdef Py_ssize_t pw = 0
+    if col0:
+        share = n_in0  # the whole batch: the zero-feature skip's scratch
+        pw = part(layers[0].n_out, tid + 1, T) - part(layers[0].n_out, tid, T)
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[::1] Wp = np.empty(max(1, n_in0 * pw), dtype=dtype)
+    cdef floating[::1] Gp = np.empty(max(1, n_in0 * pw), dtype=dtype)
+    cdef floating[:, ::1] Sp = np.empty((slots.shape[0], max(1, n_in0 * pw)),
+                                        dtype=dtype)
+    cdef int64_t[:, ::1] p_spans = np.array(
+        [[0, n_in0 * pw]] if covered else np.empty((0, 2)), dtype=np.int64)
     cdef floating[::1] scratch = np.empty(
         max(1, columns_scratch(True, share, layers[0].n_out, rows)),
         dtype=np.float32 if floating is float else np.float64)
@@ -628,11 +896,23 @@ cdef object _loop(
     cdef Team team
     team.tid = tid
     team.T = T
+    team.rows = rows
     team.sync = &sync[0]
     team.own_gemm = own_gemm
     team.work = &work[0]
     team.own_columns = own_columns
     team.scratch = &scratch[0]
+    # With col0 each thread gathers the whole batch into its own buffers (no
+    # barrier; every thread meets a bad index or label alike).
+    if col0:
+        Xb = np.empty(max(1, rows * n_in0), dtype=dtype)
+        lb = np.empty(max(1, rows), dtype=np.int64)
+        Yb = np.empty(max(1, rows * k), dtype=dtype)
+    cdef bint end_barrier = not col0 or clipping or (
+        hyper[2] != 0 and kind != OPT_ADAMW)  # sq parts: coupled decay
+    if col0:
+        private_columns(&layers[0], params, grads, slots, Wp[: n_in0 * pw],
+                        Gp[: n_in0 * pw], Sp[:, : n_in0 * pw], False, &team)
     cdef Rule rule
     cdef Py_ssize_t n_order = order.shape[0]
     cdef Py_ssize_t n_steps = step_end - step_begin
@@ -661,20 +941,21 @@ cdef object _loop(
                 break
             r0 = part(m, tid, T)
             r1 = part(m, tid + 1, T)
-            errors[2 * tid + 1] = -1
-            parts[3 * tid] = 0
-            parts[3 * tid + 2] = 0
 
             # 1. Gather.
-            errors[2 * tid] = gather(X, n, n_in0, labels, Y, k, ce, order, first,
-                                     r0, r1, Xb, lb, Yb)
-            if barrier(&sync[0], T) < 0:
-                applied = i
-                break
-            for t in range(T):
-                if errors[2 * t] >= 0:
-                    bad_pos = errors[2 * t]
+            if col0:  # the whole batch, into this thread's buffers
+                bad_pos = gather(X, n, n_in0, labels, Y, k, ce, order, first, 0, m,
+                                 Xb, lb, Yb)
+            else:
+                errors[2 * tid] = gather(X, n, n_in0, labels, Y, k, ce, order,
+                                         first, r0, r1, Xb, lb, Yb)
+                if barrier(&sync[0], T) < 0:
+                    applied = i
                     break
+                for t in range(T):
+                    if errors[2 * t] >= 0:
+                        bad_pos = errors[2 * t]
+                        break
             if bad_pos >= 0:
                 applied = i
                 break
@@ -682,11 +963,17 @@ cdef object _loop(
             # 2. Forward, layer by layer.
             Xl = Xb[: m * n_in0]
             for l in range(n_layers):
-                if not forward_layer(&layers[l],
+                if l == 0 and col0:
+                    forward_input_columns(&layers[0], &layers[1], Xl, params,
+                                          Wp[: n_in0 * pw], A_all, D_all,
+                                          keep_all, m, skip_zero, cols, &n_cols,
+                                          seed, first_step + i, &team)
+                elif not forward_layer(&layers[l],
                                      &layers[l + 1] if l + 1 < n_layers else NULL,
                                      Xl, params, A_all, D_all, keep_all, partials,
                                      p_size, m, l == 0, skip_zero, cols, &n_cols,
-                                     seed, first_step + i, l, &team):
+                                     seed, first_step + i, l, l == 1 and col0,
+                                     &team):
                     aborted = True
                     break
                 if l + 1 < n_layers and layers[l + 1].d_off >= 0:
@@ -698,7 +985,13 @@ cdef object _loop(
                 applied = i
                 break
 
-            # 3. This thread's rows of the loss and of dA at the output.
+            # 3. This thread's rows of the loss and of dA at the output. (Its
+            # slots of ``errors`` and ``parts`` are reset here, past the first
+            # barrier of the step: another thread may still be reading those
+            # of the step before, where no barrier ends a step, ``col0``.)
+            errors[2 * tid + 1] = -1
+            parts[3 * tid] = 0
+            parts[3 * tid + 2] = 0
             Al = A_all[out_off + r0 * k : out_off + r1 * k]
             dAl = dA_all[out_off + r0 * k : out_off + r1 * k]
             if r1 > r0:
@@ -735,9 +1028,26 @@ cdef object _loop(
             rule = make_rule(kind, hyper, scalars[i])
             sq = 0
             for l in range(n_layers - 1, -1, -1):
+                if l == 0 and col0:
+                    backward_input_columns(&layers[0], Xb, dA_all, Gp[: n_in0 * pw],
+                                           m, n_cols, cols, &team)
+                    if clipping:
+                        parts[3 * tid + 2] += (
+                            sum_squares(Gp, 0, n_in0 * pw)
+                            + bias_grad_squares(&layers[0], grads, &team))
+                    else:
+                        sq += update_input_columns(
+                            &layers[0], params, grads, slots, Wp[: n_in0 * pw],
+                            Gp[: n_in0 * pw], Sp[:, : n_in0 * pw], &rule, p_spans,
+                            spans, 1.0, &team)
+                    parts[3 * tid + 1] = sq
+                    if end_barrier and barrier(&sync[0], T) < 0:
+                        aborted = True
+                    break
                 backward_layer(&layers[l], &layers[l - 1] if l > 0 else NULL,
                                params, grads, Xb, A_all, dA_all, D_all, keep_all,
-                               m, n_cols, cols, l == n_layers - 1, &team)
+                               m, n_cols, cols, l == n_layers - 1,
+                               l == 1 and col0, &team)
                 if update_per_layer:
                     if clipping:
                         parts[3 * tid + 2] += layer_grad_squares(&layers[l], grads,
@@ -747,6 +1057,8 @@ cdef object _loop(
                                            spans, 1.0, &team)
                 if l == 0:
                     parts[3 * tid + 1] = sq
+                if l == 1 and col0:
+                    continue  # the input layer's dZ columns are this thread's
                 if barrier(&sync[0], T) < 0:
                     aborted = True
                     break
@@ -763,19 +1075,28 @@ cdef object _loop(
                     coef += parts[3 * t + 2]
                 coef = clipnorm / (sqrt(coef) + 1e-6)
                 for l in range(n_layers):
-                    sq += update_layer(&layers[l], params, grads, slots, &rule,
-                                       spans, coef, &team)
+                    if l == 0 and col0:
+                        sq += update_input_columns(
+                            &layers[0], params, grads, slots, Wp[: n_in0 * pw],
+                            Gp[: n_in0 * pw], Sp[:, : n_in0 * pw], &rule, p_spans,
+                            spans, coef, &team)
+                    else:
+                        sq += update_layer(&layers[l], params, grads, slots, &rule,
+                                           spans, coef, &team)
                 parts[3 * tid + 1] = sq
                 if barrier(&sync[0], T) < 0:
                     applied = i
                     break
             if tid == 0:
                 sq = 0
-                for t in range(T):
-                    sq += parts[3 * t + 1]
+                for t in range(T):  # (all 0 unless end_barrier: see above)
+                    sq += parts[3 * t + 1] if end_barrier else 0
                 losses_out[i] = value + 0.5 * hyper[2] * sq  # contract.WEIGHT_DECAY
 
     restore_fpenv(fpenv)
+    if col0:
+        private_columns(&layers[0], params, grads, slots, Wp[: n_in0 * pw],
+                        Gp[: n_in0 * pw], Sp[:, : n_in0 * pw], True, &team)
     if tid != 0:
         return applied
     if bad_pos >= 0:

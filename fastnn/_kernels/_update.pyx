@@ -21,7 +21,7 @@ from cython cimport floating
 from libc.math cimport sqrt
 from libc.stdint cimport int64_t
 
-KERNEL_API_VERSION = 7
+KERNEL_API_VERSION = 8
 
 # Optimizer kinds and hyper-parameter entries (as fastnn.contract).
 cdef enum:

@@ -43,7 +43,12 @@ import numpy as np
 
 from fastnn._kernels import _checks
 from fastnn._kernels._blas_threads import BLAS_AT_ONE_THREAD as _BLAS_AT_ONE_THREAD
-from fastnn._kernels._blas_threads import run_team, team_size
+from fastnn._kernels._blas_threads import (
+    aligned_empty,
+    input_by_columns,
+    run_team,
+    team_size,
+)
 from fastnn.activations import Activation
 from fastnn.contract import FUNCTIONS
 from fastnn.losses import Loss
@@ -55,7 +60,7 @@ NAME = "cython"
 #: The kernel API these wrappers are written against; every extension defines
 #: the same ``KERNEL_API_VERSION``. Bump both together when a kernel's
 #: arguments change.
-KERNEL_API_VERSION = 7
+KERNEL_API_VERSION = 8
 
 _KERNELS_DIR = Path(__file__).resolve().parent
 #: Extension -> the sources it is built from (its .pyx and every .pxd it
@@ -410,6 +415,37 @@ def last_train_threads() -> int:
     return _last_train_threads
 
 
+#: Tests set this to force how the split loop splits the input layer (None:
+#: ``_blas_threads.input_by_columns``'s rule).
+SPLIT_INPUT_BY_COLUMNS: bool | None = None
+_last_split_by_columns = False
+
+
+def last_split_by_columns() -> bool:
+    """Whether the latest ``train_steps`` call split its input layer by its
+    output columns (``_train.pyx``'s ``input_by_columns``)."""
+    return _last_split_by_columns
+
+
+def _input_by_columns(plan, n_threads: int) -> bool:
+    """``input_by_columns`` for a split call, where the loop can: the input
+    layer's W decayed whole or not at all (its private block is one span)."""
+    layout = plan.layout
+    if n_threads == 1 or not input_by_columns(
+        layout, plan.drop_thresholds, SPLIT_INPUT_BY_COLUMNS
+    ):
+        return False
+    lo = int(layout[0, 2])
+    hi = lo + int(layout[0, 0] * layout[0, 1])
+    spans = np.asarray(plan.sorted_spans).reshape(-1, 2)
+    covered = int(
+        np.clip(
+            np.minimum(spans[:, 1], hi) - np.maximum(spans[:, 0], lo), 0, None
+        ).sum()
+    )
+    return covered in (0, hi - lo)
+
+
 def _train_threads(rows: int, update_per_layer: bool, layout, loss) -> int:
     """How many threads one ``train_steps`` call with batches of up to ``rows``
     samples splits its steps over."""
@@ -445,9 +481,11 @@ def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out
     bs, n, k = plan.batch_size, data.n, int(layout[-1, 1])
     rows = min(bs, n)  # the largest batch
     n_threads = _train_threads(rows, per_layer, layout, plan.loss)
-    global _last_train_threads
+    by_columns = _input_by_columns(plan, n_threads)
+    global _last_train_threads, _last_split_by_columns
     _last_train_threads = n_threads
-    A_all = np.empty(rows * int(layout[:, 1].sum()), dtype)
+    _last_split_by_columns = by_columns
+    A_all = aligned_empty(rows * int(layout[:, 1].sum()), dtype)
     dropped = rows * int(layout[1:, 0][plan.dropout[1:] > 0].sum())
     sync = np.zeros(3, np.int64)  # the barrier (_barrier.h)
     args = (
@@ -481,7 +519,7 @@ def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out
         np.empty(rows if ce else 0, np.int64),  # its labels
         np.empty(0 if ce else rows * k, dtype),  # its targets
         A_all,
-        np.empty_like(A_all),  # dA, then dZ in place
+        aligned_empty(A_all.size, dtype),  # dA, then dZ in place
         np.empty(dropped, dtype),  # the dropped layer inputs
         np.empty(dropped, np.uint8),  # their masks
         # the forward pass's shares of threads 1 .. T - 1
@@ -501,7 +539,7 @@ def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out
     )
 
     def call(tid):
-        return _train.train_steps(*args, tid, n_threads, own_gemm, *shared)
+        return _train.train_steps(*args, tid, n_threads, own_gemm, by_columns, *shared)
 
     if n_threads == 1:
         done = call(0)

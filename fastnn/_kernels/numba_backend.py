@@ -12,7 +12,9 @@ many as BLAS may use, at most one per ``MIN_ROWS_PER_THREAD`` rows of a
 batch), each running the nogil loop ``_numba_kernels.train_steps_split`` on
 its share with BLAS at one thread, meeting at spinning barriers
 (``_numba_team``, atomics emitted as LLVM instructions); the cython backend's
-split, in numba. One thread runs ``_numba_kernels.train_steps``. Results
+split, in numba. An input layer no wider than its output is split by its
+output columns instead (``_blas_threads.input_by_columns``). One thread runs
+``_numba_kernels.train_steps``. Results
 agree across thread counts to rounding and repeat bit for bit for a given
 count. numba's own threading layer (``parallel=True``) is never started: the
 fused elementwise passes are too small for a parallel region to pay, and
@@ -43,7 +45,12 @@ from fastnn import contract as _c
 from fastnn._kernels import _checks
 from fastnn._kernels import _numba_kernels as _k
 from fastnn._kernels import _numba_team as _team
-from fastnn._kernels._blas_threads import BLAS_AT_ONE_THREAD, run_team, team_size
+from fastnn._kernels._blas_threads import (
+    BLAS_AT_ONE_THREAD,
+    input_by_columns,
+    run_team,
+    team_size,
+)
 from fastnn._kernels._numba_fpenv import flush_subnormals, restore_fpenv
 from fastnn.activations import Activation
 
@@ -172,8 +179,9 @@ def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out
     per_layer = bool(plan.hyper[_c.CLIPNORM] == 0 and plan.decay_is_weights)
     rows = min(plan.batch_size, data.n)
     n_threads = _train_threads(rows, plan.decay_is_weights, layout, plan.loss)
-    global _last_train_threads
+    global _last_train_threads, _last_split_by_columns
     _last_train_threads = n_threads
+    _last_split_by_columns = False
     common = (
         data.X,
         data.labels,
@@ -220,6 +228,18 @@ def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out
     return done
 
 
+#: Tests set this to force how the split loop splits the input layer (None:
+#: ``_blas_threads.input_by_columns``'s rule).
+SPLIT_INPUT_BY_COLUMNS: bool | None = None
+_last_split_by_columns = False
+
+
+def last_split_by_columns() -> bool:
+    """Whether the latest ``train_steps`` call split its input layer by its
+    output columns (``_k.train_steps_split``'s ``col0``)."""
+    return _last_split_by_columns
+
+
 def _train_split(plan, a, common, n_threads, rows, dtype):
     """``train_steps`` split over ``n_threads`` threads (``_k.train_steps_split``
     says how): the buffers they share, sized for batches of up to ``rows``
@@ -236,6 +256,9 @@ def _train_split(plan, a, common, n_threads, rows, dtype):
         np.zeros((n_threads, 3), np.float64),  # loss, L2, gradient parts
     )
     drop_scales = plan.drop_scales.astype(dtype)
+    col0 = input_by_columns(layout, plan.drop_thresholds, SPLIT_INPUT_BY_COLUMNS)
+    global _last_split_by_columns
+    _last_split_by_columns = col0
 
     def call(tid):
         fpenv = flush_subnormals()  # this thread, for the loop only
@@ -247,6 +270,7 @@ def _train_split(plan, a, common, n_threads, rows, dtype):
                 np.uint64(plan.seed),
                 a.out,
                 True,  # the zero-feature skip: products on one thread each
+                col0,
                 tid,
                 n_threads,
                 *shared,

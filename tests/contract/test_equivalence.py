@@ -353,16 +353,30 @@ def test_train_steps_with_linear_hidden_layers_and_other_outputs(
     assert_training_matches(fused, expected, dtype)
 
 
-#: The fused loops every optimizer runs through: numba's, and cython's on one
-#: thread and split over two (its own update path per thread).
-FUSED_PATHS = ["numba-1", "numba-2", "numba-3", "cython-1", "cython-2"]
+#: The fused loops every optimizer runs through: numba's and cython's on one
+#: thread and split over two or three (each its own update path per thread);
+#: "c": the split's input layer by its output columns (else by its inputs).
+FUSED_PATHS = [
+    "numba-1",
+    "numba-2",
+    "numba-3",
+    "numba-2c",
+    "numba-3c",
+    "cython-1",
+    "cython-2",
+    "cython-2c",
+    "cython-3c",
+]
 
 
 def fused_path(path, monkeypatch):
     name, _, threads = path.partition("-")
     kernels = load_backend_or_skip(name)
+    by_columns = threads.endswith("c")
+    threads = threads.rstrip("c")
     if threads:
         monkeypatch.setattr(kernels, "TRAIN_THREADS", int(threads))
+        monkeypatch.setattr(kernels, "SPLIT_INPUT_BY_COLUMNS", by_columns)
     return kernels, int(threads or 1)
 
 
@@ -393,8 +407,8 @@ def test_every_optimizer_in_the_fused_loops(dtype, path, case, dropout, monkeypa
         "learning_rates": np.linspace(lr, lr / 2, 7),
     }
     fused = run_train_steps(kernels.train_steps, *args, **kw)
-    if "-" in path:
-        assert kernels.last_train_threads() == threads
+    assert kernels.last_train_threads() == threads
+    assert kernels.last_split_by_columns() == path.endswith("c")
     expected = run_train_steps(ref.train_steps, *args, **kw)
     assert fused[0] == expected[0] == 7
     ulps = SPLIT_ULPS if threads > 1 else FUSED_ULPS

@@ -46,13 +46,24 @@ def cy():
     cb.TRAIN_THREADS = before
 
 
-@pytest.fixture(params=["cython", "numba"])
+@pytest.fixture(
+    params=[
+        ("cython", False),
+        ("cython", True),
+        ("numba", False),
+        ("numba", True),
+    ],
+    ids=lambda p: f"{p[0]}-{'columns' if p[1] else 'rows'}",
+)
 def team(request):
-    """Each compiled backend, whose loop splits a step over threads."""
-    kb = load_backend_or_skip(request.param)
-    before = kb.TRAIN_THREADS
+    """Each compiled backend, whose loop splits a step over threads, with
+    its input layer split by inputs (rows of W) or by output columns."""
+    backend, by_columns = request.param
+    kb = load_backend_or_skip(backend)
+    before = kb.TRAIN_THREADS, kb.SPLIT_INPUT_BY_COLUMNS
+    kb.SPLIT_INPUT_BY_COLUMNS = by_columns
     yield kb
-    kb.TRAIN_THREADS = before
+    kb.TRAIN_THREADS, kb.SPLIT_INPUT_BY_COLUMNS = before
 
 
 def train(cb, threads, *args, **kw):
@@ -91,6 +102,7 @@ def test_threads_give_the_single_thread_result(team, dtype, case, threads, batch
     one = train(team, 1, *args, **kw)
     many = train(team, threads, *args, **kw)
     assert team.last_train_threads() == threads
+    assert team.last_split_by_columns() == team.SPLIT_INPUT_BY_COLUMNS
     assert_same_training(one, many, dtype)
     # ... and both are the reference's training.
     expected = run_train_steps(ref.train_steps, *args, **kw)
@@ -110,10 +122,13 @@ def test_threads_give_the_single_thread_result(team, dtype, case, threads, batch
     threads=st.integers(2, 6),
     seed=st.integers(0, 2**16),
 )
+@pytest.mark.parametrize("by_columns", [False, True], ids=["rows", "columns"])
 @pytest.mark.parametrize("backend", ["cython", "numba"])
 def test_threads_sweep(
-    backend, widths, hidden, loss, bias, n, batch_size, threads, seed
+    backend, by_columns, widths, hidden, loss, bias, n, batch_size, threads, seed
 ):
+    """Any net (one layer: no columns split), batch and thread count; the
+    input layer's 5 features over up to 6 threads split either way."""
     cb = load_backend_or_skip(backend)
     dtype = np.float64
     sizes = [5, *widths]
@@ -122,32 +137,46 @@ def test_threads_sweep(
     X, labels, Y, order = training_data(dtype, n=n, n_in=5, k=widths[-1], seed=seed)
     params, layout, spans = make_net(sizes, acts, dtype, bias, seed=seed)
     args = (X, labels, Y, order, batch_size, params, layout, loss, spans)
-    before = cb.TRAIN_THREADS
+    before = cb.TRAIN_THREADS, cb.SPLIT_INPUT_BY_COLUMNS
+    cb.SPLIT_INPUT_BY_COLUMNS = by_columns
     try:
         one = train(cb, 1, *args)
         many = train(cb, threads, *args)
+        assert cb.last_split_by_columns() == (by_columns and len(widths) > 1)
     finally:
-        cb.TRAIN_THREADS = before
+        cb.TRAIN_THREADS, cb.SPLIT_INPUT_BY_COLUMNS = before
     assert_same_training(one, many, dtype)
 
 
 @pytest.mark.parametrize(
-    "threads,policy", [(1, "blas"), (1, "own"), (2, "blas"), (2, "own"), (3, "own")]
+    "threads,policy,by_columns",
+    [
+        (1, "blas", False),
+        (1, "own", False),
+        (2, "blas", False),
+        (2, "own", False),
+        (3, "own", False),
+        (2, "blas", True),
+        (2, "own", True),
+        (3, "own", True),
+    ],
 )
 @pytest.mark.parametrize("optimizer", list(SGD_CONFIGS))
 @pytest.mark.parametrize("loss", list(Loss), ids=lambda v: v.name.lower())
 def test_cython_fused_steps_on_every_path(
-    dtype, loss, optimizer, threads, policy, monkeypatch
+    dtype, loss, optimizer, threads, policy, by_columns, monkeypatch
 ):
     """The cython loop's paths, forced whatever this machine's cores, BLAS
     and CPU would choose: one thread or the step split over 2 and 3 (batches
-    of 8: uneven shares), each float32 product on fastnn's own GEMM or on
-    BLAS. Each is held to the reference, and the path named is the one
-    observed (thread count, GEMM counters)."""
+    of 8: uneven shares; the input layer by its inputs or by its output
+    columns), each float32 product on fastnn's own GEMM or on BLAS. Each is
+    held to the reference, and the path named is the one observed (thread
+    count, GEMM counters)."""
     cy = load_backend_or_skip("cython")
     if policy == "own":
         skip_without_own_kernels()
     monkeypatch.setattr(cy, "TRAIN_THREADS", threads)
+    monkeypatch.setattr(cy, "SPLIT_INPUT_BY_COLUMNS", by_columns)
     X, labels, Y, order = training_data(dtype)  # 50 samples: last batch of 2
     sizes, acts = SPLIT_NETS[loss]
     params, layout, spans = make_net(sizes, acts, dtype)
@@ -161,6 +190,7 @@ def test_cython_fused_steps_on_every_path(
     finally:
         cy.gemm_policy("auto")
     assert cy.last_train_threads() == threads
+    assert cy.last_split_by_columns() == by_columns
     if dtype == np.float64:
         assert ran["own"] == ran["sgemm"] == 0 and ran["dgemm"] > 0, ran
     elif policy == "own":
@@ -209,7 +239,7 @@ def raw_train(cy, threads, X, labels, order, params, layout, loss, spans, bs,
             X.reshape(-1), n, labels, np.empty(0, X.dtype), order, bs, 0, steps,
             p, np.zeros_like(p), np.zeros((1, p.size), p.dtype), 0, layout,
             int(loss), 0, sgd_hyper(0.9), step_scalars(steps), spans, True, True,
-            *no_dropout(layout), 0, losses, tid, threads, True, *shared,
+            *no_dropout(layout), 0, losses, tid, threads, True, False, *shared,
         )  # fmt: skip
 
     try:
@@ -328,6 +358,56 @@ def test_threads_follow_blas_and_batch_and_fall_back(cy):
     cy.TRAIN_THREADS = 3
     assert cy._train_threads(8, True, layout, ce) == 3
     assert cy._train_threads(8, False, layout, ce) == 1
+
+
+@pytest.mark.parametrize("backend", ["cython", "numba"])
+def test_the_input_layer_splits_by_columns_where_it_is_narrow(backend, monkeypatch):
+    """By output columns where the input is no wider than the layer's output
+    (make_classification's 100-256-5), by inputs elsewhere (MNIST's 784-wide
+    input), never on one layer or with dropout on the input; observed
+    through a fit on two threads, whose result is the one thread's."""
+    from fastnn._kernels._blas_threads import input_by_columns
+
+    def layout(*sizes):
+        pairs = zip(sizes, sizes[1:], strict=False)
+        return np.array([[a, b, 0, -1, int(A.RELU)] for a, b in pairs])
+
+    none = np.zeros(3, np.int64)
+    assert input_by_columns(layout(100, 256, 5), none, None)
+    assert input_by_columns(layout(256, 256, 5), none, None)
+    assert not input_by_columns(layout(784, 256, 10), none, None)
+    assert not input_by_columns(layout(100, 256), none, None)  # no layer above
+    dropped = np.array([1 << 30, 0, 0])
+    assert not input_by_columns(layout(100, 256, 5), dropped, None)
+    assert not input_by_columns(layout(100, 256, 5), dropped, True)
+    assert input_by_columns(layout(784, 256, 10), none, True)  # tests force it
+    assert not input_by_columns(layout(100, 256, 5), none, False)
+
+    kb = load_backend_or_skip(backend)
+    monkeypatch.setattr(kb, "SPLIT_INPUT_BY_COLUMNS", None)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((600, 20)).astype(np.float32)
+    y = rng.integers(0, 5, 600)
+    out = []
+    for threads in (1, 2):
+        monkeypatch.setattr(kb, "TRAIN_THREADS", threads)
+        model = fastnn.Sequential(
+            [
+                fastnn.Dense(64, activation="relu"),
+                fastnn.Dense(5, activation="softmax"),
+            ],
+            input_dim=20,
+            backend=backend,
+            seed=0,
+            optimizer=fastnn.Adam(1e-3, weight_decay=1e-4),
+        )
+        history = model.fit(x, y, epochs=2, batch_size=64, verbose=0)
+        assert kb.last_train_threads() == threads
+        assert kb.last_split_by_columns() == (threads == 2)
+        out.append(([w.copy() for w in model.get_weights()], history.history["loss"]))
+    for a, b in zip(out[0][0], out[1][0], strict=True):
+        assert_close(a, b, np.float32)
+    assert_close(out[0][1], out[1][1], np.float32)
 
 
 def test_blas_held_at_one_thread_and_restored_across_python_threads(cy):
@@ -462,7 +542,7 @@ def test_the_loop_refuses_short_shared_buffers(cy, short):
             X.reshape(-1), 40, labels, np.empty(0), order, bs, 0, 4, p,
             np.zeros_like(p), np.zeros((1, p.size)), 0, layout, int(loss), 0,
             sgd_hyper(0.9), step_scalars(4), spans, True, True,
-            *no_dropout(layout), 0, np.zeros(4), tid, T, True, *buffers.values(),
+            *no_dropout(layout), 0, np.zeros(4), tid, T, True, False, *buffers.values(),
         )  # fmt: skip
     np.testing.assert_array_equal(p, params)
 
