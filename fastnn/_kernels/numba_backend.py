@@ -240,6 +240,11 @@ def last_split_by_columns() -> bool:
     return _last_split_by_columns
 
 
+def _part(n: int, t: int, T: int) -> int:
+    """Where thread ``t``'s share of ``n`` starts (``_k._part``)."""
+    return (int(n) * t) // T
+
+
 def _train_split(plan, a, common, n_threads, rows, dtype):
     """``train_steps`` split over ``n_threads`` threads (``_k.train_steps_split``
     says how): the buffers they share, sized for batches of up to ``rows``
@@ -257,10 +262,21 @@ def _train_split(plan, a, common, n_threads, rows, dtype):
     )
     drop_scales = plan.drop_scales.astype(dtype)
     col0 = input_by_columns(layout, plan.drop_thresholds, SPLIT_INPUT_BY_COLUMNS)
+    private = (common[7], common[8], common[9], layout)  # params, grads, slots
     global _last_split_by_columns
     _last_split_by_columns = col0
 
     def call(tid):
+        # With col0, this thread's columns of the input layer's W, dW and
+        # slots in private contiguous blocks for the call (see the kernel).
+        w = _part(layout[0, 1], tid + 1, n_threads) - _part(
+            layout[0, 1], tid, n_threads
+        )
+        shape = (int(layout[0, 0]), w) if col0 else (0, 0)
+        Wp, Gp = np.empty(shape, dtype), np.empty(shape, dtype)
+        Sp = np.empty((private[2].shape[0], *shape), dtype)
+        if col0:
+            _k.private_columns(*private, tid, n_threads, Wp, Gp, Sp, False)
         fpenv = flush_subnormals()  # this thread, for the loop only
         try:
             return _k.train_steps_split(
@@ -274,8 +290,13 @@ def _train_split(plan, a, common, n_threads, rows, dtype):
                 tid,
                 n_threads,
                 *shared,
+                Wp,
+                Gp,
+                Sp,
             )
         finally:
             restore_fpenv(fpenv)
+            if col0:
+                _k.private_columns(*private, tid, n_threads, Wp, Gp, Sp, True)
 
     return run_team(call, n_threads, lambda: _team.abort(sync))
