@@ -467,19 +467,26 @@ def test_model_fit_on_two_threads_equals_one(team):
 @pytest.mark.parametrize(
     "backend,policy", [("cython", "own"), ("cython", "blas"), ("numba", None)]
 )
+@pytest.mark.parametrize("by_columns", [False, True], ids=["rows", "columns"])
 @pytest.mark.parametrize("threads", [2, 3])
-def test_split_training_is_bit_identical_from_run_to_run(backend, threads, policy):
+def test_split_training_is_bit_identical_from_run_to_run(
+    backend, threads, policy, by_columns
+):
     """The README's promise: for a given thread count, runs repeat bit for
     bit (the threads add their shares in a fixed order, never as they
-    finish). Three runs, each split as asked (observed)."""
+    finish). Three runs, each split as asked (observed). By columns: a
+    40-wide input, and no weight decay, so that no barrier ends a step in
+    the cython loop (a short last batch: 400 = 6 x 64 + 16)."""
     cy = load_backend_or_skip(backend)
     if policy == "own":
         skip_without_own_kernels()
+    n_in = 40 if by_columns else 100
     rng = np.random.default_rng(4)
-    x = rng.random((400, 100), dtype=np.float32)
+    x = rng.random((400, n_in), dtype=np.float32)
     y = rng.integers(0, 10, 400)
-    before = cy.TRAIN_THREADS
+    before = cy.TRAIN_THREADS, cy.SPLIT_INPUT_BY_COLUMNS
     cy.TRAIN_THREADS = threads
+    cy.SPLIT_INPUT_BY_COLUMNS = None  # the rule
     runs = []
     try:
         if policy is not None:
@@ -491,16 +498,19 @@ def test_split_training_is_bit_identical_from_run_to_run(backend, threads, polic
                     fastnn.Dense(32, activation="tanh"),
                     fastnn.Dense(10, activation="softmax"),
                 ],
-                input_dim=100,
+                input_dim=n_in,
                 backend=backend,
                 seed=0,
-                optimizer=fastnn.SGD(0.05, momentum=0.9, weight_decay=1e-4),
+                optimizer=fastnn.SGD(
+                    0.05, momentum=0.9, weight_decay=0.0 if by_columns else 1e-4
+                ),
             )
             history = model.fit(x, y, epochs=2, batch_size=64, verbose=0)
             assert cy.last_train_threads() == threads
+            assert cy.last_split_by_columns() == by_columns
             runs.append((model.params.copy(), history.history["loss"]))
     finally:
-        cy.TRAIN_THREADS = before
+        cy.TRAIN_THREADS, cy.SPLIT_INPUT_BY_COLUMNS = before
         if policy is not None:
             cy.gemm_policy("auto")
     for params, losses in runs[1:]:
