@@ -13,11 +13,13 @@
 #   gather       its rows of the batch (and labels / targets)      | barrier
 #   forward      layer by layer: its rows of W (a contiguous range of
 #                ``params``) times its columns of X, a share of the sum over
-#                the inputs (GEMM; thread 0 into A, the others into
-#                ``partials``)                                      | barrier
+#                the inputs (GEMM; thread 0 into A, the others into their
+#                part of the layer's ``partials``)                  | barrier
 #                then its columns of A: the shares added in thread order,
 #                the bias, the activation and, where the next layer's input
-#                is dropped, the mask and the dropped copy            | barrier
+#                is dropped, the mask and the dropped copy, which are the
+#                next layer's input columns of this thread: no barrier
+#                but after the output layer (the loss reads whole rows) | barrier
 #                (with cross-entropy the output layer is linear and the
 #                softmax is fused into the loss). Forward and backward both
 #                touch only the thread's own rows of W, so W stays in its
@@ -183,7 +185,7 @@ cdef inline Py_ssize_t part(Py_ssize_t n, Py_ssize_t t, Py_ssize_t T) noexcept n
 # dA_all and, if its input is dropped, where that copy and its mask live in
 # D_all and keep_all (d_off -1: not dropped).
 cdef struct Layer:
-    Py_ssize_t n_in, n_out, w_off, b_off, a_off, d_off
+    Py_ssize_t n_in, n_out, w_off, b_off, a_off, d_off, p_off
     int act
     uint32_t threshold
     double scale
@@ -295,7 +297,8 @@ cdef bint forward_layer(
     if tid == 0:
         Pl = Al
     else:
-        Pl = partials[(tid - 1) * p_size : (tid - 1) * p_size + m * n_out]
+        Pl = partials[L.p_off + (tid - 1) * team.rows * n_out :
+                      L.p_off + (tid - 1) * team.rows * n_out + m * n_out]
     if first_layer:
         # The input layer's products skip the features that are zero
         # throughout a batch (MNIST's borders: about 29% of its 784 pixels at
@@ -337,7 +340,8 @@ cdef bint forward_layer(
             return False
         # Add up the shares of this thread's columns, in thread order.
         for t in range(1, T):
-            Pl = partials[(t - 1) * p_size : (t - 1) * p_size + m * n_out]
+            Pl = partials[L.p_off + (t - 1) * team.rows * n_out :
+                          L.p_off + (t - 1) * team.rows * n_out + m * n_out]
             for r in range(m):
                 for c in range(r * n_out + c0, r * n_out + c1):
                     Al[c] = Al[c] + Pl[c]
@@ -352,7 +356,12 @@ cdef bint forward_layer(
         for r in range(m):
             for c in range(r * n_out + c0, r * n_out + c1):
                 D[c] = Al[c] * scale if keep[c] else zero
-    return barrier(team.sync, T) >= 0
+    # The layer above reads only this thread's columns, and each layer's
+    # shares have their own part of ``partials``: only the loss, which reads
+    # whole rows of the output, waits for every thread's columns.
+    if next_layer == NULL:
+        return barrier(team.sync, T) >= 0
+    return True
 
 
 cdef void drop_gradient(
@@ -749,7 +758,7 @@ def train_steps(
     floating[::1] dA_all,              # SHARED scratch, as A_all
     floating[::1] D_all,               # SHARED scratch (rows * sum of dropped n_in,)
     unsigned char[::1] keep_all,       # SHARED scratch, as D_all
-    floating[::1] partials,            # SHARED scratch ((T - 1) rows max n_out,)
+    floating[::1] partials,            # SHARED scratch ((T - 1) rows sum n_out,)
     int64_t[::1] sync,                 # SHARED (3,) zeros: the barrier
     double[::1] parts,                 # SHARED (3 T,) loss, L2 and gradient parts
     int64_t[::1] errors,               # SHARED (2 T,) -1: bad order pos, bad row
@@ -788,8 +797,8 @@ def train_steps(
             if thresholds[l] > 0 and l > 0:
                 layers[l].d_off = d_size
                 d_size += rows * layers[l].n_in
-            if rows * layers[l].n_out > p_size:
-                p_size = rows * layers[l].n_out
+            layers[l].p_off = p_size  # its shares of threads 1 .. T - 1
+            p_size += (T - 1) * rows * layers[l].n_out
         if ce:  # cross-entropy: linear output, softmax fused into the loss
             layers[n_layers - 1].act = ACT_LINEAR
         # The wrapper allocates the shared buffers; a short one would be
@@ -802,7 +811,7 @@ def train_steps(
             ("dA_all", dA_all.shape[0], a_size),
             ("D_all", D_all.shape[0], d_size),
             ("keep_all", keep_all.shape[0], d_size),
-            ("partials", partials.shape[0], (T - 1) * p_size),
+            ("partials", partials.shape[0], p_size),
             ("sync", sync.shape[0], 3),
             ("parts", parts.shape[0], 3 * T),
             ("errors", errors.shape[0], 2 * T),

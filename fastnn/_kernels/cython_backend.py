@@ -522,8 +522,8 @@ def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out
         aligned_empty(A_all.size, dtype),  # dA, then dZ in place
         np.empty(dropped, dtype),  # the dropped layer inputs
         np.empty(dropped, np.uint8),  # their masks
-        # the forward pass's shares of threads 1 .. T - 1
-        np.empty((n_threads - 1) * rows * int(layout[:, 1].max()), dtype),
+        # the forward pass's shares of threads 1 .. T - 1, each layer's own
+        np.empty((n_threads - 1) * rows * int(layout[:, 1].sum()), dtype),
         sync,
         np.zeros(3 * n_threads, np.float64),  # loss, L2 and gradient parts
         np.full(2 * n_threads, -1, np.int64),  # errors

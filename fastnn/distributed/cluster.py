@@ -96,7 +96,11 @@ def connect(client=None, workers=None):
                 f"distributed.Client; received {type(client).__name__}"
             )
         client.register_plugin(_pin_threads_plugin(distributed))
-        addresses = sorted(client.scheduler_info()["workers"])
+        # (``nthreads`` asks the scheduler each time: ``scheduler_info()``
+        # returns a cache that the client's periodic refresh may overwrite,
+        # concurrently, with one holding no workers (distributed 2026.8),
+        # and a test saw 0 workers in a cluster of 3 that way)
+        addresses = sorted(client.nthreads())
         if workers is None:
             workers = len(addresses)
         if workers > len(addresses) or not addresses:
