@@ -439,9 +439,9 @@ cdef void backward_layer(
         # db = column sums of dZ (LINEAR: dZ is G, not written)
         activation_grad_span(G, G, G, db, m, n_out, c0, c1, ACT_LINEAR)
     if L.d_off >= 0:
-        Xl = D_all[L.d_off : L.d_off + m * n_in]
+        Xl = D_all[L.d_off : L.d_off + (team.rows if below_block else m) * n_in]
     elif below != NULL:
-        Xl = A_all[below.a_off : below.a_off + m * n_in]
+        Xl = A_all[below.a_off : below.a_off + (team.rows if below_block else m) * n_in]
     else:
         Xl = Xb[: m * n_in]
     if below_block and i1 > i0:
@@ -925,7 +925,7 @@ cdef object _loop(
     cdef Rule rule
     cdef Py_ssize_t n_order = order.shape[0]
     cdef Py_ssize_t n_steps = step_end - step_begin
-    cdef Py_ssize_t i, s, t, first, last, m, r0, r1
+    cdef Py_ssize_t i, s, t, first, last, m, r0, r1, n_used
     cdef Py_ssize_t bad_row = -1, bad_pos = -1
     cdef bint aborted = False  # a thread failed: leave at the next barrier
     cdef Py_ssize_t applied = n_steps
@@ -985,11 +985,13 @@ cdef object _loop(
                                      &team):
                     aborted = True
                     break
+                # (in blocks, col0: the layer's whole region, its blocks at
+                # rows * c0 whatever the batch's m)
+                n_used = (rows if l == 0 and col0 else m) * layers[l].n_out
                 if l + 1 < n_layers and layers[l + 1].d_off >= 0:
-                    Xl = D_all[layers[l + 1].d_off :
-                               layers[l + 1].d_off + m * layers[l].n_out]
+                    Xl = D_all[layers[l + 1].d_off : layers[l + 1].d_off + n_used]
                 else:
-                    Xl = A_all[layers[l].a_off : layers[l].a_off + m * layers[l].n_out]
+                    Xl = A_all[layers[l].a_off : layers[l].a_off + n_used]
             if aborted:
                 applied = i
                 break
