@@ -993,6 +993,9 @@ cdef object _loop(
                 else:
                     Xl = A_all[layers[l].a_off : layers[l].a_off + n_used]
             if aborted:
+                # (partners leave their barriers too: in a debug build a
+                # failed bounds check also returns False from a layer)
+                barrier_abort(&sync[0])
                 applied = i
                 break
 
@@ -1074,6 +1077,7 @@ cdef object _loop(
                     aborted = True
                     break
             if aborted:
+                barrier_abort(&sync[0])
                 applied = i  # the wrapper raises the failed thread's error
                 break
             if not update_per_layer:  # T == 1 here: the reference's one pass
