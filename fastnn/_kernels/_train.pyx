@@ -506,12 +506,8 @@ cdef double layer_grad_squares(
     """The sum of squares of this thread's share of a layer's gradient."""
     cdef Py_ssize_t i0 = part(L.n_in, team.tid, team.T)
     cdef Py_ssize_t i1 = part(L.n_in, team.tid + 1, team.T)
-    cdef Py_ssize_t c0 = part(L.n_out, team.tid, team.T)
-    cdef Py_ssize_t c1 = part(L.n_out, team.tid + 1, team.T)
-    cdef double sq = sum_squares(grads, L.w_off + i0 * L.n_out, L.w_off + i1 * L.n_out)
-    if L.b_off >= 0:
-        sq += sum_squares(grads, L.b_off + c0, L.b_off + c1)
-    return sq
+    return (sum_squares(grads, L.w_off + i0 * L.n_out, L.w_off + i1 * L.n_out)
+            + bias_grad_squares(L, grads, team))
 
 
 cdef double bias_grad_squares(
@@ -540,13 +536,35 @@ cdef double update_layer(
     L2 sum of squares."""
     cdef Py_ssize_t i0 = part(L.n_in, team.tid, team.T)
     cdef Py_ssize_t i1 = part(L.n_in, team.tid + 1, team.T)
+    return update_share(params, grads, slots, L.w_off + i0 * L.n_out,
+                        L.w_off + i1 * L.n_out, spans, L, params, grads, slots,
+                        rule, spans, clip, team)
+
+
+cdef double update_share(
+    floating[::1] Wf,                 # this thread's W is Wf[lo:hi] (gradient
+    floating[::1] Gf,                 # Gf, slots Sf, decay spans w_spans): in
+    floating[:, ::1] Sf,              # params, or the input layer's private
+    Py_ssize_t lo,                    # columns (input_by_columns)
+    Py_ssize_t hi,
+    const int64_t[:, ::1] w_spans,
+    const Layer* L,
+    floating[::1] params,
+    floating[::1] grads,
+    floating[:, ::1] slots,
+    const Rule* rule,
+    const int64_t[:, ::1] spans,
+    double clip,                      # < 1: scale this share of the gradient first
+    Team* team,
+) noexcept nogil:
+    """Update this thread's W and its columns of b (in ``params``); returns
+    their coupled L2 sum of squares."""
     cdef Py_ssize_t c0 = part(L.n_out, team.tid, team.T)
     cdef Py_ssize_t c1 = part(L.n_out, team.tid + 1, team.T)
-    cdef Py_ssize_t lo = L.w_off + i0 * L.n_out, hi = L.w_off + i1 * L.n_out
     cdef double sq
     if clip < 1:
-        scale_range(grads, lo, hi, clip)
-    sq = update_range(params, grads, slots, lo, hi, rule, spans)
+        scale_range(Gf, lo, hi, clip)
+    sq = update_range(Wf, Gf, Sf, lo, hi, rule, w_spans)
     if L.b_off >= 0:
         if clip < 1:
             scale_range(grads, L.b_off + c0, L.b_off + c1, clip)
@@ -656,37 +674,6 @@ cdef void backward_input_columns(
     else:
         gemm(True, False, <int>n_in, <int>w, <int>m, 1, &Xb[0], <int>n_in,
              &G[0], <int>w, 0, &Gp[0], <int>w, team.work, team.own_gemm)
-
-
-cdef double update_input_columns(
-    const Layer* L,
-    floating[::1] params,
-    floating[::1] grads,
-    floating[:, ::1] slots,
-    floating[::1] Wp,
-    floating[::1] Gp,
-    floating[:, ::1] Sp,
-    const Rule* rule,
-    const int64_t[:, ::1] spans,      # the input layer's W decay: [[0, len]] or none
-    const int64_t[:, ::1] all_spans,
-    double clip,
-    Team* team,
-) noexcept nogil:
-    """``update_layer`` of the input layer with ``input_by_columns``: its
-    private columns of W, and its columns of b in place."""
-    cdef Py_ssize_t c0 = part(L.n_out, team.tid, team.T)
-    cdef Py_ssize_t c1 = part(L.n_out, team.tid + 1, team.T)
-    cdef Py_ssize_t size = Wp.shape[0]
-    cdef double sq
-    if clip < 1:
-        scale_range(Gp, 0, size, clip)
-    sq = update_range(Wp, Gp, Sp, 0, size, rule, spans)
-    if L.b_off >= 0:
-        if clip < 1:
-            scale_range(grads, L.b_off + c0, L.b_off + c1, clip)
-        sq += update_range(params, grads, slots, L.b_off + c0, L.b_off + c1, rule,
-                           all_spans)
-    return sq
 
 
 cdef void private_columns(
@@ -1050,10 +1037,9 @@ cdef object _loop(
                             sum_squares(Gp, 0, n_in0 * pw)
                             + bias_grad_squares(&layers[0], grads, &team))
                     else:
-                        sq += update_input_columns(
-                            &layers[0], params, grads, slots, Wp[: n_in0 * pw],
-                            Gp[: n_in0 * pw], Sp[:, : n_in0 * pw], &rule, p_spans,
-                            spans, 1.0, &team)
+                        sq += update_share(
+                            Wp, Gp, Sp, 0, n_in0 * pw, p_spans, &layers[0], params,
+                            grads, slots, &rule, spans, 1.0, &team)
                     parts[3 * tid + 1] = sq
                     if end_barrier and barrier(&sync[0], T) < 0:
                         aborted = True
@@ -1091,10 +1077,9 @@ cdef object _loop(
                 coef = clipnorm / (sqrt(coef) + 1e-6)
                 for l in range(n_layers):
                     if l == 0 and col0:
-                        sq += update_input_columns(
-                            &layers[0], params, grads, slots, Wp[: n_in0 * pw],
-                            Gp[: n_in0 * pw], Sp[:, : n_in0 * pw], &rule, p_spans,
-                            spans, coef, &team)
+                        sq += update_share(
+                            Wp, Gp, Sp, 0, n_in0 * pw, p_spans, &layers[0], params,
+                            grads, slots, &rule, spans, coef, &team)
                     else:
                         sq += update_layer(&layers[l], params, grads, slots, &rule,
                                            spans, coef, &team)
