@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 from fastnn.bench import BenchRow, format_table
 
 _PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "compare.py"
@@ -104,12 +106,68 @@ def test_numba_is_held_level_with_cython():
 def test_numba_over_cython_must_be_a_positive_ratio(tmp_path, capsys):
     path = tmp_path / "results.json"
     path.write_text(json.dumps({"benchmarks": []}), encoding="utf-8")
-    try:
+    with pytest.raises(SystemExit) as exit_:
         compare.main([str(path), "--numba-over-cython", "0"])
-    except SystemExit as exit_:
-        assert exit_.code == 2
-    else:  # pragma: no cover
-        raise AssertionError("--numba-over-cython 0 was accepted")
+    assert exit_.value.code == 2
     assert "--numba-over-cython: expected a positive ratio; received 0.0" in (
         capsys.readouterr().err
+    )
+
+
+def _cold_start_json(tmp_path, **overheads):
+    benchmarks = [
+        {
+            "group": "cold-start-S-float32",
+            "stats": {"median": 1.0},
+            "extra_info": {
+                "backend": case,
+                "config": "cold-start-S",
+                "dtype": "float32",
+                "startup_overhead_s": seconds,
+            },
+        }
+        for case, seconds in overheads.items()
+    ]
+    benchmarks.append(
+        {"group": "S-float32", "stats": {"median": 0.2}, "extra_info": {}}
+    )  # not a cold-start case: no startup_overhead_s
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"benchmarks": benchmarks}), encoding="utf-8")
+    return path
+
+
+def test_startup_overhead_is_read_and_gated(tmp_path, capsys):
+    path = _cold_start_json(
+        tmp_path, **{"numba-warm-cache": 0.6, "numba-cold-cache": 15.0}
+    )
+    startup = compare.startup_overheads(path)
+    assert startup == {"numba-warm-cache": 0.6, "numba-cold-cache": 15.0}
+    # Only the warm cache is held: the cold one compiles by design.
+    assert check_results([], (), startup=startup, max_startup_overhead=1.0) == []
+    failures = check_results([], (), startup=startup, max_startup_overhead=0.5)
+    assert failures == [
+        "a fresh process with numba's cache warm added 0.60 s to an epoch, above "
+        "0.5 s (a kernel compiled again instead of loaded from the cache?)"
+    ]
+    assert check_results([], (), startup=startup) == []  # off unless asked
+    assert compare.main([str(path), "--max-startup-overhead", "0.5"]) == 1
+    assert "startup overhead numba-warm-cache: 0.600 s" in capsys.readouterr().out
+    assert compare.main([str(path), "--max-startup-overhead", "2"]) == 0
+
+
+def test_startup_overhead_gate_needs_the_warm_cache_case(tmp_path):
+    startup = compare.startup_overheads(_cold_start_json(tmp_path))
+    assert startup == {}
+    (failure,) = check_results([], (), startup=startup, max_startup_overhead=1.0)
+    assert failure.startswith("no 'numba-warm-cache' cold-start result")
+
+
+def test_max_startup_overhead_must_be_positive(tmp_path, capsys):
+    path = _cold_start_json(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        compare.main([str(path), "--max-startup-overhead", "-1"])
+    assert exit_.value.code == 2
+    assert (
+        "--max-startup-overhead: expected a positive number of seconds; "
+        "received -1.0" in capsys.readouterr().err
     )
