@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fastnn import _machine
 from fastnn._kernels import _checks
 from fastnn._kernels._blas_threads import BLAS_AT_ONE_THREAD as _BLAS_AT_ONE_THREAD
 from fastnn._kernels._blas_threads import (
@@ -243,7 +244,10 @@ def gemm_policy(policy: str | None = None) -> str:
 #: OpenBLAS's kernels for CPUs with AVX-512 (threadpoolctl's ``architecture``,
 #: lower case). Where BLAS runs one of them, its one-thread sgemm beats
 #: fastnn's AVX2 kernels at every product of the training loop (1.4-1.8x on
-#: an AVX-512 Xeon with OpenBLAS's SkylakeX kernels; docs/performance.md).
+#: an AVX-512 Xeon with OpenBLAS's SkylakeX kernels; docs/performance.md),
+#: except on a CPU that runs AVX-512 on 256-bit units (AMD Zen 4:
+#: ``fastnn._machine.avx512_on_256_bit_units``), where the own kernels took
+#: 0.85x BLAS's L64 and L256 epochs.
 AVX512_BLAS_KERNELS = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
 _blas_wins: bool | None = None
 
@@ -261,20 +265,22 @@ def own_gemm_pays() -> bool:
     """Whether the ``auto`` policy runs the loop's float32 products on
     fastnn's own kernels: the CPU can run them (AVX2 and FMA, :func:`own_sgemm`)
     and BLAS is an OpenBLAS on kernels without AVX-512 (Haswell, Zen, ...),
+    or on AVX-512 kernels on a CPU that runs AVX-512 at AVX2's rate (Zen 4),
     where the own kernels measured faster. The BLAS side is decided once, from
-    the kernels OpenBLAS chose for this CPU (``OPENBLAS_CORETYPE`` included);
-    MKL, BLIS or an unknown BLAS keep BLAS. Where ``fastnn backends
-    --measure`` timed both on this machine (:mod:`fastnn.autoselect`), its
-    choice decides instead."""
+    the kernels OpenBLAS chose for this CPU (``OPENBLAS_CORETYPE`` included)
+    and the CPU's vendor and family; MKL, BLIS or an unknown BLAS keep BLAS.
+    Where ``fastnn backends --measure`` timed both on this machine
+    (:mod:`fastnn.autoselect`), its choice decides instead."""
     measured, _ = _measured_gemm()
     if measured is not None:
         return own_sgemm() and measured == "own"
     global _blas_wins
     if _blas_wins is None:
         kernels = blas_kernels()
+        beaten = set() if _machine.avx512_on_256_bit_units() else AVX512_BLAS_KERNELS
         _blas_wins = not kernels or any(
             not k.startswith("openblas:")
-            or k.split(":", 1)[1].lower() in AVX512_BLAS_KERNELS | {"?"}
+            or k.split(":", 1)[1].lower() in beaten | {"?"}
             for k in kernels
         )
     return own_sgemm() and not _blas_wins
@@ -299,9 +305,14 @@ def describe() -> str:
         which = "fastnn's own AVX2 kernels" if measured == "own" else "BLAS"
         return f"float32 GEMM in fit: {which} ({why}; BLAS: {kernels})"
     if own_gemm_pays():
+        beaten = (
+            "AVX-512 kernels on a CPU that runs AVX-512 on 256-bit units"
+            if _machine.avx512_on_256_bit_units()
+            else "non-AVX-512 kernels"
+        )
         return (
-            "float32 GEMM in fit: fastnn's own AVX2 kernels (they beat "
-            f"BLAS's non-AVX-512 kernels: {kernels})"
+            f"float32 GEMM in fit: fastnn's own AVX2 kernels (they beat BLAS's "
+            f"{beaten}: {kernels})"
         )
     why = "this CPU lacks AVX2/FMA" if not own_sgemm() else "it beats the own kernels"
     return f"float32 GEMM in fit: BLAS ({kernels}; {why})"

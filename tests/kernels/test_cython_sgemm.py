@@ -283,25 +283,40 @@ def test_which_gemm_training_and_prediction_use(
     assert predicted["own"] == 0 and predicted["sgemm"] >= 2, predicted
 
 
+INTEL = ("GenuineIntel", 6)
+ZEN4 = ("AuthenticAMD", 25)  # AVX-512 on 256-bit units
+ZEN5 = ("AuthenticAMD", 26)
+
+
 @pytest.mark.parametrize(
-    "kernels,pays",
+    "kernels,cpu,pays",
     [
-        (["openblas:Haswell", "openblas:Haswell"], True),  # Zen 3, Haswell ...
-        (["openblas:Zen"], True),
-        (["openblas:SkylakeX", "openblas:SkylakeX"], False),  # AVX-512 kernels
-        (["openblas:Haswell", "openblas:SkylakeX"], False),
-        (["openblas:SapphireRapids"], False),
-        (["mkl:skylake-avx512"], False),
-        (["openblas:?"], False),  # unknown kernel: keep BLAS
-        ([], False),
+        (["openblas:Haswell", "openblas:Haswell"], ZEN4, True),  # Zen 3, Haswell
+        (["openblas:Haswell"], INTEL, True),
+        (["openblas:Zen"], ZEN4, True),
+        (["openblas:SkylakeX", "openblas:SkylakeX"], INTEL, False),  # AVX-512
+        (["openblas:SkylakeX", "openblas:SkylakeX"], ZEN4, True),  # ... half width
+        (["openblas:SkylakeX"], ZEN5, False),
+        (["openblas:SkylakeX"], (None, None), False),  # not Linux: unknown CPU
+        (["openblas:Haswell", "openblas:SkylakeX"], INTEL, False),
+        (["openblas:Haswell", "openblas:SkylakeX"], ZEN4, True),
+        (["openblas:SapphireRapids"], INTEL, False),
+        (["mkl:skylake-avx512"], INTEL, False),
+        (["mkl:skylake-avx512"], ZEN4, False),  # MKL: always kept
+        (["openblas:?"], ZEN4, False),  # unknown kernel: keep BLAS
+        ([], ZEN4, False),
     ],
 )
 def test_auto_runs_the_own_gemm_only_where_it_beats_blas(
-    cy, monkeypatch, kernels, pays
+    cy, monkeypatch, kernels, cpu, pays
 ):
-    """``auto`` decides from the kernels BLAS chose for this CPU, whatever CPU
-    the test runs on: the own AVX2 kernels beat OpenBLAS's AVX2 kernels but
-    not its AVX-512 ones, and never replace MKL or an unknown BLAS."""
+    """``auto`` decides from the kernels BLAS chose for this CPU and the CPU's
+    vendor and family, whatever CPU the test runs on: the own AVX2 kernels
+    beat OpenBLAS's AVX2 kernels, and its AVX-512 ones only where AVX-512 runs
+    on 256-bit units (AMD family 25, Zen 4); never MKL or an unknown BLAS."""
+    from fastnn import _machine
+
+    monkeypatch.setattr(_machine, "cpu_vendor_family", lambda: cpu)
     monkeypatch.setattr(cy, "blas_kernels", lambda: kernels)
     monkeypatch.setattr(cy, "_blas_wins", None)
     monkeypatch.setattr(cy, "own_sgemm", lambda on=None: True)  # a CPU that can
