@@ -17,8 +17,8 @@ the fastnn checkout at PATH (its extensions built in place), to measure a
 change before and after; ``+dropout=RATE`` (a Dropout after every hidden
 layer) and ``+optimizer=NAME`` (its defaults, its own rate included)
 change its model, e.g. ``cython cython+dropout=0.2`` for dropout's cost;
-``+gemm=own|blas|auto`` sets the cython loop's float32 GEMM
-(``cython_backend.gemm_policy``).
+``+gemm=own|blas|auto`` sets the training loop's float32 GEMM
+(``gemm_policy`` of ``cython_backend`` or ``numba_backend``).
 Every contender trains the same configuration (``fastnn.bench.CONFIGS``),
 float32 unless ``--dtype``, on the real MNIST, each epoch on the same data in
 a fresh order.
@@ -52,9 +52,10 @@ options = json.loads(sys.argv[5])
 if samples:
     x, y = x[:samples], y[:samples]
 model = bench.build_model(config, backend, dtype=dtype)
-if "gemm" in options:  # the cython loop's float32 GEMM policy
-    from fastnn._kernels import cython_backend
-    cython_backend.gemm_policy(options.pop("gemm"))
+if "gemm" in options:  # the training loop's float32 GEMM policy
+    from fastnn._kernels import cython_backend, numba_backend
+    kernels = numba_backend if backend == "numba" else cython_backend
+    kernels.gemm_policy(options.pop("gemm"))
 if options:
     layers = []
     for layer in model.layers:

@@ -259,3 +259,17 @@ def check_train_steps(
     out = losses_out if direct else np.empty(steps, np.float64)
     scalars = contract.step_scalars(plan, state.step, rates[:steps])
     return TrainStepsArgs(steps, order, scalars, out)
+
+
+#: The training loops' float32 GEMM policies (``gemm_policy`` of the cython
+#: and numba backends).
+GEMM_POLICIES = ("auto", "own", "blas")
+
+
+def check_gemm_policy(policy) -> None:
+    """ValueError unless ``policy`` is one of :data:`GEMM_POLICIES`."""
+    if policy not in GEMM_POLICIES:
+        raise ValueError(
+            f"policy: expected one of {', '.join(map(repr, GEMM_POLICIES))}; "
+            f"received {policy!r}"
+        )

@@ -2,11 +2,15 @@
 
 Design
 ------
-* **GEMMs go to BLAS.** Every matrix product is ``np.dot(a, b, out)``, which
-  numba lowers to one ``?gemm`` call (scipy's BLAS) when ``a``, ``b`` and
-  ``out`` have one dtype and a static ``C`` or ``F`` layout. Transposes are
-  free: ``X.T`` of a C array is typed ``F`` and becomes a BLAS transpose flag,
-  never a copy (an ``A``-layout operand would be copied; none is used here).
+* **GEMMs go to BLAS or to fastnn's own kernels.** A product is
+  ``np.dot(a, b, out)``, which numba lowers to one ``?gemm`` call (scipy's
+  BLAS) when ``a``, ``b`` and ``out`` have one dtype and a static ``C`` or
+  ``F`` layout. Transposes are free: ``X.T`` of a C array is typed ``F`` and
+  becomes a BLAS transpose flag, never a copy (an ``A``-layout operand would
+  be copied; none is used here). The training loops' products go through
+  ``_numba_gemm``'s ``gemm_nn``/``gemm_tn``/``gemm_nt``, which run float32
+  products on fastnn's own AVX2 kernels (the cython backend's ``_sgemm.h``,
+  called by symbol) when the wrapper passes a work space, BLAS otherwise.
 * **Everything elementwise is fused around the GEMM**, one pass per tile:
   forward = ``gemm`` then bias + activation in one pass over ``A``;
   backward = activation derivative (from the output ``A``) + bias-gradient
@@ -68,6 +72,7 @@ import numpy as np
 from numba import njit
 
 from fastnn import contract as _c
+from fastnn._kernels._numba_gemm import gemm_nn, gemm_nt, gemm_tn
 from fastnn._kernels._numba_philox import dropout_keep_span
 from fastnn._kernels._numba_team import barrier
 from fastnn.activations import Activation
@@ -628,6 +633,7 @@ def train_steps(
     losses_out,
     per_layer_update,
     skip_zero_features,
+    gemm_work,
 ):
     """Same contract as ``fastnn.reference.train_steps``, the plan unpacked.
 
@@ -641,7 +647,10 @@ def train_steps(
     and dW are still in cache, instead of one ``update`` pass at the end.
     ``skip_zero_features`` lets the input layer's products skip the features
     zero throughout a batch (the wrapper decides: where BLAS runs at one
-    thread, as the gathers do).
+    thread, as the gathers do). ``gemm_work`` (bytes; empty: BLAS) is the
+    work space of fastnn's own float32 GEMM, which the products then run on
+    (``_numba_gemm``; the wrapper decides: where it beats BLAS and each
+    product runs on one thread).
     """
     n = X.shape[0]
     n_layers = layout.shape[0]
@@ -738,9 +747,9 @@ def train_steps(
                 Xc = Xc_flat[: m * n_cols].reshape(m, n_cols)
                 Wc = Wc_flat[: n_cols * n_out].reshape(n_cols, n_out)
                 _gather_columns(A_prev, W, cols, n_cols, Xc, Wc)
-                np.dot(Xc, Wc, A)
+                gemm_nn(Xc, Wc, A, gemm_work)
             else:
-                np.dot(A_prev, W, A)
+                gemm_nn(A_prev, W, A, gemm_work)
             bias_activation(A, b, act)
             A_prev = A
 
@@ -789,14 +798,14 @@ def train_steps(
                 # (the forward pass left X[:, cols] in Xc; W's rows are free)
                 Xc = Xc_flat[: m * n_cols].reshape(m, n_cols)
                 dWc = Wc_flat[: n_cols * n_out].reshape(n_cols, n_out)
-                np.dot(Xc.T, dZ, dWc)
+                gemm_tn(Xc, dZ, dWc, gemm_work)
                 _scatter_rows(dWc, cols, n_cols, dW)
             else:
-                np.dot(X_in.T, dZ, dW)  # X_in.T: F layout -> a BLAS transpose flag
+                gemm_tn(X_in, dZ, dW, gemm_work)
             if l > 0:
                 W = params[w_off : w_off + n_in * n_out].reshape(n_in, n_out)
                 dX = dX_flat[: m * n_in].reshape(m, n_in)
-                np.dot(dZ, W.T, dX)
+                gemm_nt(dZ, W, dX, gemm_work)
                 if dropout_thresholds[l] > 0:
                     keep = keeps[d_off[l] : d_off[l] + m * n_in].reshape(m, n_in)
                     scale = dropout_scales[l]
@@ -908,6 +917,7 @@ def train_steps_split(
     Wp,
     Gp,
     Sp,
+    gemm_work,
 ):
     """``train_steps`` split over ``T`` threads, this one ``tid`` (the wrapper
     starts them; each calls this with the same arguments).
@@ -954,6 +964,9 @@ def train_steps_split(
     of ``params`` the update, one call per row, took 17-19% of each thread's
     step on 100-256-5 by the cycle counter). Not with dropout on the input,
     nor on one layer (the wrapper sees to it).
+
+    ``gemm_work``: this thread's work space for fastnn's own float32 GEMM
+    (empty: BLAS), as in ``train_steps``.
     """
     n = X.shape[0]
     n_layers = layout.shape[0]
@@ -1089,9 +1102,9 @@ def train_steps_split(
                 Xc = Xc_flat[: m * n_cols].reshape(m, n_cols)
                 Wc = Wc_flat[: n_cols * w].reshape(n_cols, w)
                 _gather_columns(X_in, W_in, cols, n_cols, Xc, Wc)
-                np.dot(Xc, Wc, out)
+                gemm_nn(Xc, Wc, out, gemm_work)
             elif has_inputs:
-                np.dot(X_in, W_in, out)
+                gemm_nn(X_in, W_in, out, gemm_work)
             else:  # no inputs here: an empty sum
                 out[:, :] = zero
             if not by_cols and barrier(sync, T) < 0:
@@ -1150,10 +1163,10 @@ def train_steps_split(
                     if n_cols > 0 and _all_finite(dZo):
                         Xc = Xc_flat[: m * n_cols].reshape(m, n_cols)
                         dWc = Wc_flat[: n_cols * (c1 - c0)].reshape(n_cols, c1 - c0)
-                        np.dot(Xc.T, dZo, dWc)
+                        gemm_tn(Xc, dZo, dWc, gemm_work)
                         _scatter_rows(dWc, cols, n_cols, Gp)
                     else:
-                        np.dot(Xb.T, dZo, Gp)
+                        gemm_tn(Xb, dZo, Gp, gemm_work)
             else:
                 dZ = dZ_all[z_off[l] : z_off[l] + m * n_out].reshape(m, n_out)
                 if l == n_layers - 1 and b_off >= 0:
@@ -1177,14 +1190,14 @@ def train_steps_split(
                 )
                 if l > 0 and i1 > i0:  # dX on its input columns, with the old W
                     dX = tile_a[: m * (i1 - i0)].reshape(m, i1 - i0)
-                    np.dot(dZ, W_rows.T, dX)
+                    gemm_nt(dZ, W_rows, dX, gemm_work)
                 if l == 0 and n_cols > 0 and _all_finite(dZ):
                     Xc = Xc_flat[: m * n_cols].reshape(m, n_cols)
                     dWc = Wc_flat[: n_cols * n_out].reshape(n_cols, n_out)
-                    np.dot(Xc.T, dZ, dWc)
+                    gemm_tn(Xc, dZ, dWc, gemm_work)
                     _scatter_rows(dWc, cols, n_cols, dW)
                 elif i1 > i0:
-                    np.dot(X_in.T, dZ, dW)
+                    gemm_tn(X_in, dZ, dW, gemm_work)
             if not clip:  # its share of W and columns of b, while in cache
                 Pw, Gw, Sw, w_lo, w_hi, b_lo, b_hi = _share(
                     params, grads, slots, Wv, Gv, Sv, layout, l, tid, T, col0

@@ -13,6 +13,7 @@ _dense    dense forward (GEMM + bias/activation epilogue) and backward
 _loss     softmax cross-entropy and mean squared error, one pass per row
 _update   the optimizers' updates, one fused pass over the flat buffers
 _train    the fused multi-step training loop, entirely without the GIL
+_gemm     fastnn's own float32 GEMM as a C entry point for the numba backend
 ========  ===============================================================
 
 Importing this module loads them and refuses, with an ``ImportError`` that
@@ -70,6 +71,7 @@ _SOURCES = {
     "_dense": ("_dense.pyx", "_dense.pxd", "_common.pxd", "_sgemm.h"),
     "_loss": ("_loss.pyx", "_loss.pxd", "_common.pxd", "_sgemm.h"),
     "_update": ("_update.pyx", "_update.pxd", "_sgd_core.h", "_optim_core.h"),
+    "_gemm": ("_gemm.pyx", "_sgemm.h"),
     "_train": (
         "_train.pyx",
         "_common.pxd",
@@ -180,6 +182,7 @@ _dense = _load_extension("_dense")
 _loss = _load_extension("_loss")
 _update = _load_extension("_update")
 _train = _load_extension("_train")
+_gemm = _load_extension("_gemm")  # the own GEMM's C entry, for the numba backend
 
 #: True when the extensions were built with FASTNN_CYTHON_DEBUG=1.
 DEBUG_BUILD = bool(_dense.DEBUG_BUILD)
@@ -203,7 +206,6 @@ def own_sgemm(on: bool | None = None) -> bool:
 
 
 #: The training loop's float32 GEMM: see :func:`gemm_policy`.
-_GEMM_POLICIES = ("auto", "own", "blas")
 _gemm_policy = "auto"
 
 
@@ -226,11 +228,7 @@ def gemm_policy(policy: str | None = None) -> str:
     global _gemm_policy
     if policy is None:
         return _gemm_policy
-    if policy not in _GEMM_POLICIES:
-        raise ValueError(
-            f"policy: expected one of {', '.join(map(repr, _GEMM_POLICIES))}; "
-            f"received {policy!r}"
-        )
+    _checks.check_gemm_policy(policy)
     if policy == "own" and not own_sgemm(True):  # the CPU cannot: nothing changed
         raise RuntimeError(
             "policy: 'own' needs fastnn's own GEMM, which runs on x86-64 CPUs "
@@ -271,9 +269,16 @@ def own_gemm_pays() -> bool:
     and the CPU's vendor and family; MKL, BLIS or an unknown BLAS keep BLAS.
     Where ``fastnn backends --measure`` timed both on this machine
     (:mod:`fastnn.autoselect`), its choice decides instead."""
+    return own_sgemm() and own_gemm_beats_blas()
+
+
+def own_gemm_beats_blas() -> bool:
+    """The rule of :func:`own_gemm_pays` without this backend's switch
+    (:func:`own_sgemm`): the measurement where there is one, else BLAS's
+    kernels and the CPU. The numba backend's loops follow it too."""
     measured, _ = _measured_gemm()
     if measured is not None:
-        return own_sgemm() and measured == "own"
+        return measured == "own"
     global _blas_wins
     if _blas_wins is None:
         kernels = blas_kernels()
@@ -283,7 +288,7 @@ def own_gemm_pays() -> bool:
             or k.split(":", 1)[1].lower() in beaten | {"?"}
             for k in kernels
         )
-    return own_sgemm() and not _blas_wins
+    return not _blas_wins
 
 
 def _measured_gemm() -> tuple[str | None, str]:

@@ -43,6 +43,7 @@ import scipy.linalg.cython_blas  # noqa: F401 (see BLAS_AT_ONE_THREAD below)
 
 from fastnn import contract as _c
 from fastnn._kernels import _checks
+from fastnn._kernels import _numba_gemm as _ng
 from fastnn._kernels import _numba_kernels as _k
 from fastnn._kernels import _numba_team as _team
 from fastnn._kernels._blas_threads import (
@@ -73,6 +74,83 @@ NAME = "numba"
 
 # Placeholder for an unrequested dX (never written; size 0).
 _NO_DX = {dt: np.empty((0, 0), dt) for dt in _checks.FLOAT_DTYPES}
+
+
+# --------------------------------------------------------------------------- #
+# The training loops' float32 GEMM
+# --------------------------------------------------------------------------- #
+_gemm_policy = "auto"
+_NO_WORK = np.empty(0, np.uint8)  # an empty work space: the products go to BLAS
+
+
+def gemm_policy(policy: str | None = None) -> str:
+    """Which GEMM the training loops' float32 products run on (as
+    ``cython_backend.gemm_policy``, for this backend):
+
+    * ``"auto"`` (the default): fastnn's own AVX2 kernels (``_numba_gemm``)
+      where each product runs on one thread (a step split over the cores, or
+      BLAS at one thread) and they beat this machine's BLAS, by the cython
+      backend's rule and measurement (``cython_backend.own_gemm_beats_blas``);
+      BLAS otherwise;
+    * ``"own"``: the own kernels for every product of the loops, whatever
+      BLAS's thread count (RuntimeError where they cannot run: no AVX2 and
+      FMA, or the cython extensions are not built);
+    * ``"blas"``: BLAS throughout.
+
+    float64 always runs on BLAS. For A/B measurements and tests. Not to be
+    called while the backend's kernels run in another thread.
+    """
+    global _gemm_policy
+    if policy is None:
+        return _gemm_policy
+    _checks.check_gemm_policy(policy)
+    if policy == "own" and not _ng.available():
+        raise RuntimeError(
+            "policy: 'own' needs fastnn's own GEMM, which runs on x86-64 CPUs "
+            "with AVX2 and FMA, from the cython backend's build; here it "
+            "cannot (no such CPU, or the Cython extensions are not built)"
+        )
+    _gemm_policy = policy
+    return _gemm_policy
+
+
+def _own_gemm_beats_blas() -> bool:
+    try:
+        from fastnn._kernels import cython_backend
+    except ImportError:
+        return False
+    return cython_backend.own_gemm_beats_blas()
+
+
+def describe() -> str:
+    """One line for ``fastnn backends``: the training loops' float32 GEMM
+    here and why (:func:`gemm_policy`)."""
+    if not _ng.available():
+        return (
+            "float32 GEMM in fit: BLAS (fastnn's own kernels need an AVX2 and "
+            "FMA CPU and the cython backend's build)"
+        )
+    if _gemm_policy != "auto":
+        return f"float32 GEMM in fit: forced {_gemm_policy!r}"
+    if _own_gemm_beats_blas():
+        return (
+            "float32 GEMM in fit: fastnn's own AVX2 kernels where each product "
+            "runs on one thread (the cython backend's choice, below)"
+        )
+    return "float32 GEMM in fit: BLAS (the cython backend's choice, below)"
+
+
+def _gemm_work(layout, rows: int, dtype, one_thread: bool) -> np.ndarray:
+    """The own GEMM's work space for a training call's products (batches of
+    up to ``rows`` samples), or an empty one for BLAS (``gemm_policy``)."""
+    if np.dtype(dtype) != np.float32 or not _ng.available():
+        return _NO_WORK
+    if _gemm_policy == "blas" or (
+        _gemm_policy == "auto" and not (one_thread and _own_gemm_beats_blas())
+    ):
+        return _NO_WORK
+    largest = max(int(rows), int(layout[:, 0].max()), int(layout[:, 1].max()))
+    return np.empty(_ng.work_bytes(largest), np.uint8)
 
 
 # --------------------------------------------------------------------------- #
@@ -216,6 +294,7 @@ def train_steps(plan, data, state, order, begin, end, learning_rates, losses_out
                     # one thread, and pay where the products do too (S: 0.90x
                     # the epoch, paired; L64 with BLAS on two threads: 1.02x)
                     small,
+                    _gemm_work(layout, plan.batch_size, dtype, one_thread=small),
                 )
         finally:
             restore_fpenv(fpenv)
@@ -293,6 +372,7 @@ def _train_split(plan, a, common, n_threads, rows, dtype):
                 Wp,
                 Gp,
                 Sp,
+                _gemm_work(layout, rows, dtype, one_thread=True),
             )
         finally:
             restore_fpenv(fpenv)

@@ -22,7 +22,7 @@ from support.child import run_program
 
 ROOT = Path(__file__).resolve().parents[2]
 KERNELS = ROOT / "fastnn" / "_kernels"
-EXTENSIONS = ("_dense", "_loss", "_train", "_update")
+EXTENSIONS = ("_dense", "_gemm", "_loss", "_train", "_update")
 
 
 def _load_setup_py():

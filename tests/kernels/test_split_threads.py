@@ -161,44 +161,55 @@ def test_threads_sweep(
         (3, "own", True),
     ],
 )
+@pytest.mark.parametrize("backend", ["cython", "numba"])
 @pytest.mark.parametrize("optimizer", list(SGD_CONFIGS))
 @pytest.mark.parametrize("loss", list(Loss), ids=lambda v: v.name.lower())
-def test_cython_fused_steps_on_every_path(
-    dtype, loss, optimizer, threads, policy, by_columns, monkeypatch
+def test_fused_steps_on_every_gemm_path(
+    backend, dtype, loss, optimizer, threads, policy, by_columns, monkeypatch
 ):
-    """The cython loop's paths, forced whatever this machine's cores, BLAS
+    """The compiled loops' paths, forced whatever this machine's cores, BLAS
     and CPU would choose: one thread or the step split over 2 and 3 (batches
     of 8: uneven shares; the input layer by its inputs or by its output
-    columns), each float32 product on fastnn's own GEMM or on BLAS. Each is
-    held to the reference, and the path named is the one observed (thread
-    count, GEMM counters)."""
-    cy = load_backend_or_skip("cython")
+    columns), each float32 product on fastnn's own GEMM (numba: called by
+    symbol, ``_numba_gemm``) or on BLAS. Each is held to the reference, and
+    the path named is the one observed (thread count; the GEMM counters:
+    float64 always runs on BLAS)."""
+    kernels = load_backend_or_skip(backend)
     if policy == "own":
         skip_without_own_kernels()
-    monkeypatch.setattr(cy, "TRAIN_THREADS", threads)
-    monkeypatch.setattr(cy, "SPLIT_INPUT_BY_COLUMNS", by_columns)
+    monkeypatch.setattr(kernels, "TRAIN_THREADS", threads)
+    monkeypatch.setattr(kernels, "SPLIT_INPUT_BY_COLUMNS", by_columns)
     X, labels, Y, order = training_data(dtype)  # 50 samples: last batch of 2
     sizes, acts = SPLIT_NETS[loss]
     params, layout, spans = make_net(sizes, acts, dtype)
     args = (X, labels, Y, order, 8, params, layout, loss, spans)
     kw = SGD_CONFIGS[optimizer]
     try:
-        cy.gemm_policy(policy)
-        cy.gemm_counts(reset=True)
-        fused = run_train_steps(cy.train_steps, *args, **kw)
-        ran = cy.gemm_counts(reset=True)
+        kernels.gemm_policy(policy)
+        _own_gemm_runs(backend, reset=True)
+        fused = run_train_steps(kernels.train_steps, *args, **kw)
+        ran = _own_gemm_runs(backend, reset=True)
     finally:
-        cy.gemm_policy("auto")
-    assert cy.last_train_threads() == threads
-    assert cy.last_split_by_columns() == by_columns
-    if dtype == np.float64:
-        assert ran["own"] == ran["sgemm"] == 0 and ran["dgemm"] > 0, ran
-    elif policy == "own":
-        assert ran["own"] > 0 and ran["sgemm"] == 0, ran
-    else:
-        assert ran["own"] == 0 and ran["sgemm"] > 0, ran
+        kernels.gemm_policy("auto")
+    assert kernels.last_train_threads() == threads
+    assert kernels.last_split_by_columns() == by_columns
+    own = dtype == np.float32 and policy == "own"
+    assert (ran["own"] > 0) == own, ran
+    if backend == "cython":  # numba's BLAS calls are not counted
+        assert (ran["sgemm"] > 0) == (dtype == np.float32 and not own), ran
+        assert (ran["dgemm"] > 0) == (dtype == np.float64), ran
     expected = run_train_steps(ref.train_steps, *args, **kw)
     assert_training_matches(fused, expected, dtype, f"{threads} {policy}", SPLIT_ULPS)
+
+
+def _own_gemm_runs(backend, reset):
+    """The products run on each path since the last reset: cython counts
+    ``own``, ``sgemm`` and ``dgemm``; numba only ``own``."""
+    if backend == "cython":
+        return load_backend_or_skip("cython").gemm_counts(reset)
+    from fastnn._kernels import _numba_gemm
+
+    return {"own": _numba_gemm.own_count(reset)}
 
 
 def step_scalars(steps, lr=0.1):
@@ -465,7 +476,8 @@ def test_model_fit_on_two_threads_equals_one(team):
 
 
 @pytest.mark.parametrize(
-    "backend,policy", [("cython", "own"), ("cython", "blas"), ("numba", None)]
+    "backend,policy",
+    [("cython", "own"), ("cython", "blas"), ("numba", "own"), ("numba", "blas")],
 )
 @pytest.mark.parametrize("by_columns", [False, True], ids=["rows", "columns"])
 @pytest.mark.parametrize("threads", [2, 3])
