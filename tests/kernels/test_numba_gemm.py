@@ -191,3 +191,17 @@ def test_backends_says_which_gemm_numba_trains_on(nb, monkeypatch):
     assert nb.describe() == "float32 GEMM in fit: forced 'blas'"
     monkeypatch.setattr(nb._ng, "available", lambda: False)
     assert "need an AVX2 and FMA CPU and the cython backend's build" in nb.describe()
+
+
+def test_numba_trains_on_blas_where_the_extensions_cannot_load():
+    """Without the cython build the kernels link to a stub symbol, never call
+    it, and train on BLAS (in a fresh interpreter: the symbol is registered
+    at import)."""
+    load_backend_or_skip("numba")
+    from support.child import run_child
+
+    out = run_child("numba_without_cython")
+    assert out["cython"] is not None and "not available" in out["cython"]
+    assert out["available"] is False and out["own_runs"] == 0
+    assert len(out["loss"]) == 2 and all(np.isfinite(out["loss"]))
+    assert out["loss"][1] < out["loss"][0]
