@@ -46,10 +46,10 @@ _HOW_TO_FIX = {
 }
 #: Order tried by ``backend="auto"`` where no measurement holds for this
 #: machine: fastest first by the geometric mean of the MNIST epochs measured
-#: side by side (paired) in docs/peers.md (numba 0.199 / 1.806 / 1.315 s,
-#: cython 0.220 / 1.783 / 1.348 s, numpy 0.577 / 3.898 / 1.963 s on S / L64 /
+#: side by side (paired) in docs/peers.md (numba 0.192 / 1.942 / 1.705 s,
+#: cython 0.187 / 1.931 / 1.654 s, numpy 0.458 / 4.251 / 2.349 s on S / L64 /
 #: L256), numba's counted ``JIT_ALLOWANCE`` times slower for its compilation at
-#: first use (16 s with an empty cache, which cython's ahead-of-time build
+#: first use (14-16 s with an empty cache, which cython's ahead-of-time build
 #: never pays). tests/model/test_backend_selection.py holds this order to
 #: that table.
 AUTO_ORDER = ("cython", "numba", "numpy")

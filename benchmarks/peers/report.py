@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fastnn import bench, io
 
-__all__ = ["markdown", "plot", "write_report"]
+__all__ = ["machine", "markdown", "plot", "write_report"]
 
 TITLE = "# fastnn against its peers: one MNIST epoch, float32, paired"
 
@@ -55,10 +55,27 @@ def _row(row: dict, versions: dict) -> str:
     return f"| {label} | {row['median_s']:.3f} | {ratio} | {pairs} |"
 
 
+def machine(environment: dict) -> str:
+    """The CPU, its cores and BLAS, in a few words (from the run's
+    environment; what it lacks is left out)."""
+    cpu = environment.get("cpu") or {}
+    words = [str(cpu.get("model") or "an unnamed CPU")]
+    if cpu.get("features"):
+        words[0] += f" ({', '.join(cpu['features'])})"
+    if environment.get("cpu_count"):
+        words.append(f"{environment['cpu_count']} cores")
+    words += [str(b) for b in environment.get("blas") or []]
+    return ", ".join(words)
+
+
 def markdown(run: dict) -> str:
     """The report's text."""
     ref, versions = run["reference"], run.get("versions", {})
     lines = [TITLE, "", textwrap.fill(_method(run), 80, break_on_hyphens=False), ""]
+    lines += [
+        textwrap.fill(f"Machine: {machine(run.get('environment') or {})}.", 80),
+        "",
+    ]
     for config, result in run["configs"].items():
         cfg = bench.CONFIGS[config]
         lines += [
@@ -97,13 +114,14 @@ def write_report(run: dict, out: Path) -> None:
         config: {row["framework"]: row["median_s"] for row in result["summary"]}
         for config, result in run["configs"].items()
     }
-    plot(medians, out / "peers.png")
+    plot(medians, out / "peers.png", machine(run.get("environment") or {}))
     print(f"wrote {out / 'peers.md'} and {out / 'peers.png'}")
 
 
-def plot(medians: dict[str, dict[str, float]], path) -> None:
+def plot(medians: dict[str, dict[str, float]], path, machine: str = "") -> None:
     """Bars of each framework's median epoch (``medians[config][name]``,
-    seconds), one panel per configuration; fastnn in green."""
+    seconds), one panel per configuration; fastnn in green; ``machine`` under
+    the title."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9, 4.3), layout="constrained")
@@ -119,8 +137,8 @@ def plot(medians: dict[str, dict[str, float]], path) -> None:
         )
         ax.set_title(config)
         ax.set_xlabel("seconds per epoch")
-    fig.suptitle(
-        "One MNIST epoch, float32: median seconds, lower is better (fastnn in green)",
-        fontsize=10,
+    title = (
+        "One MNIST epoch, float32: median seconds, lower is better (fastnn in green)"
     )
+    fig.suptitle(title + (f"\n{machine}" if machine else ""), fontsize=10)
     io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))

@@ -161,6 +161,17 @@ def test_measure_skips_what_is_not_installed_and_closes_every_worker(peers):
         assert peer["ratio_median"] == pytest.approx(2.0)
     run["environment"] = {"cpu_count": 2}
     text = report.markdown(run)
+    assert "Machine: an unnamed CPU, 2 cores." in text
+    run["environment"] = {
+        "cpu_count": 2,
+        "cpu": {"model": "AMD EPYC", "features": ["avx2", "fma"]},
+        "blas": ["openblas 0.3.31 (SkylakeX)"],
+    }
+    assert report.machine(run["environment"]) == (
+        "AMD EPYC (avx2, fma), 2 cores, openblas 0.3.31 (SkylakeX)"
+    )
+    text = report.markdown(run)
+    assert "Machine: AMD EPYC (avx2, fma), 2 cores, openblas 0.3.31" in text
     assert "## S: 784-128-10, batch 64" in text
     assert "| sklearn 1.0 | " in text and "| 2.00 (2.00-2.00) | 2 |" in text
     assert "| 1 (the reference) | 2 epochs |" in text
