@@ -23,6 +23,12 @@ process-wide). Every kernel is ``nogil`` and keeps no global state, so
 several Python threads may call any function at once. BLAS threads are
 controlled with threadpoolctl (``fastnn.set_num_threads``).
 
+GEMM. The training loops' float32 products run on fastnn's own AVX2 kernels
+(the cython backend's, called by symbol: ``_numba_gemm``) where each product
+runs on one thread and the cython backend's rule or measurement says they
+beat this machine's BLAS (:func:`gemm_policy`); on BLAS (``np.dot``)
+otherwise, in float64 and in the per-layer functions.
+
 Compilation happens on the first call per dtype and is cached on disk
 (``cache=True``); ``NUMBA_DISABLE_JIT=1`` runs the same kernels as Python.
 """
