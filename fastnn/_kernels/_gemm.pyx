@@ -16,9 +16,10 @@
 # leading dimensions of arrays it owns (the numba kernels check them against
 # each other before every call: ``_numba_gemm``).
 #
-# This module's switch (``fastnn_sgemm_state``, one per extension) is never
-# turned off: the numba backend decides per call (an empty work space means
-# BLAS), so the cython backend's gemm_policy does not reach it.
+# This module's switch (``fastnn_sgemm_state``, one per extension) is turned
+# off only by the tests (``_cpu_fallback``, as on a CPU without AVX2): the
+# numba backend decides per call (an empty work space means BLAS), so the
+# cython backend's gemm_policy does not reach it.
 
 from libc.stdint cimport int64_t, intptr_t
 
@@ -29,6 +30,7 @@ cdef extern from "_sgemm.h" nogil:
     size_t own_sgemm_work "fastnn_sgemm_work"(
         int trans_a, int trans_b, int m, int n, int k) noexcept
     int own_sgemm_ready "fastnn_sgemm_ready"() noexcept
+    int own_sgemm_set "fastnn_sgemm_set"(int on) noexcept
     long long gemm_counted "fastnn_gemm_counted"(int path, int reset) noexcept
     enum:
         RAN_OWN "FASTNN_RAN_OWN"
@@ -72,6 +74,14 @@ def available():
 
 
 available()  # choose now, before any thread runs a kernel
+
+
+def _cpu_fallback(on):
+    """Tests: make ``entry`` decline every product (``on``), as on a CPU
+    without AVX2 and FMA, or choose again by the CPU; returns
+    :func:`available`. Not while a kernel runs."""
+    own_sgemm_set(0 if on else 1)
+    return available()
 
 
 def own_count(reset=False):

@@ -205,3 +205,48 @@ def test_numba_trains_on_blas_where_the_extensions_cannot_load():
     assert out["available"] is False and out["own_runs"] == 0
     assert len(out["loss"]) == 2 and all(np.isfinite(out["loss"]))
     assert out["loss"][1] < out["loss"][0]
+
+
+def test_a_cpu_without_avx2_trains_on_blas(ng, monkeypatch):
+    """The C entry forced to decline, as on a CPU without AVX2 and FMA: a
+    product handed a work space still comes out right, from BLAS, and a
+    whole numba fit under the ``own`` policy matches BLAS's."""
+    import fastnn
+
+    nb = load_backend_or_skip("numba")
+    rng = np.random.default_rng(8)
+    A, B = _matrices(rng, 64, 100, 50)
+    x = rng.random((256, 40), dtype=np.float32)
+    y = rng.integers(0, 10, 256)
+
+    def fit():
+        model = fastnn.Sequential(
+            [
+                fastnn.Dense(32, activation="relu"),
+                fastnn.Dense(10, activation="softmax"),
+            ],
+            input_dim=40,
+            backend="numba",
+            seed=0,
+        )
+        model.fit(x, y, epochs=1, batch_size=64, verbose=0, shuffle=False)
+        return model.params.copy()
+
+    try:
+        nb.gemm_policy("blas")
+        on_blas = fit()
+        nb.gemm_policy("own")  # while the kernels can run
+        assert ng._gemm._cpu_fallback(True) is False
+        with pytest.raises(RuntimeError, match="'own' needs fastnn's own GEMM"):
+            nb.gemm_policy("own")  # now they cannot: refused, nothing changed
+        assert nb.gemm_policy() == "own"
+        C = np.empty((64, 50), np.float32)
+        ng.gemm_nn(A, B, C, _work(ng, 64, 100, 50))
+        np.testing.assert_allclose(C, A @ B, rtol=1e-5, atol=1e-4)
+        declined = fit()
+        assert ng.own_count(reset=True) == 0
+    finally:
+        ng._gemm._cpu_fallback(False)
+        nb.gemm_policy("auto")
+    assert ng.available()
+    np.testing.assert_array_equal(declined, on_blas)
