@@ -148,8 +148,9 @@ def describe() -> str:
 
 def _gemm_work(layout, rows: int, dtype, one_thread: bool) -> np.ndarray:
     """The own GEMM's work space for a training call's products (batches of
-    up to ``rows`` samples), or an empty one for BLAS (``gemm_policy``)."""
-    if np.dtype(dtype) != np.float32 or not _ng.available():
+    up to ``rows`` samples), or an empty one for BLAS (``gemm_policy``;
+    always with ``NUMBA_DISABLE_JIT=1``: the call into C is compiled code)."""
+    if np.dtype(dtype) != np.float32 or not _ng.available() or numba.config.DISABLE_JIT:
         return _NO_WORK
     if _gemm_policy == "blas" or (
         _gemm_policy == "auto" and not (one_thread and _own_gemm_beats_blas())

@@ -2,7 +2,8 @@
 
 Run by ``kernels/test_numba_specific.py``: the kernels, no longer compiled,
 still match the reference (dense layers for every activation, softmax cross-entropy, a
-fused ``train_steps`` with Adam and dropout). Prints "pure python ok".
+fused ``train_steps`` with Adam and dropout, in float64 and float32). Prints
+"pure python ok".
 """
 
 import numpy as np
@@ -57,4 +58,15 @@ for train in (nb.train_steps, ref.train_steps):
 assert results[0][0] == results[1][0] == 3
 np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-10)
 np.testing.assert_allclose(results[0][2], results[1][2], rtol=1e-10)
+# float32 too: the loops run on BLAS whatever the GEMM policy (the own GEMM
+# is called from compiled code only).
+results = []
+for train in (nb.train_steps, ref.train_steps):
+    state = c.TrainingState(params.astype(np.float32), np.zeros((2, 23), np.float32))
+    lo = np.zeros(3)
+    data = c.TrainingData(X.astype(np.float32), labels % 2, None, 0, 2)
+    done = train(plan, data, state, np.arange(5), 0, 3, np.full(3, 0.01), lo)
+    results.append((done, state.params, lo))
+assert results[0][0] == results[1][0] == 3
+np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-5, atol=1e-6)
 print("pure python ok")
