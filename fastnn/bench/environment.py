@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from fastnn._machine import cpu_info
+from fastnn._machine import cpu_info, cpu_vendor_family
 
 __all__ = ["RECORDED_ENV", "environment_info"]
 
@@ -66,6 +66,8 @@ def environment_info() -> dict[str, Any]:
         ],
         "env": {name: os.environ.get(name) for name in RECORDED_ENV},
         "cpu": cpu_info(),
+        # AMD family 25 with AVX-512 is Zen 4: the GEMM rule turns on it
+        "cpu_vendor_family": list(cpu_vendor_family()),
         "cpu_count": os.cpu_count(),
     }
     # numpy and scipy may each bring their own BLAS: record every one loaded.
@@ -91,6 +93,8 @@ def environment_info() -> dict[str, Any]:
         info["numba_train_threads"] = {
             bs: numba_backend.train_threads_for(bs) for bs in (32, 64, 256)
         }
+        # The training loops' float32 products: the own kernels or BLAS.
+        info["numba_gemm"] = numba_backend.describe()
     cython = sys.modules.get("fastnn._kernels.cython_backend")
     if cython is not None:
         # Threads the cython backend's fit splits a step over, per batch size.

@@ -48,3 +48,21 @@ def test_no_cpuinfo_reads_as_unknown(tmp_path):
 def test_avx512_on_256_bit_units_is_amd_family_25(monkeypatch, cpu, half_width):
     monkeypatch.setattr(_machine, "cpu_vendor_family", lambda: cpu)
     assert _machine.avx512_on_256_bit_units() is half_width
+
+
+def test_benchmark_environment_records_the_cpu_family_and_each_gemm():
+    """Every benchmark result carries what the GEMM choice turns on (the
+    CPU's vendor and family) and what each loaded backend trains on."""
+    import json
+
+    from support.backends import load_backend_or_skip
+
+    from fastnn.bench import environment_info
+
+    numba_backend = load_backend_or_skip("numba")
+    cython_backend = load_backend_or_skip("cython")
+    info = json.loads(json.dumps(environment_info()))  # JSON as recorded
+    assert info["cpu_vendor_family"] == list(_machine.cpu_vendor_family())
+    assert info["numba_gemm"] == numba_backend.describe()
+    assert info["cython_gemm"] == cython_backend.describe()
+    assert info["numba_gemm"].startswith("float32 GEMM in fit: ")
