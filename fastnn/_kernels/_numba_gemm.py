@@ -1,10 +1,10 @@
 """fastnn's own float32 GEMM in the numba backend's training loops.
 
 The numba kernels' products go to BLAS through ``np.dot``. Where fastnn's own
-AVX2 kernels beat BLAS (``cython_backend.own_gemm_pays``: on AMD Zen 3 and
-Zen 4 they took 0.85x BLAS's L64 and L256 epochs in the cython loop), the
-loops call them instead, in the compiled extension ``_gemm`` that the cython
-backend's build makes (``_sgemm.h``):
+AVX2 kernels beat BLAS (``cython_backend.own_gemm_beats_blas``: on an AMD
+Zen 4 numba's L64 and L256 epochs took 0.88x and 0.95x of their time on
+BLAS, paired), the training loops call them instead, in the compiled
+extension ``_gemm`` that the cython backend's build makes (``_sgemm.h``):
 
 * ``own_sgemm`` is an ``@intrinsic`` that declares the C function
   ``_gemm.ENTRY_SYMBOL`` (13 int64 arguments, pointers as addresses) and
