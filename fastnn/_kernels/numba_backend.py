@@ -146,18 +146,28 @@ def describe() -> str:
     return "float32 GEMM in fit: BLAS (the cython backend's choice, below)"
 
 
-def _gemm_work(layout, rows: int, dtype, one_thread: bool) -> np.ndarray:
-    """The own GEMM's work space for a training call's products (batches of
-    up to ``rows`` samples), or an empty one for BLAS (``gemm_policy``;
-    always with ``NUMBA_DISABLE_JIT=1``: the call into C is compiled code)."""
+def _gemm_work_bytes(layout, rows: int, dtype, one_thread: bool) -> int:
+    """Bytes of the own GEMM's work space for a training call's products
+    (batches of up to ``rows`` samples); 0 for BLAS (``gemm_policy``; always
+    with ``NUMBA_DISABLE_JIT=1``: the call into C is compiled code). Decided
+    once per call; each thread then allocates its own (:func:`_gemm_work`)."""
     if np.dtype(dtype) != np.float32 or not _ng.available() or numba.config.DISABLE_JIT:
-        return _NO_WORK
+        return 0
     if _gemm_policy == "blas" or (
         _gemm_policy == "auto" and not (one_thread and _own_gemm_beats_blas())
     ):
-        return _NO_WORK
+        return 0
     largest = max(int(rows), int(layout[:, 0].max()), int(layout[:, 1].max()))
-    return np.empty(_ng.work_bytes(largest), np.uint8)
+    return _ng.work_bytes(largest)
+
+
+def _gemm_work(layout, rows: int, dtype, one_thread: bool) -> np.ndarray:
+    """The work space of :func:`_gemm_work_bytes`, or an empty one for BLAS."""
+    return _work_space(_gemm_work_bytes(layout, rows, dtype, one_thread))
+
+
+def _work_space(n_bytes: int) -> np.ndarray:
+    return np.empty(n_bytes, np.uint8) if n_bytes else _NO_WORK
 
 
 # --------------------------------------------------------------------------- #
@@ -349,6 +359,7 @@ def _train_split(plan, a, common, n_threads, rows, dtype):
     drop_scales = plan.drop_scales.astype(dtype)
     col0 = input_by_columns(layout, plan.drop_thresholds, SPLIT_INPUT_BY_COLUMNS)
     private = (common[7], common[8], common[9], layout)  # params, grads, slots
+    work_bytes = _gemm_work_bytes(layout, rows, dtype, one_thread=True)
     global _last_split_by_columns
     _last_split_by_columns = col0
 
@@ -379,7 +390,7 @@ def _train_split(plan, a, common, n_threads, rows, dtype):
                 Wp,
                 Gp,
                 Sp,
-                _gemm_work(layout, rows, dtype, one_thread=True),
+                _work_space(work_bytes),  # this thread's own
             )
         finally:
             restore_fpenv(fpenv)
