@@ -1,7 +1,8 @@
 """Settings and helpers shared by the benchmark modules (read once, at collection).
 
-Helpers: the FLOPs of an epoch (:func:`epoch_flops`) and this machine's float32
-gemm peak (:func:`measure_sgemm_peak`), which every result is compared with.
+Helpers: the FLOPs of an epoch (:func:`epoch_flops`, from
+:mod:`fastnn.bench.configs`) and this machine's float32 gemm peak
+(:func:`measure_sgemm_peak`), which every result is compared with.
 
 Environment knobs:
 
@@ -19,14 +20,13 @@ from __future__ import annotations
 
 import os
 import time
-from itertools import pairwise
 
 import numpy as np
 import pytest
 
 from fastnn import bench
 from fastnn.backends import BackendUnavailableError, get_backend
-from fastnn.bench.configs import check_config
+from fastnn.bench.configs import epoch_flops  # noqa: F401 (the modules' import)
 
 
 def _env_int(name: str) -> int | None:
@@ -58,19 +58,6 @@ def load_backend_or_skip(name: str):
         return get_backend(name)
     except BackendUnavailableError as err:
         pytest.skip(f"backend {name!r} unavailable: {err}")
-
-
-def epoch_flops(config: str, n_samples: int) -> float:
-    """Floating-point operations of the matrix products in one training epoch.
-
-    Per sample and layer ``n_in x n_out``: 2 n_in n_out for the forward product,
-    as much for ``dW`` and, except on the first layer, for ``dX``.
-    """
-    sizes = check_config(config).sizes
-    per_sample = 0
-    for layer, (n_in, n_out) in enumerate(pairwise(sizes)):
-        per_sample += (4 if layer == 0 else 6) * n_in * n_out
-    return float(per_sample) * n_samples
 
 
 def measure_sgemm_peak(n: int = 2048, repeats: int = 5) -> float:

@@ -22,6 +22,18 @@ change its model, e.g. ``cython cython+dropout=0.2`` for dropout's cost;
 Every contender trains the same configuration (``fastnn.bench.CONFIGS``),
 float32 unless ``--dtype``, on the real MNIST, each epoch on the same data in
 a fresh order.
+
+The contender ``floor`` is the compute floor of that epoch, measured the same
+way: its process does the epoch's GEMM FLOPs (``fastnn.bench.epoch_flops``)
+as whole 2048 x 2048 x 2048 products (``np.dot``, BLAS on all its threads,
+the dtype's GEMM) and reports their time scaled to the exact FLOPs. So
+
+    python -m benchmarks.paired --config L64 floor cython
+
+gives the epoch's ratio to the floor, each epoch set against the machine's
+large-GEMM rate over the same seconds: a rate taken as the best of a few
+short bursts minutes apart would set an average epoch against the machine's
+quietest moment.
 """
 
 from __future__ import annotations
@@ -51,6 +63,21 @@ options = json.loads(sys.argv[5])
 (x, y), _ = fastnn.datasets.load_mnist(dtype=dtype)
 if samples:
     x, y = x[:samples], y[:samples]
+if backend == "floor":  # the epoch's GEMM FLOPs as large BLAS products
+    n = 2048
+    a, b = np.random.default_rng(0).random((2, n, n)).astype(dtype)
+    out = np.empty((n, n), dtype)
+    flops = bench.epoch_flops(config, x.shape[0])
+    count = max(1, round(flops / (2.0 * n**3)))
+    np.dot(a, b, out=out)  # BLAS's threads started, caches warm
+    print(json.dumps({"ready": np.__file__}), flush=True)
+    for line in sys.stdin:
+        t = time.perf_counter()
+        for _ in range(count):
+            np.dot(a, b, out=out)
+        seconds = (time.perf_counter() - t) * flops / (count * 2.0 * n**3)
+        print(json.dumps({"seconds": seconds}), flush=True)
+    sys.exit(0)
 model = bench.build_model(config, backend, dtype=dtype)
 if "gemm" in options:  # the training loop's float32 GEMM policy
     from fastnn._kernels import cython_backend, numba_backend
@@ -91,6 +118,11 @@ def parse_contender(contender: str) -> tuple[str, str, dict]:
                 f"+optimizer=NAME or +gemm=POLICY; received +{extra}"
             )
         options[key] = value
+    if backend == "floor" and (path or options):
+        raise SystemExit(
+            f"contender {contender!r}: floor is the machine's GEMM rate; it takes "
+            "no @PATH or +KEY=VALUE"
+        )
     return backend, path, options
 
 

@@ -22,7 +22,8 @@ reference (``numpy``) backend's in the same group, so 0.5 means twice as fast.
 The package, one concern a module (none imports pytest; matplotlib is imported
 only inside :func:`plot_bars`):
 
-* :mod:`~fastnn.bench.configs`: :data:`CONFIGS` and :func:`build_model`;
+* :mod:`~fastnn.bench.configs`: :data:`CONFIGS`, :func:`build_model` and
+  :func:`epoch_flops`;
 * :mod:`~fastnn.bench.rows`: :class:`BenchRow`, the ratios, the table order;
 * :mod:`~fastnn.bench.environment`: :func:`environment_info`, recorded with
   every result;
@@ -31,7 +32,7 @@ only inside :func:`plot_bars`):
 
 It is shared by ``fastnn bench`` and the pytest-benchmark suite
 (``benchmarks/``). What only the suite needs (reading pytest-benchmark JSON,
-the CI speed gate, FLOP counts, the sgemm peak) lives there, in
+the CI speed gate, the sgemm peak) lives there, in
 ``benchmarks/compare.py`` and ``benchmarks/_suite.py``.
 """
 
@@ -42,6 +43,7 @@ from fastnn.bench.configs import (
     WEIGHT_DECAY,
     BenchConfig,
     build_model,
+    epoch_flops,
 )
 from fastnn.bench.environment import RECORDED_ENV, environment_info
 from fastnn.bench.report import format_table, plot_bars, print_table
@@ -59,6 +61,7 @@ __all__ = [
     "BenchRow",
     "build_model",
     "environment_info",
+    "epoch_flops",
     "format_table",
     "plot_bars",
     "print_table",

@@ -7,6 +7,7 @@ the table.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import NamedTuple
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "BenchConfig",
     "build_model",
     "check_config",
+    "epoch_flops",
 ]
 
 
@@ -74,3 +76,16 @@ def build_model(config: str, backend: str, dtype: str = "float32", seed: int = 0
         dtype=dtype,
         seed=seed,
     )
+
+
+def epoch_flops(config: str, n_samples: int) -> float:
+    """Floating-point operations of the matrix products in one training epoch.
+
+    Per sample and layer ``n_in x n_out``: 2 n_in n_out for the forward product,
+    as much for ``dW`` and, except on the first layer, for ``dX``.
+    """
+    sizes = check_config(config).sizes
+    per_sample = 0
+    for layer, (n_in, n_out) in enumerate(pairwise(sizes)):
+        per_sample += (4 if layer == 0 else 6) * n_in * n_out
+    return float(per_sample) * n_samples
