@@ -1,8 +1,7 @@
 """Settings and helpers shared by the benchmark modules (read once, at collection).
 
-Helpers: the FLOPs of an epoch (:func:`epoch_flops`, from
-:mod:`fastnn.bench.configs`) and this machine's float32 gemm peak
-(:func:`measure_sgemm_peak`), which every result is compared with.
+Helper: this machine's float32 gemm peak (:func:`measure_sgemm_peak`), which
+every result is compared with (over an epoch's FLOPs, ``bench.epoch_flops``).
 
 Environment knobs:
 
@@ -26,7 +25,6 @@ import pytest
 
 from fastnn import bench
 from fastnn.backends import BackendUnavailableError, get_backend
-from fastnn.bench.configs import epoch_flops  # noqa: F401 (the modules' import)
 
 
 def _env_int(name: str) -> int | None:

@@ -19,7 +19,6 @@ from benchmarks._suite import (
     DTYPES,
     HANDWRITTEN,
     ROUNDS,
-    epoch_flops,
     load_backend_or_skip,
 )
 from fastnn import bench
@@ -67,6 +66,6 @@ def test_epoch(benchmark, mnist, record, config, dtype, backend):
         config=config,
         dtype=dtype,
         n_samples=x.shape[0],
-        flops=epoch_flops(config, x.shape[0]),
+        flops=bench.epoch_flops(config, x.shape[0]),
         batch_size=batch_size,
     )
